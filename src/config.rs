@@ -1,0 +1,5 @@
+//! Configuration.
+
+/// The broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {}

@@ -1,0 +1,28 @@
+//! Palisade: a Kafka-compatible message broker with security built in.
+//!
+//! # Layout
+//!
+//! The data path reads top to bottom:
+//!
+//! - [`server::listener`]: accepts TCP connections, bounded by a semaphore.
+//! - [`server::connection`]: one task per connection; reads frames, answers in order.
+//! - [`server::frame`]: the 4-byte size prefix, checked before any allocation.
+//! - [`protocol::codec`]: request header and body decoding, response encoding.
+//! - [`protocol::dispatch`]: the API table; ApiVersions is generated from it.
+//! - [`api`]: one module per Kafka API family (`produce`, `fetch`, `metadata`, ...).
+//! - [`records`]: record batch validation (CRC-32C, lengths, bounded decompression).
+//! - [`storage`]: partition logs on disk, group commit, recovery, retention, tamper chain.
+//! - [`group`]: the consumer group coordinator and committed offsets.
+//!
+//! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
+//! [`cli`] the `palisade` subcommands.
+
+pub mod api;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod group;
+pub mod protocol;
+pub mod records;
+pub mod server;
+pub mod storage;
