@@ -4,13 +4,106 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::group::GroupCoordinator;
-use crate::storage::LogManager;
+use crate::storage::{LogManager, TopicConfig};
 
 /// One running broker: configuration, logs and the group coordinator.
 pub struct Broker {
     pub config: Arc<Config>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
+    /// Topic config defaults, validated once at start.
+    pub topic_defaults: TopicConfig,
     pub node_id: i32,
     pub cluster_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+}
+
+impl Broker {
+    /// Opens storage and group state (running crash recovery) for `config`.
+    pub fn open(config: Config) -> Result<Arc<Self>, StartError> {
+        let topic_defaults = config
+            .topic_defaults()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let storage = config
+            .storage_config()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let logs = LogManager::open(storage)?;
+        let groups = GroupCoordinator::open(&config.storage.data_dir)?;
+        Ok(Arc::new(Broker {
+            node_id: config.broker.node_id,
+            cluster_id: config.broker.cluster_id.clone(),
+            config: Arc::new(config),
+            logs,
+            groups,
+            topic_defaults,
+        }))
+    }
+
+    /// Flushes logs and group state; called once every connection has finished.
+    pub fn close(&self) {
+        if let Err(e) = self.logs.shutdown() {
+            tracing::error!("flushing logs on shutdown failed: {e}");
+        }
+        if let Err(e) = self.groups.shutdown() {
+            tracing::error!("flushing group state on shutdown failed: {e}");
+        }
+    }
+}
+
+/// A broker serving on its listeners, as started by `palisade serve` and by tests.
+pub struct Running {
+    pub broker: Arc<Broker>,
+    /// Bound address of each listener, in config order.
+    pub addresses: Vec<std::net::SocketAddr>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Opens the broker and starts serving every listener.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let broker = Broker::open(config)?;
+        let listeners = crate::server::bind(&broker.config).await?;
+        let addresses = listeners
+            .iter()
+            .filter_map(|l| l.socket.local_addr().ok())
+            .collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = broker.clone();
+        let task = tokio::spawn(async move {
+            crate::server::run(serving.clone(), listeners, async {
+                let _ = stopped.await;
+            })
+            .await;
+            serving.close();
+        });
+        Ok(Running {
+            broker,
+            addresses,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes, and waits for all of it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it only does on shutdown).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
 }

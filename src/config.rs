@@ -1,5 +1,244 @@
-//! Configuration.
+//! Configuration: one TOML file, every key documented in the embedded default.
+//!
+//! `palisade serve` without `--config` runs [`DEFAULT_CONFIG`]; `palisade config print-default`
+//! prints it. Unknown keys are errors (`deny_unknown_fields` everywhere): a misspelt security
+//! setting must never be silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::storage::{FlushPolicy, StorageConfig, TopicConfig};
+
+/// The embedded development default, with a comment on every key.
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file `{path}`: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config file `{path}`: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
 
 /// The broker configuration.
-#[derive(Debug, Clone)]
-pub struct Config {}
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub broker: BrokerSection,
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: LimitsSection,
+    pub storage: StorageSection,
+    pub topic_defaults: TopicDefaultsSection,
+    pub groups: GroupsSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    /// `host:port` advertised in Metadata; defaults to the bound address.
+    #[serde(default)]
+    pub advertised: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_frame_bytes: i32,
+    pub max_connections: usize,
+    pub max_decompressed_batch_bytes: usize,
+    pub idle_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub data_dir: PathBuf,
+    pub flush: FlushPolicy,
+    pub flush_interval_ms: u64,
+    pub retention_check_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDefaultsSection {
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub cleanup_policy: String,
+    pub max_message_bytes: i32,
+    pub message_timestamp_type: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsSection {
+    pub initial_rebalance_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `human` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `palisade=debug`.
+    pub level: String,
+}
+
+impl Config {
+    /// The embedded development default.
+    pub fn dev_default() -> Result<Self, ConfigError> {
+        Self::parse(DEFAULT_CONFIG, Path::new("<embedded default>"))
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err("at least one `[[listeners]]` entry is required".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for listener in &self.listeners {
+            if !names.insert(listener.name.as_str()) {
+                return Err(format!("listener name `{}` is used twice", listener.name));
+            }
+            if let Some(adv) = &listener.advertised {
+                parse_host_port(adv).ok_or_else(|| {
+                    format!(
+                        "listener `{}`: advertised `{adv}` is not host:port",
+                        listener.name
+                    )
+                })?;
+            }
+        }
+        if self.limits.max_frame_bytes <= 0 {
+            return Err("`limits.max_frame_bytes` must be positive".into());
+        }
+        if self.limits.max_connections == 0 {
+            return Err("`limits.max_connections` must be positive".into());
+        }
+        if self.broker.default_partitions <= 0 {
+            return Err("`broker.default_partitions` must be positive".into());
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(format!(
+                "`log.format` must be `human` or `json`, not `{}`",
+                self.log.format
+            ));
+        }
+        self.topic_defaults()
+            .map_err(|e| format!("`topic_defaults`: {e}"))?;
+        Ok(())
+    }
+
+    /// Topic defaults as storage understands them, validated like a topic config.
+    pub fn topic_defaults(&self) -> Result<TopicConfig, crate::storage::StorageError> {
+        let d = &self.topic_defaults;
+        let mut config = TopicConfig::default();
+        config.set("retention.ms", &d.retention_ms.to_string())?;
+        config.set("retention.bytes", &d.retention_bytes.to_string())?;
+        config.set("segment.bytes", &d.segment_bytes.to_string())?;
+        config.set("segment.ms", &d.segment_ms.to_string())?;
+        config.set("cleanup.policy", &d.cleanup_policy)?;
+        config.set("max.message.bytes", &d.max_message_bytes.to_string())?;
+        config.set("message.timestamp.type", &d.message_timestamp_type)?;
+        Ok(config)
+    }
+
+    /// The storage settings, with `data_dir` resolved against the working directory.
+    pub fn storage_config(&self) -> Result<StorageConfig, crate::storage::StorageError> {
+        Ok(StorageConfig {
+            data_dir: self.storage.data_dir.clone(),
+            flush: self.storage.flush,
+            flush_interval_ms: self.storage.flush_interval_ms,
+            retention_check_interval_ms: self.storage.retention_check_interval_ms,
+            topic_defaults: self.topic_defaults()?,
+        })
+    }
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets).
+pub fn parse_host_port(s: &str) -> Option<(String, i32)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), i32::from(port)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_binds_loopback_only() {
+        let config = Config::dev_default().unwrap();
+        assert!(config.listeners.iter().all(|l| l.bind.ip().is_loopback()));
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_key_and_file() {
+        let text = DEFAULT_CONFIG.replace("[broker]", "[broker]\nauto_create_topicz = true");
+        let err = Config::parse(&text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auto_create_topicz"), "{err}");
+        assert!(err.contains("my.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_default_key_has_a_comment() {
+        let mut previous = "";
+        for line in DEFAULT_CONFIG.lines() {
+            let t = line.trim();
+            if t.contains('=') && !t.starts_with('#') {
+                assert!(previous.trim().starts_with('#'), "key without comment: {t}");
+            }
+            previous = line;
+        }
+    }
+}

@@ -1,4 +1,18 @@
-//! Kafka API handlers, one module per API family.
+//! Kafka API handlers, one module per API family. Each handler takes the shared
+//! [`Broker`](crate::broker::Broker), the [`RequestContext`] and the decoded request, and returns
+//! the response; errors are expressed as Kafka error codes inside the response.
+
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod delete_records;
+pub mod errors;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod producer_id;
+pub mod topics;
 
 use std::net::SocketAddr;
 

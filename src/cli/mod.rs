@@ -1,1 +1,76 @@
-//! The `palisade` subcommands.
+//! The `palisade` subcommands. `main.rs` parses flags and calls [`run`].
+
+pub mod config_cmd;
+pub mod serve;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "A Kafka-compatible message broker with security built in"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker (the embedded dev default when no --config is given).
+    Serve {
+        /// Path to a TOML config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Check every stored batch against the tamper-evidence chain.
+    Verify {
+        /// Data directory to check (default: the data dir of --config, else ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Config whose data dir is checked.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the embedded default config, with a comment on every key.
+    PrintDefault,
+    /// Validate a config file and exit non-zero on any error.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] crate::broker::StartError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs one subcommand.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Config(ConfigCommand::PrintDefault) => {
+            print!("{}", crate::config::DEFAULT_CONFIG);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
+        Command::Verify { data_dir, config } => verify::run(data_dir, config.as_deref()),
+    }
+}

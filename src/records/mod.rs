@@ -62,6 +62,9 @@ pub struct ValidatedBatch {
 /// buffer, CRC-32C over attributes..end, record count consistent with the (decompressed) records,
 /// every record's varint framing. Decompression output is capped at `max_decompressed` bytes
 /// per batch. Never panics on any input.
-pub fn validate_batches(_records: &Bytes, _max_decompressed: usize) -> Result<Vec<ValidatedBatch>, RecordError> {
+pub fn validate_batches(
+    _records: &Bytes,
+    _max_decompressed: usize,
+) -> Result<Vec<ValidatedBatch>, RecordError> {
     todo!()
 }

@@ -1,1 +1,75 @@
-//! Listeners and connections.
+//! Listeners and connections: bind, accept, serve, and shut down gracefully.
+
+pub mod connection;
+pub mod frame;
+pub mod listener;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::broker::Broker;
+use crate::config::{parse_host_port, Config};
+use listener::Listener;
+
+/// Binds every configured listener. Port 0 binds an ephemeral port; the advertised port then
+/// follows the bound one.
+pub async fn bind(config: &Config) -> std::io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for l in &config.listeners {
+        let socket = TcpListener::bind(l.bind).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot bind listener `{}` to {}: {e}", l.name, l.bind),
+            )
+        })?;
+        let local = socket.local_addr()?;
+        let (host, port) = match l.advertised.as_deref().and_then(parse_host_port) {
+            Some((host, port)) if l.bind.port() != 0 => (host, port),
+            Some((host, _)) => (host, i32::from(local.port())),
+            None => (local.ip().to_string(), i32::from(local.port())),
+        };
+        out.push(Listener {
+            name: l.name.clone(),
+            socket,
+            advertised_host: host,
+            advertised_port: port,
+        });
+    }
+    Ok(out)
+}
+
+/// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish
+/// (up to the configured grace period) and returns.
+pub async fn run(broker: Arc<Broker>, listeners: Vec<Listener>, shutdown: impl Future) {
+    let max = broker.config.limits.max_connections;
+    let limit = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut accepts = Vec::new();
+    for l in listeners {
+        tracing::info!(listener = %l.name, address = ?l.socket.local_addr().ok(), "listening");
+        accepts.push(tokio::spawn(listener::accept_loop(
+            l,
+            broker.clone(),
+            limit.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    for a in accepts {
+        let _ = a.await;
+    }
+    let grace = Duration::from_millis(broker.config.broker.shutdown_grace_ms);
+    let drained = async {
+        let Ok(max) = u32::try_from(max) else { return };
+        let _ = limit.acquire_many(max).await;
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!("shutdown grace period over with connections still open");
+    }
+}

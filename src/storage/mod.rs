@@ -83,7 +83,10 @@ pub enum StorageError {
     #[error("log directory `{0}` failed and is offline: {1}")]
     LogDirFailed(PathBuf, String),
     #[error("i/o error on `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt data in `{path}`: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -148,7 +151,12 @@ impl LogManager {
     pub fn data_dir(&self) -> &Path {
         todo!()
     }
-    pub fn create_topic(&self, _name: &str, _partitions: i32, _config: TopicConfig) -> Result<Arc<Topic>, StorageError> {
+    pub fn create_topic(
+        &self,
+        _name: &str,
+        _partitions: i32,
+        _config: TopicConfig,
+    ) -> Result<Arc<Topic>, StorageError> {
         todo!()
     }
     pub fn delete_topic(&self, _name: &str) -> Result<(), StorageError> {
@@ -157,7 +165,11 @@ impl LogManager {
     pub fn create_partitions(&self, _name: &str, _new_total: i32) -> Result<(), StorageError> {
         todo!()
     }
-    pub fn alter_topic_config(&self, _name: &str, _config: TopicConfig) -> Result<(), StorageError> {
+    pub fn alter_topic_config(
+        &self,
+        _name: &str,
+        _config: TopicConfig,
+    ) -> Result<(), StorageError> {
         todo!()
     }
     pub fn topic(&self, _name: &str) -> Option<Arc<Topic>> {
@@ -195,7 +207,11 @@ impl Topic {
 }
 
 impl Partition {
-    pub async fn append(&self, _batch: AppendBatch, _durability: Durability) -> Result<AppendInfo, StorageError> {
+    pub async fn append(
+        &self,
+        _batch: AppendBatch,
+        _durability: Durability,
+    ) -> Result<AppendInfo, StorageError> {
         todo!()
     }
     /// Reads whole batches from `offset` up to about `max_bytes` (at least one batch when
@@ -210,7 +226,10 @@ impl Partition {
         todo!()
     }
     /// The earliest offset whose timestamp is >= `timestamp`, with that timestamp.
-    pub fn offset_for_timestamp(&self, _timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+    pub fn offset_for_timestamp(
+        &self,
+        _timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
         todo!()
     }
     /// The largest timestamp in the log and its offset (ListOffsets -3, KIP-734).
@@ -239,11 +258,32 @@ impl LogManager {
 pub enum VerifyFinding {
     /// The batch at `offset` no longer hashes to its chained digest, or the chain itself is
     /// broken there.
-    Mismatch { partition: String, offset: i64, reason: String },
+    Mismatch {
+        partition: String,
+        offset: i64,
+        reason: String,
+    },
 }
 
 /// Walks every partition under `data_dir` and checks every batch against the chain.
 /// Returns the first finding per partition (empty = clean) and the number of batches checked.
 pub fn verify_data_dir(_data_dir: &Path) -> Result<(Vec<VerifyFinding>, u64), StorageError> {
     todo!()
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        todo!()
+    }
+}
+
+impl TopicConfig {
+    /// Sets one config by its Kafka name, validating the value.
+    pub fn set(&mut self, _key: &str, _value: &str) -> Result<(), StorageError> {
+        todo!()
+    }
+    /// Every config as (Kafka name, value).
+    pub fn entries(&self) -> Vec<(String, String)> {
+        todo!()
+    }
 }

@@ -1,0 +1,138 @@
+//! Fetch: whole batches from each requested partition, with long-poll.
+//!
+//! A fetch that finds fewer than `min_bytes` waits on the partitions' high-watermark watches
+//! until data arrives or `max_wait_ms` passes, so a consumer sees a new batch as soon as it is
+//! appended, not at the end of the wait.
+
+use std::time::Duration;
+
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::errors::storage_code;
+use super::RequestContext;
+use crate::broker::Broker;
+
+/// Upper bound on how long a client may ask us to hold a fetch.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    let wait =
+        Duration::from_millis(u64::try_from(req.max_wait_ms.max(0)).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(req.min_bytes.max(0)).unwrap_or(0);
+    let max_bytes = usize::try_from(req.max_bytes.max(0)).unwrap_or(usize::MAX);
+    loop {
+        // Subscribe before reading so an append between the read and the wait still wakes us.
+        let mut watches = subscribe(broker, &req);
+        let (responses, total, has_error) = read_all(broker, &req, max_bytes);
+        if total >= min_bytes.max(1)
+            || has_error
+            || Instant::now() >= deadline
+            || watches.is_empty()
+        {
+            return FetchResponse::default().with_responses(responses);
+        }
+        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            // Deadline passed: one last read so the answer is current.
+            let (responses, _, _) = read_all(broker, &req, max_bytes);
+            return FetchResponse::default().with_responses(responses);
+        }
+    }
+}
+
+fn subscribe(broker: &Broker, req: &FetchRequest) -> Vec<watch::Receiver<i64>> {
+    let mut watches = Vec::new();
+    for t in &req.topics {
+        if let Some(topic) = broker.logs.topic(&t.topic.0) {
+            watches.extend(
+                t.partitions
+                    .iter()
+                    .filter_map(|p| topic.partition(p.partition))
+                    .map(|p| p.watch_high_watermark()),
+            );
+        }
+    }
+    watches
+}
+
+/// Reads every requested partition once; returns the responses, the bytes gathered and whether
+/// any partition had an error (errors are answered at once, as Kafka does).
+fn read_all(
+    broker: &Broker,
+    req: &FetchRequest,
+    max_bytes: usize,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut remaining = max_bytes;
+    let mut total = 0usize;
+    let mut has_error = false;
+    let responses = req
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = broker.logs.topic(&t.topic.0);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut data = PartitionData::default().with_partition_index(p.partition);
+                    let Some(partition) = topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition))
+                    else {
+                        data.error_code = ResponseError::UnknownTopicOrPartition.code();
+                        has_error = true;
+                        return data;
+                    };
+                    let per_partition = usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0);
+                    // Kafka returns at least one batch (the first non-empty partition) even
+                    // beyond max_bytes, so a large batch can never stall a consumer.
+                    let limit = if total == 0 {
+                        per_partition.max(1)
+                    } else {
+                        per_partition.min(remaining)
+                    };
+                    if limit == 0 {
+                        data.high_watermark = partition.high_watermark();
+                        data.last_stable_offset = data.high_watermark;
+                        data.log_start_offset = partition.log_start_offset();
+                        return data;
+                    }
+                    match partition.read(p.fetch_offset, limit) {
+                        Ok(mut read) => {
+                            if total > 0 && read.records.len() > limit {
+                                // Only the first partition may exceed the limits.
+                                read.records = bytes::Bytes::new();
+                            }
+                            let n = read.records.len();
+                            total += n;
+                            remaining = remaining.saturating_sub(n);
+                            data.high_watermark = read.high_watermark;
+                            data.last_stable_offset = read.high_watermark;
+                            data.log_start_offset = read.log_start_offset;
+                            data.aborted_transactions = None;
+                            data.records = Some(read.records);
+                        }
+                        Err(e) => {
+                            data.error_code = storage_code(&e);
+                            data.high_watermark = partition.high_watermark();
+                            data.last_stable_offset = data.high_watermark;
+                            data.log_start_offset = partition.log_start_offset();
+                            has_error = true;
+                        }
+                    }
+                    data
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    (responses, total, has_error)
+}

@@ -1,0 +1,263 @@
+//! CreateTopics, DeleteTopics, CreatePartitions, and topic auto-creation.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::errors::storage_error;
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::storage::{StorageError, Topic, TopicConfig};
+
+/// Creates a topic with the broker defaults on first use, when the config allows it.
+pub fn auto_create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseError> {
+    if !broker.config.broker.auto_create_topics {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    let partitions = broker.config.broker.default_partitions;
+    match broker
+        .logs
+        .create_topic(name, partitions, broker.topic_defaults.clone())
+    {
+        Ok(t) => {
+            tracing::info!(topic = name, partitions, "auto-created topic");
+            Ok(t)
+        }
+        // Another request created it between our lookup and create.
+        Err(StorageError::TopicExists(_)) => broker
+            .logs
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition),
+        Err(StorageError::InvalidConfig(_)) => Err(ResponseError::InvalidTopicException),
+        Err(e) => Err(storage_error(&e)),
+    }
+}
+
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub fn create(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let v = ctx.api_version;
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+            let outcome =
+                (|| -> Result<Option<(Arc<Topic>, TopicConfig, i32)>, (ResponseError, String)> {
+                    if t.replication_factor > 1 {
+                        return Err((
+                            ResponseError::InvalidReplicationFactor,
+                            format!(
+                                "replication factor {} is larger than the 1 broker",
+                                t.replication_factor
+                            ),
+                        ));
+                    }
+                    if !t.assignments.is_empty() {
+                        return Err((
+                            ResponseError::InvalidRequest,
+                            "manual replica assignment is not supported".into(),
+                        ));
+                    }
+                    let partitions = match t.num_partitions {
+                        -1 => broker.config.broker.default_partitions,
+                        n if n > 0 => n,
+                        n => {
+                            return Err((
+                                ResponseError::InvalidPartitions,
+                                format!("partition count {n} must be positive"),
+                            ))
+                        }
+                    };
+                    let mut config = broker.topic_defaults.clone();
+                    for c in &t.configs {
+                        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                        config
+                            .set(&c.name, &value)
+                            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+                    }
+                    if req.validate_only {
+                        if broker.logs.topic(&name).is_some() {
+                            return Err((
+                                ResponseError::TopicAlreadyExists,
+                                format!("topic `{name}` already exists"),
+                            ));
+                        }
+                        return Ok(None);
+                    }
+                    let topic = broker
+                        .logs
+                        .create_topic(&name, partitions, config.clone())
+                        .map_err(|e| (create_error(&e), e.to_string()))?;
+                    tracing::info!(topic = %name, partitions, "created topic");
+                    Ok(Some((topic, config, partitions)))
+                })();
+            match outcome {
+                Ok(None) => {}
+                Ok(Some((topic, config, partitions))) => {
+                    if v >= 5 {
+                        result.num_partitions = partitions;
+                        result.replication_factor = 1;
+                        result.configs = Some(
+                            config
+                                .entries()
+                                .into_iter()
+                                .map(|(k, val)| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(str_bytes(k))
+                                        .with_value(Some(str_bytes(val)))
+                                        .with_config_source(5)
+                                })
+                                .collect(),
+                        );
+                    }
+                    if v >= 7 {
+                        result.topic_id = topic.id();
+                    }
+                }
+                Err((code, message)) => {
+                    result.error_code = code.code();
+                    if v >= 1 {
+                        result.error_message = Some(str_bytes(message));
+                    }
+                }
+            }
+            result
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+fn create_error(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::InvalidConfig(_) => ResponseError::InvalidTopicException,
+        other => storage_error(other),
+    }
+}
+
+pub fn delete(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let v = ctx.api_version;
+    // v0-v5 name topics in `topic_names`; v6+ in `topics` by name or id.
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if v >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let topic = match &name {
+                Some(n) => broker.logs.topic(n),
+                None => broker.logs.topic_by_id(id),
+            };
+            let mut result = DeletableTopicResult::default()
+                .with_name(name.clone().map(|n| TopicName(str_bytes(n))));
+            let outcome = match topic {
+                None if name.is_none() => Err((
+                    ResponseError::UnknownTopicId,
+                    "unknown topic id".to_string(),
+                )),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    "unknown topic".to_string(),
+                )),
+                Some(t) => {
+                    if v >= 6 {
+                        result.topic_id = t.id();
+                        result.name = Some(TopicName(str_bytes(t.name())));
+                    }
+                    broker
+                        .logs
+                        .delete_topic(t.name())
+                        .map(|()| t.name().to_string())
+                        .map_err(|e| (storage_error(&e), e.to_string()))
+                }
+            };
+            match outcome {
+                Ok(deleted) => {
+                    broker.groups.topic_deleted(&deleted);
+                    tracing::info!(topic = %deleted, "deleted topic");
+                }
+                Err((code, message)) => {
+                    result.error_code = code.code();
+                    if v >= 5 {
+                        result.error_message = Some(str_bytes(message));
+                    }
+                }
+            }
+            result
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub fn create_partitions(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let outcome = match broker.logs.topic(&name) {
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("unknown topic `{name}`"),
+                )),
+                Some(_) if t.assignments.is_some() => Err((
+                    ResponseError::InvalidRequest,
+                    "manual replica assignment is not supported".into(),
+                )),
+                Some(topic) if t.count <= topic.partition_count() => Err((
+                    ResponseError::InvalidPartitions,
+                    format!(
+                        "topic `{name}` has {} partitions; the new count must be larger, not {}",
+                        topic.partition_count(),
+                        t.count
+                    ),
+                )),
+                Some(_) if req.validate_only => Ok(()),
+                Some(_) => broker
+                    .logs
+                    .create_partitions(&name, t.count)
+                    .map_err(|e| (storage_error(&e), e.to_string())),
+            };
+            let mut result = CreatePartitionsTopicResult::default().with_name(t.name);
+            if let Err((code, message)) = outcome {
+                result.error_code = code.code();
+                result.error_message = Some(str_bytes(message));
+            }
+            result
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

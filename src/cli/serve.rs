@@ -1,0 +1,54 @@
+//! `palisade serve`: run until SIGINT/SIGTERM, then shut down gracefully.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::CliError;
+use crate::broker::Running;
+use crate::config::Config;
+
+pub fn run(config_path: Option<&Path>) -> Result<ExitCode, CliError> {
+    let config = match config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::dev_default()?,
+    };
+    init_logging(&config);
+    match config_path {
+        Some(p) => tracing::info!(config = %p.display(), "starting palisade"),
+        None => tracing::info!(
+            "starting palisade with the embedded dev default (loopback only, ./data)"
+        ),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let running = Running::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("signal received, shutting down");
+        running.shutdown().await;
+        tracing::info!("stopped cleanly");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

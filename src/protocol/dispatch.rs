@@ -1,0 +1,143 @@
+//! The API table: which Kafka APIs and versions Palisade serves, and the handler for each.
+//!
+//! ApiVersions answers from [`APIS`], so what is advertised and what is handled cannot drift;
+//! a test walks the table and fails for any entry that [`dispatch`] does not route.
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::api::{self, RequestContext};
+use crate::broker::Broker;
+
+/// One served API and its version range (never wider than `kafka-protocol` can encode).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiEntry {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn entry(key: ApiKey, min: i16, max: i16) -> ApiEntry {
+    ApiEntry { key, min, max }
+}
+
+/// Every API the broker serves. Transactions are deliberately absent.
+pub const APIS: &[ApiEntry] = &[
+    entry(ApiKey::Produce, 3, 9),
+    entry(ApiKey::Fetch, 4, 12),
+    entry(ApiKey::ListOffsets, 1, 8),
+    entry(ApiKey::Metadata, 0, 12),
+    entry(ApiKey::OffsetCommit, 2, 8),
+    entry(ApiKey::OffsetFetch, 1, 8),
+    entry(ApiKey::FindCoordinator, 0, 4),
+    entry(ApiKey::JoinGroup, 0, 9),
+    entry(ApiKey::Heartbeat, 0, 4),
+    entry(ApiKey::LeaveGroup, 0, 5),
+    entry(ApiKey::SyncGroup, 0, 5),
+    entry(ApiKey::DescribeGroups, 0, 5),
+    entry(ApiKey::ListGroups, 0, 4),
+    entry(ApiKey::ApiVersions, 0, 3),
+    entry(ApiKey::CreateTopics, 2, 7),
+    entry(ApiKey::DeleteTopics, 1, 6),
+    entry(ApiKey::DeleteRecords, 0, 2),
+    entry(ApiKey::InitProducerId, 0, 4),
+    entry(ApiKey::DescribeConfigs, 1, 4),
+    entry(ApiKey::CreatePartitions, 0, 3),
+    entry(ApiKey::DeleteGroups, 0, 2),
+    entry(ApiKey::IncrementalAlterConfigs, 0, 1),
+    entry(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The table entry for a raw API key, if served.
+pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
+    APIS.iter().find(|e| e.key as i16 == api_key)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("no handler for {0:?}")]
+    NoHandler(ApiKey),
+}
+
+/// Routes a decoded request to its handler. `Ok(None)`: the request gets no response
+/// (Produce with acks=0).
+pub async fn dispatch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    api_key: ApiKey,
+    body: RequestKind,
+) -> Result<Option<ResponseKind>, DispatchError> {
+    let v = ctx.api_version;
+    let response = match body {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api::api_versions::handle(ctx, r)),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(api::metadata::handle(broker, ctx, r).await)
+        }
+        RequestKind::Produce(r) => match api::produce::handle(broker, ctx, r).await {
+            Some(resp) => ResponseKind::Produce(resp),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(api::fetch::handle(broker, ctx, r).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(api::list_offsets::handle(broker, ctx, r))
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(api::topics::create(broker, ctx, r))
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(api::topics::delete(broker, ctx, r))
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(api::topics::create_partitions(broker, ctx, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(api::configs::describe(broker, ctx, r))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(api::configs::incremental_alter(broker, ctx, r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(api::cluster::describe(broker, ctx, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(api::cluster::find_coordinator(broker, ctx, r))
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(api::delete_records::handle(broker, ctx, r))
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(api::producer_id::handle(broker, ctx, r))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(broker.groups.join_group(&origin(ctx), r, v).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(broker.groups.sync_group(r, v).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(broker.groups.heartbeat(r, v).await),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(broker.groups.leave_group(r, v).await)
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(broker.groups.offset_commit(r, v).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(broker.groups.offset_fetch(r, v).await)
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(broker.groups.list_groups(r, v).await)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(broker.groups.describe_groups(r, v).await)
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(broker.groups.delete_groups(r, v).await)
+        }
+        _ => return Err(DispatchError::NoHandler(api_key)),
+    };
+    Ok(Some(response))
+}
+
+fn origin(ctx: &RequestContext) -> crate::group::MemberOrigin {
+    crate::group::MemberOrigin {
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    }
+}
