@@ -1,0 +1,236 @@
+//! Hostile and broken bytes on the wire: every case ends in a clear error or a clean close,
+//! and the broker keeps serving a second, well-behaved client.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+mod common;
+
+use bytes::{BufMut, BytesMut};
+use common::Raw;
+use kafka_protocol::messages::*;
+use kafka_protocol::records::Compression;
+
+async fn still_serves(addr: std::net::SocketAddr) {
+    let mut good = Raw::connect(addr).await;
+    let resp: ApiVersionsResponse = good.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(resp.error_code, 0);
+    assert!(!resp.api_keys.is_empty());
+}
+
+#[tokio::test]
+async fn negative_zero_and_huge_sizes_close_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path()).await;
+    let addr = broker.addresses[0];
+    for size in [-1i32, i32::MIN, 0, i32::MAX, 100 * 1024 * 1024 + 1] {
+        let mut raw = Raw::connect(addr).await;
+        use tokio::io::AsyncWriteExt;
+        raw.stream.write_all(&size.to_be_bytes()).await.unwrap();
+        // The broker must close at once, without waiting for (or allocating) the body.
+        assert!(raw.is_closed().await, "size {size} did not close the connection");
+        still_serves(addr).await;
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn truncated_frame_unknown_key_and_garbage_close_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path()).await;
+    let addr = broker.addresses[0];
+
+    // Declares 100 bytes, sends 10, hangs up.
+    {
+        let mut raw = Raw::connect(addr).await;
+        use tokio::io::AsyncWriteExt;
+        let mut buf = BytesMut::new();
+        buf.put_i32(100);
+        buf.put_slice(&[0u8; 10]);
+        raw.stream.write_all(&buf).await.unwrap();
+        raw.stream.shutdown().await.unwrap();
+    }
+    still_serves(addr).await;
+
+    // Unknown API key.
+    let mut raw = Raw::connect(addr).await;
+    let mut buf = BytesMut::new();
+    buf.put_i16(9999);
+    buf.put_i16(0);
+    buf.put_i32(1);
+    buf.put_i16(-1);
+    raw.send_frame(&buf).await;
+    assert!(raw.is_closed().await);
+    still_serves(addr).await;
+
+    // A header shorter than key + version + correlation id.
+    let mut raw = Raw::connect(addr).await;
+    raw.send_frame(&[0, 3]).await;
+    assert!(raw.is_closed().await);
+
+    // A valid Metadata header followed by garbage: a topic array claiming 2^31-1 entries.
+    let mut raw = Raw::connect(addr).await;
+    let mut buf = BytesMut::new();
+    buf.put_i16(ApiKey::Metadata as i16);
+    buf.put_i16(4);
+    buf.put_i32(7);
+    buf.put_i16(-1);
+    buf.put_i32(i32::MAX);
+    buf.put_slice(b"garbage");
+    raw.send_frame(&buf).await;
+    assert!(raw.is_closed().await);
+
+    // Random bytes after a Produce header.
+    let mut raw = Raw::connect(addr).await;
+    let mut buf = BytesMut::new();
+    buf.put_i16(ApiKey::Produce as i16);
+    buf.put_i16(9);
+    buf.put_i32(8);
+    buf.put_slice(&[0xff; 64]);
+    raw.send_frame(&buf).await;
+    assert!(raw.is_closed().await);
+    still_serves(addr).await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsupported_api_versions_version_gets_v0_answer_with_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path()).await;
+    let mut raw = Raw::connect(broker.addresses[0]).await;
+    let mut buf = BytesMut::new();
+    buf.put_i16(ApiKey::ApiVersions as i16);
+    buf.put_i16(99);
+    buf.put_i32(42);
+    buf.put_slice(b"whatever the future brings");
+    raw.send_frame(&buf).await;
+    let mut frame = raw.read_frame().await.unwrap();
+    use kafka_protocol::protocol::Decodable;
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let resp = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(resp.error_code, 35);
+    let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert!(produce.min_version >= 3 && produce.max_version >= produce.min_version);
+
+    // Any other API at an unsupported version closes the connection.
+    let mut raw = Raw::connect(broker.addresses[0]).await;
+    let mut buf = BytesMut::new();
+    buf.put_i16(ApiKey::Metadata as i16);
+    buf.put_i16(99);
+    buf.put_i32(1);
+    buf.put_i16(-1);
+    raw.send_frame(&buf).await;
+    assert!(raw.is_closed().await);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_crc_and_decompression_bomb_are_refused_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start_with(
+        dir.path(),
+        &[("max_decompressed_batch_bytes = 67108864", "max_decompressed_batch_bytes = 1048576")],
+    )
+    .await;
+    let mut raw = Raw::connect(broker.addresses[0]).await;
+    common::create_topic(&mut raw, "t", 1, &[]).await;
+
+    let good = common::batch(&[b"hello"], Compression::None, None);
+    let mut bad = BytesMut::from(&good[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let resp: ProduceResponse = raw
+        .request(ApiKey::Produce, 9, &common::produce_request("t", 0, -1, bad.freeze()))
+        .await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 2, "CORRUPT_MESSAGE expected");
+
+    // 16 MiB of zeros compressed by zstd to a few hundred bytes, against a 1 MiB cap.
+    let zeros = vec![0u8; 16 * 1024 * 1024];
+    let bomb = common::batch(&[&zeros], Compression::Zstd, None);
+    assert!(bomb.len() < 64 * 1024);
+    let resp: ProduceResponse = raw
+        .request(ApiKey::Produce, 9, &common::produce_request("t", 0, -1, bomb))
+        .await;
+    let code = resp.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 10, "MESSAGE_TOO_LARGE expected, got {code}");
+
+    // Nothing of either was stored; a good batch still goes to offset 0.
+    let resp: ProduceResponse = raw
+        .request(ApiKey::Produce, 9, &common::produce_request("t", 0, -1, good))
+        .await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_advertised_api_is_routed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path()).await;
+    let mut raw = Raw::connect(broker.addresses[0]).await;
+    let versions: ApiVersionsResponse = raw.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    for api in &versions.api_keys {
+        let key = ApiKey::try_from(api.api_key).unwrap();
+        let version = api.max_version;
+        // A default-valued request of every advertised API must get an answer, not a close.
+        let mut body = BytesMut::new();
+        let mut req = RequestKind::decode_default(key);
+        if let RequestKind::Produce(p) = &mut req {
+            p.acks = 1;
+        }
+        if let RequestKind::Fetch(f) = &mut req {
+            f.max_wait_ms = 0;
+        }
+        if let RequestKind::JoinGroup(_) | RequestKind::SyncGroup(_) = &req {
+            continue; // long-polling group APIs are exercised by the consumer group tests
+        }
+        req.encode(&mut body, version).unwrap();
+        let mut conn = Raw::connect(broker.addresses[0]).await;
+        let mut frame = BytesMut::new();
+        use kafka_protocol::protocol::Encodable;
+        RequestHeader::default()
+            .with_request_api_key(api.api_key)
+            .with_request_api_version(version)
+            .with_correlation_id(5)
+            .encode(&mut frame, key.request_header_version(version))
+            .unwrap();
+        frame.put_slice(&body);
+        conn.send_frame(&frame).await;
+        assert!(conn.read_frame().await.is_some(), "{key:?} v{version} got no response");
+    }
+    broker.shutdown().await;
+}
+
+trait DefaultKind {
+    fn decode_default(key: ApiKey) -> RequestKind;
+}
+
+impl DefaultKind for RequestKind {
+    fn decode_default(key: ApiKey) -> RequestKind {
+        match key {
+            ApiKey::Produce => RequestKind::Produce(Default::default()),
+            ApiKey::Fetch => RequestKind::Fetch(Default::default()),
+            ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+            ApiKey::Metadata => RequestKind::Metadata(Default::default()),
+            ApiKey::OffsetCommit => RequestKind::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => RequestKind::OffsetFetch(Default::default()),
+            ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
+            ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+            ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
+            ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+            ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
+            ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+            ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
+            ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
+            ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
+            ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+            ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(Default::default()),
+            ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            other => panic!("advertised API {other:?} has no default request in this test"),
+        }
+    }
+}
