@@ -11,7 +11,9 @@ use kafka_protocol::records::Compression;
 
 async fn still_serves(addr: std::net::SocketAddr) {
     let mut good = Raw::connect(addr).await;
-    let resp: ApiVersionsResponse = good.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    let resp: ApiVersionsResponse = good
+        .request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
     assert_eq!(resp.error_code, 0);
     assert!(!resp.api_keys.is_empty());
 }
@@ -26,7 +28,10 @@ async fn negative_zero_and_huge_sizes_close_before_allocating() {
         use tokio::io::AsyncWriteExt;
         raw.stream.write_all(&size.to_be_bytes()).await.unwrap();
         // The broker must close at once, without waiting for (or allocating) the body.
-        assert!(raw.is_closed().await, "size {size} did not close the connection");
+        assert!(
+            raw.is_closed().await,
+            "size {size} did not close the connection"
+        );
         still_serves(addr).await;
     }
     broker.shutdown().await;
@@ -128,7 +133,10 @@ async fn bad_crc_and_decompression_bomb_are_refused_per_partition() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start_with(
         dir.path(),
-        &[("max_decompressed_batch_bytes = 67108864", "max_decompressed_batch_bytes = 1048576")],
+        &[(
+            "max_decompressed_batch_bytes = 67108864",
+            "max_decompressed_batch_bytes = 1048576",
+        )],
     )
     .await;
     let mut raw = Raw::connect(broker.addresses[0]).await;
@@ -139,23 +147,38 @@ async fn bad_crc_and_decompression_bomb_are_refused_per_partition() {
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
     let resp: ProduceResponse = raw
-        .request(ApiKey::Produce, 9, &common::produce_request("t", 0, -1, bad.freeze()))
+        .request(
+            ApiKey::Produce,
+            9,
+            &common::produce_request("t", 0, -1, bad.freeze()),
+        )
         .await;
-    assert_eq!(resp.responses[0].partition_responses[0].error_code, 2, "CORRUPT_MESSAGE expected");
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE expected"
+    );
 
     // 16 MiB of zeros compressed by zstd to a few hundred bytes, against a 1 MiB cap.
     let zeros = vec![0u8; 16 * 1024 * 1024];
     let bomb = common::batch(&[&zeros], Compression::Zstd, None);
     assert!(bomb.len() < 64 * 1024);
     let resp: ProduceResponse = raw
-        .request(ApiKey::Produce, 9, &common::produce_request("t", 0, -1, bomb))
+        .request(
+            ApiKey::Produce,
+            9,
+            &common::produce_request("t", 0, -1, bomb),
+        )
         .await;
     let code = resp.responses[0].partition_responses[0].error_code;
     assert_eq!(code, 10, "MESSAGE_TOO_LARGE expected, got {code}");
 
     // Nothing of either was stored; a good batch still goes to offset 0.
     let resp: ProduceResponse = raw
-        .request(ApiKey::Produce, 9, &common::produce_request("t", 0, -1, good))
+        .request(
+            ApiKey::Produce,
+            9,
+            &common::produce_request("t", 0, -1, good),
+        )
         .await;
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!((p.error_code, p.base_offset), (0, 0));
@@ -167,7 +190,9 @@ async fn every_advertised_api_is_routed() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path()).await;
     let mut raw = Raw::connect(broker.addresses[0]).await;
-    let versions: ApiVersionsResponse = raw.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    let versions: ApiVersionsResponse = raw
+        .request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let version = api.max_version;
@@ -195,7 +220,10 @@ async fn every_advertised_api_is_routed() {
             .unwrap();
         frame.put_slice(&body);
         conn.send_frame(&frame).await;
-        assert!(conn.read_frame().await.is_some(), "{key:?} v{version} got no response");
+        assert!(
+            conn.read_frame().await.is_some(),
+            "{key:?} v{version} got no response"
+        );
     }
     broker.shutdown().await;
 }
@@ -228,7 +256,9 @@ impl DefaultKind for RequestKind {
             ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
             ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
             ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
-            ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                RequestKind::IncrementalAlterConfigs(Default::default())
+            }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
             other => panic!("advertised API {other:?} has no default request in this test"),
         }

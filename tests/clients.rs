@@ -1,5 +1,10 @@
 //! The broker driven by a real Kafka client: librdkafka through the `rdkafka` crate.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -18,7 +23,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 fn admin(b: &BackgroundBroker) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new().set("bootstrap.servers", b.bootstrap()).create().unwrap()
+    ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .create()
+        .unwrap()
 }
 
 fn create_topic(b: &BackgroundBroker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
@@ -27,9 +35,11 @@ fn create_topic(b: &BackgroundBroker, name: &str, partitions: i32, configs: &[(&
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
-    let results = b
-        .rt
-        .block_on(admin.create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)))))
+    let results =
+        b.rt.block_on(admin.create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(5))),
+        ))
         .unwrap();
     for r in results {
         r.unwrap();
@@ -64,7 +74,13 @@ fn consumer(b: &BackgroundBroker, group: &str, extra: &[(&str, &str)]) -> BaseCo
 
 /// Produces `count` messages `"<i>"` to `topic`, message i to partition i % partitions;
 /// waits for every acknowledgement.
-fn produce_numbered(b: &BackgroundBroker, p: &FutureProducer, topic: &str, partitions: i32, count: usize) {
+fn produce_numbered(
+    b: &BackgroundBroker,
+    p: &FutureProducer,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+) {
     b.rt.block_on(async {
         let mut pending = Vec::with_capacity(count);
         for i in 0..count {
@@ -95,7 +111,11 @@ fn produce_numbered(b: &BackgroundBroker, p: &FutureProducer, topic: &str, parti
 }
 
 /// Polls until `stop` returns true or the deadline passes; returns (partition, offset, value).
-fn drain(c: &BaseConsumer, deadline: Duration, mut stop: impl FnMut(usize) -> bool) -> Vec<(i32, i64, String)> {
+fn drain(
+    c: &BaseConsumer,
+    deadline: Duration,
+    mut stop: impl FnMut(usize) -> bool,
+) -> Vec<(i32, i64, String)> {
     let mut out = Vec::new();
     let until = Instant::now() + deadline;
     while Instant::now() < until && !stop(out.len()) {
@@ -148,10 +168,17 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
                     let m = m.unwrap();
                     assigned_partitions.insert(m.partition());
                     let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-                    seen.lock().unwrap().push((id, m.partition(), m.offset(), v));
+                    seen.lock()
+                        .unwrap()
+                        .push((id, m.partition(), m.offset(), v));
                     c.store_offset(m.topic(), m.partition(), m.offset()).ok();
                     let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1)).unwrap();
+                    tpl.add_partition_offset(
+                        m.topic(),
+                        m.partition(),
+                        Offset::Offset(m.offset() + 1),
+                    )
+                    .unwrap();
                     if m.offset() % 1000 == 999 {
                         c.commit(&tpl, CommitMode::Sync).unwrap();
                     }
@@ -177,7 +204,11 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
     let seen = seen.lock().unwrap();
     // Both members got work before the rebalance; the survivor ended up with every partition.
     assert!(!b_parts.is_empty(), "second member never got a partition");
-    assert_eq!(a_parts.len(), 3, "survivor did not take over all partitions: {a_parts:?}");
+    assert_eq!(
+        a_parts.len(),
+        3,
+        "survivor did not take over all partitions: {a_parts:?}"
+    );
     // Every message arrived; per member and partition, offsets strictly increase.
     let distinct: HashSet<&String> = seen.iter().map(|(_, _, _, v)| v).collect();
     assert_eq!(distinct.len(), N, "lost messages");
@@ -187,11 +218,18 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
         assert_eq!(v % 3, *partition as usize, "message {v} in wrong partition");
         assert_eq!((v / 3) as i64, *offset, "message {v} at wrong offset");
         if let Some(prev) = last.insert((*member, *partition), *offset) {
-            assert!(*offset > prev || *member == 0, "out of order for member {member} partition {partition}");
+            assert!(
+                *offset > prev || *member == 0,
+                "out of order for member {member} partition {partition}"
+            );
         }
     }
     // At-least-once across the rebalance, but redelivery is bounded by the commit interval.
-    assert!(seen.len() - N <= 3 * 1000, "{} redeliveries", seen.len() - N);
+    assert!(
+        seen.len() - N <= 3 * 1000,
+        "{} redeliveries",
+        seen.len() - N
+    );
 }
 
 #[test]
@@ -208,14 +246,19 @@ fn committed_offsets_resume_after_restart() {
         let got = drain(&c, Duration::from_secs(30), |n| n >= 50);
         assert_eq!(got.len(), 50);
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("resume", 0, Offset::Offset(50)).unwrap();
+        tpl.add_partition_offset("resume", 0, Offset::Offset(50))
+            .unwrap();
         c.commit(&tpl, CommitMode::Sync).unwrap();
     }
     b.restart();
     let c = consumer(&b, "g", &[("enable.auto.commit", "false")]);
     c.subscribe(&["resume"]).unwrap();
     let got = drain(&c, Duration::from_secs(30), |n| n >= 50);
-    assert_eq!(got.first().map(|m| m.1), Some(50), "did not resume at the committed offset");
+    assert_eq!(
+        got.first().map(|m| m.1),
+        Some(50),
+        "did not resume at the committed offset"
+    );
     assert_eq!(got.len(), 50);
     assert_eq!(got.last().unwrap().2, "99");
 }
@@ -225,7 +268,13 @@ fn idempotent_producer_writes_each_message_once() {
     let dir = tempfile::tempdir().unwrap();
     let b = BackgroundBroker::start(dir.path(), &[]);
     create_topic(&b, "idem", 2, &[]);
-    let p = producer(&b, &[("enable.idempotence", "true"), ("max.in.flight.requests.per.connection", "5")]);
+    let p = producer(
+        &b,
+        &[
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "5"),
+        ],
+    );
     produce_numbered(&b, &p, "idem", 2, 5000);
     let c = consumer(&b, "idem-reader", &[]);
     c.subscribe(&["idem"]).unwrap();
@@ -266,7 +315,10 @@ fn list_offsets_by_timestamp() {
         for i in 0..10i64 {
             let payload = i.to_string();
             p.send(
-                FutureRecord::<(), _>::to("times").partition(0).payload(&payload).timestamp(t0 + i * 1000),
+                FutureRecord::<(), _>::to("times")
+                    .partition(0)
+                    .payload(&payload)
+                    .timestamp(t0 + i * 1000),
                 Duration::from_secs(10),
             )
             .await
@@ -275,14 +327,26 @@ fn list_offsets_by_timestamp() {
     });
     let c = consumer(&b, "times-g", &[]);
     let mut query = TopicPartitionList::new();
-    query.add_partition_offset("times", 0, Offset::Offset(t0 + 4500)).unwrap();
+    query
+        .add_partition_offset("times", 0, Offset::Offset(t0 + 4500))
+        .unwrap();
     let found = c.offsets_for_times(query, Duration::from_secs(10)).unwrap();
-    assert_eq!(found.find_partition("times", 0).unwrap().offset(), Offset::Offset(5));
+    assert_eq!(
+        found.find_partition("times", 0).unwrap().offset(),
+        Offset::Offset(5)
+    );
     let mut query = TopicPartitionList::new();
-    query.add_partition_offset("times", 0, Offset::Offset(t0 + 60_000)).unwrap();
+    query
+        .add_partition_offset("times", 0, Offset::Offset(t0 + 60_000))
+        .unwrap();
     let found = c.offsets_for_times(query, Duration::from_secs(10)).unwrap();
-    assert_eq!(found.find_partition("times", 0).unwrap().offset(), Offset::End);
-    let (low, high) = c.fetch_watermarks("times", 0, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        found.find_partition("times", 0).unwrap().offset(),
+        Offset::End
+    );
+    let (low, high) = c
+        .fetch_watermarks("times", 0, Duration::from_secs(10))
+        .unwrap();
     assert_eq!((low, high), (0, 10));
 }
 
@@ -295,11 +359,16 @@ fn delete_records_moves_the_log_start() {
     produce_numbered(&b, &p, "gdpr", 1, 100);
     let admin = admin(&b);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("gdpr", 0, Offset::Offset(60)).unwrap();
-    let result = b.rt.block_on(admin.delete_records(&tpl, &AdminOptions::new())).unwrap();
+    tpl.add_partition_offset("gdpr", 0, Offset::Offset(60))
+        .unwrap();
+    let result =
+        b.rt.block_on(admin.delete_records(&tpl, &AdminOptions::new()))
+            .unwrap();
     assert_eq!(result.find_partition("gdpr", 0).unwrap().error(), Ok(()));
     let c = consumer(&b, "gdpr-g", &[]);
-    let (low, high) = c.fetch_watermarks("gdpr", 0, Duration::from_secs(10)).unwrap();
+    let (low, high) = c
+        .fetch_watermarks("gdpr", 0, Duration::from_secs(10))
+        .unwrap();
     assert_eq!((low, high), (60, 100));
     c.subscribe(&["gdpr"]).unwrap();
     let got = drain(&c, Duration::from_secs(30), |n| n >= 40);
@@ -312,19 +381,35 @@ fn retention_deletes_old_segments() {
     let dir = tempfile::tempdir().unwrap();
     let b = BackgroundBroker::start(
         dir.path(),
-        &[("retention_check_interval_ms = 60000", "retention_check_interval_ms = 200")],
+        &[(
+            "retention_check_interval_ms = 60000",
+            "retention_check_interval_ms = 200",
+        )],
     );
-    create_topic(&b, "short", 1, &[("segment.bytes", "4096"), ("retention.bytes", "8192")]);
+    create_topic(
+        &b,
+        "short",
+        1,
+        &[("segment.bytes", "4096"), ("retention.bytes", "8192")],
+    );
     let p = producer(&b, &[("linger.ms", "0"), ("batch.num.messages", "1")]);
     produce_numbered(&b, &p, "short", 1, 500);
     let c = consumer(&b, "short-g", &[]);
     let partition_dir = dir.path().join("short-0");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (low, high) = c.fetch_watermarks("short", 0, Duration::from_secs(10)).unwrap();
+        let (low, high) = c
+            .fetch_watermarks("short", 0, Duration::from_secs(10))
+            .unwrap();
         let segments = std::fs::read_dir(&partition_dir)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
             .count();
         if low > 0 {
             assert_eq!(high, 500);
@@ -336,7 +421,10 @@ fn retention_deletes_old_segments() {
             assert_eq!(got[0].1, low);
             break;
         }
-        assert!(Instant::now() < deadline, "retention never deleted a segment ({segments} segments)");
+        assert!(
+            Instant::now() < deadline,
+            "retention never deleted a segment ({segments} segments)"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

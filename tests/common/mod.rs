@@ -1,6 +1,12 @@
 //! Shared test harness: an in-process broker on an ephemeral port over a temp data dir,
 //! and helpers for raw protocol exchanges.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,7 +25,10 @@ pub fn test_config(data_dir: &Path, extra: &[(&str, &str)]) -> Config {
     let mut text = palisade::config::DEFAULT_CONFIG
         .replace("bind = \"127.0.0.1:9092\"", "bind = \"127.0.0.1:0\"")
         .replace("advertised = \"127.0.0.1:9092\"\n", "")
-        .replace("data_dir = \"./data\"", &format!("data_dir = {:?}", data_dir.display().to_string()))
+        .replace(
+            "data_dir = \"./data\"",
+            &format!("data_dir = {:?}", data_dir.display().to_string()),
+        )
         .replace("level = \"info\"", "level = \"warn\"");
     for (from, to) in extra {
         assert!(text.contains(from), "test config has no `{from}`");
@@ -68,7 +77,8 @@ impl Raw {
     /// Reads one response frame, or `None` when the broker closed the connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let mut size = [0u8; 4];
-        match tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut size)).await {
+        match tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut size)).await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return None,
             Err(_) => panic!("no response and no close within 10 s"),
@@ -89,8 +99,15 @@ impl Raw {
     }
 
     /// Sends a typed request and decodes the typed response.
-    pub async fn request<Req: Encodable, Resp: Decodable>(&mut self, key: ApiKey, version: i16, req: &Req) -> Resp {
-        self.try_request(key, version, req).await.expect("connection closed")
+    pub async fn request<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Resp {
+        self.try_request(key, version, req)
+            .await
+            .expect("connection closed")
     }
 
     pub async fn try_request<Req: Encodable, Resp: Decodable>(
@@ -106,14 +123,21 @@ impl Raw {
             .with_correlation_id(self.correlation)
             .with_client_id(Some(StrBytes::from_static_str("raw-test")));
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
         req.encode(&mut buf, version).unwrap();
         self.send_frame(&buf).await;
         let mut frame = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+        let header =
+            ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
         assert_eq!(header.correlation_id, self.correlation);
         let resp = Resp::decode(&mut frame, version).unwrap();
-        assert_eq!(frame.remaining(), 0, "trailing bytes in {key:?} v{version} response");
+        assert_eq!(
+            frame.remaining(),
+            0,
+            "trailing bytes in {key:?} v{version} response"
+        );
         Some(resp)
     }
 }
@@ -147,12 +171,25 @@ pub fn batch(
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
     buf.freeze()
 }
 
 /// A Produce request (v9) of one batch to `topic`/`partition`.
-pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> kafka_protocol::messages::ProduceRequest {
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> kafka_protocol::messages::ProduceRequest {
     use kafka_protocol::messages::produce_request::*;
     use kafka_protocol::messages::*;
     ProduceRequest::default()
@@ -169,22 +206,28 @@ pub fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -
 pub async fn create_topic(raw: &mut Raw, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     use kafka_protocol::messages::create_topics_request::*;
     use kafka_protocol::messages::*;
-    let req = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        )]);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
     let resp: CreateTopicsResponse = raw.request(ApiKey::CreateTopics, 7, &req).await;
-    assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0].error_message);
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
 }
 
 /// A broker on its own runtime, for tests that drive it with blocking clients (rdkafka).
@@ -207,7 +250,10 @@ impl BackgroundBroker {
             rt,
             running: Some(running),
             dir: dir.to_path_buf(),
-            extra: extra.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            extra: extra
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         }
     }
 
@@ -221,7 +267,11 @@ impl BackgroundBroker {
         let addr = old.addresses[0];
         self.rt.block_on(old.shutdown());
         let bind = format!("bind = \"{addr}\"");
-        let mut extra: Vec<(&str, &str)> = self.extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let mut extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         extra.push(("bind = \"127.0.0.1:0\"", &bind));
         let running = self.rt.block_on(async {
             // The port can take a moment to be released by the old listener task.
