@@ -1,0 +1,391 @@
+//! Load tool driven by a real client (librdkafka via the `rdkafka` crate).
+//!
+//! `cargo bench --bench load -- [--messages N] [--size BYTES] [--seconds S]`
+//!
+//! Starts in-process brokers (one per flush policy) on loopback over temp dirs and prints, for
+//! 1 KiB messages: produce msgs/s, MB/s and p50/p99 ack latency for acks=1 and acks=all, consume
+//! MB/s, and at a fixed 1,000 msg/s the p50/p99 ack and end-to-end latency. Every row shows its
+//! ratio against the first row (acks=1 produce) measured in the same run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+struct Args {
+    messages: usize,
+    size: usize,
+    seconds: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        messages: 300_000,
+        size: 1024,
+        seconds: 5,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let value = argv.get(i + 1).and_then(|v| v.parse().ok());
+        match (argv[i].as_str(), value) {
+            ("--messages", Some(v)) => a.messages = v,
+            ("--size", Some(v)) => a.size = v,
+            ("--seconds", Some(v)) => a.seconds = v as u64,
+            _ => {}
+        }
+        i += 1;
+    }
+    a
+}
+
+#[derive(Clone, Default)]
+struct Latencies {
+    acked: Arc<AtomicUsize>,
+    errors: Arc<AtomicUsize>,
+    micros: Arc<Mutex<Vec<u64>>>,
+}
+
+impl ClientContext for Latencies {}
+impl ProducerContext for Latencies {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        if result.is_ok() {
+            self.micros
+                .lock()
+                .unwrap()
+                .push(sent.elapsed().as_micros() as u64);
+            self.acked.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+struct Row {
+    name: String,
+    msgs_per_s: f64,
+    mb_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn producer(bootstrap: &str, acks: &str, ctx: Latencies) -> ThreadedProducer<Latencies> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("compression.type", "none")
+        .create_with_context(ctx)
+        .unwrap()
+}
+
+fn produce(name: &str, bootstrap: &str, topic: &str, acks: &str, n: usize, size: usize) -> Row {
+    let ctx = Latencies::default();
+    let p = producer(bootstrap, acks, ctx.clone());
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    for i in 0..n {
+        let mut record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition((i % 3) as i32)
+            .payload(&payload);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(
+        ctx.errors.load(Ordering::Relaxed),
+        0,
+        "{name}: delivery errors"
+    );
+    let mut lat = ctx.micros.lock().unwrap().clone();
+    lat.sort_unstable();
+    Row {
+        name: name.to_string(),
+        msgs_per_s: n as f64 / elapsed,
+        mb_per_s: (n * size) as f64 / elapsed / 1e6,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+fn consume(bootstrap: &str, topic: &str, n: usize) -> Row {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "load-consume")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "1048576")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let (mut count, mut bytes) = (0usize, 0usize);
+    while count < n {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            bytes += m.payload().map_or(0, |p| p.len());
+            count += 1;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "consume stalled at {count}"
+        );
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Row {
+        name: "consume (from beginning)".into(),
+        msgs_per_s: count as f64 / elapsed,
+        mb_per_s: bytes as f64 / elapsed / 1e6,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+    }
+}
+
+/// 1,000 msg/s acks=all for `seconds`: ack latency, and end-to-end latency (send to receipt by
+/// a consumer that is long-polling the whole time).
+fn paced(bootstrap: &str, topic: &str, size: usize, seconds: u64) -> (Row, Row) {
+    let ctx = Latencies::default();
+    let p: ThreadedProducer<Latencies> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .create_with_context(ctx.clone())
+        .unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "load-e2e")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "500")
+        .set("fetch.min.bytes", "1")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::End).unwrap();
+    c.assign(&tpl).unwrap();
+    // Let the consumer reach the end of the partition before timing anything.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(2) {
+        c.poll(Duration::from_millis(50));
+    }
+    let total = (seconds * 1000) as usize;
+    let origin = Instant::now();
+    let e2e = Arc::new(Mutex::new(Vec::with_capacity(total)));
+    let done = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (e2e, done) = (e2e.clone(), done.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(seconds + 30);
+            while done.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+                if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                    let payload = m.payload().unwrap_or_default();
+                    let sent = u64::from_be_bytes(payload[..8].try_into().unwrap());
+                    let now = origin.elapsed().as_micros() as u64;
+                    e2e.lock().unwrap().push(now.saturating_sub(sent));
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut payload = vec![b'x'; size.max(8)];
+    for i in 0..total {
+        let due = origin + Duration::from_millis(i as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let now = origin.elapsed().as_micros() as u64;
+        payload[..8].copy_from_slice(&now.to_be_bytes());
+        let record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition(0)
+            .payload(&payload);
+        p.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+    reader.join().unwrap();
+    let mut acks = ctx.micros.lock().unwrap().clone();
+    acks.sort_unstable();
+    let mut e2e = e2e.lock().unwrap().clone();
+    e2e.sort_unstable();
+    let rate = total as f64 / seconds as f64;
+    (
+        Row {
+            name: "acks=all at 1,000 msg/s: ack latency".into(),
+            msgs_per_s: rate,
+            mb_per_s: rate * size as f64 / 1e6,
+            p50_ms: percentile(&acks, 0.5),
+            p99_ms: percentile(&acks, 0.99),
+        },
+        Row {
+            name: format!(
+                "acks=all at 1,000 msg/s: end-to-end ({} received)",
+                e2e.len()
+            ),
+            msgs_per_s: rate,
+            mb_per_s: rate * size as f64 / 1e6,
+            p50_ms: percentile(&e2e, 0.5),
+            p99_ms: percentile(&e2e, 0.99),
+        },
+    )
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn start_broker(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    flush: &str,
+) -> palisade::broker::Running {
+    let text = palisade::config::DEFAULT_CONFIG
+        .replace("bind = \"127.0.0.1:9092\"", "bind = \"127.0.0.1:0\"")
+        .replace("advertised = \"127.0.0.1:9092\"\n", "")
+        .replace(
+            "data_dir = \"./data\"",
+            &format!("data_dir = {:?}", dir.display().to_string()),
+        )
+        .replace("flush = \"group-commit\"", &format!("flush = \"{flush}\""))
+        .replace("level = \"info\"", "level = \"warn\"");
+    let config = palisade::config::Config::parse(&text, std::path::Path::new("<load>")).unwrap();
+    rt.block_on(palisade::broker::Running::start(config))
+        .unwrap()
+}
+
+fn create(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let t = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
+    for r in rt
+        .block_on(admin.create_topics([&t], &AdminOptions::new()))
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+fn main() {
+    let a = args();
+    if std::env::args().any(|x| x == "--test") {
+        return; // `cargo test --benches` smoke mode: nothing to measure
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let durable_dir = tempfile::tempdir().unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let durable = start_broker(&rt, durable_dir.path(), "group-commit");
+    let cache = start_broker(&rt, cache_dir.path(), "page-cache");
+    let (d, c) = (
+        durable.addresses[0].to_string(),
+        cache.addresses[0].to_string(),
+    );
+    for (b, t) in [(&d, "acks1"), (&d, "acksall"), (&c, "cache"), (&d, "paced")] {
+        create(&rt, b, t);
+    }
+    println!(
+        "palisade load: {} messages of {} bytes, 3 partitions, loopback",
+        a.messages, a.size
+    );
+    let mut rows = vec![
+        produce(
+            "produce acks=1 (group-commit broker)",
+            &d,
+            "acks1",
+            "1",
+            a.messages,
+            a.size,
+        ),
+        produce(
+            "produce acks=all, fsync group commit",
+            &d,
+            "acksall",
+            "all",
+            a.messages,
+            a.size,
+        ),
+        produce(
+            "produce acks=all, page-cache flush policy",
+            &c,
+            "cache",
+            "all",
+            a.messages,
+            a.size,
+        ),
+    ];
+    rows.push(consume(&d, "acksall", a.messages));
+    let (ack, e2e) = paced(&d, "paced", a.size, a.seconds);
+    rows.push(ack);
+    rows.push(e2e);
+    let base = rows[0].mb_per_s;
+    println!(
+        "{:<58} {:>12} {:>10} {:>9} {:>9} {:>8}",
+        "scenario", "msgs/s", "MB/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for r in &rows {
+        println!(
+            "{:<58} {:>12.0} {:>10.1} {:>9.2} {:>9.2} {:>8.2}",
+            r.name,
+            r.msgs_per_s,
+            r.mb_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.mb_per_s / base
+        );
+    }
+    println!(
+        "peak RSS of this process (brokers + clients): {:.0} MB",
+        rss_mb()
+    );
+    rt.block_on(durable.shutdown());
+    rt.block_on(cache.shutdown());
+}

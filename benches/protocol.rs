@@ -1,0 +1,76 @@
+//! Frame decode: a Produce request carrying one 16 KiB batch (16 x 1 KiB records), from raw
+//! frame bytes to a typed request, the way the connection loop does it.
+#![allow(clippy::unwrap_used)]
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use palisade::protocol::codec;
+
+fn frame() -> Bytes {
+    let records: Vec<Record> = (0..16)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(vec![b'x'; 1024])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("bench")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.freeze()))])]);
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_client_id(Some(StrBytes::from_static_str("bench")))
+        .encode(&mut buf, ApiKey::Produce.request_header_version(9))
+        .unwrap();
+    req.encode(&mut buf, 9).unwrap();
+    buf.freeze()
+}
+
+fn decode(c: &mut Criterion) {
+    let frame = frame();
+    let mut group = c.benchmark_group("frame_decode");
+    group.throughput(Throughput::Bytes(frame.len() as u64));
+    group.bench_function("produce_v9_16KiB", |b| {
+        b.iter(|| {
+            let prefix = codec::peek_header(&frame).unwrap();
+            codec::decode_request(ApiKey::Produce, prefix.api_version, frame.clone()).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);
