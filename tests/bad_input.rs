@@ -264,3 +264,52 @@ impl DefaultKind for RequestKind {
         }
     }
 }
+
+#[tokio::test]
+async fn huge_array_counts_are_refused_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::start(dir.path()).await;
+    let addr = broker.addresses[0];
+    // Non-flexible Metadata v4: i32 array count; flexible v12: unsigned varint count 2^32-1.
+    let cases: Vec<Vec<u8>> = vec![
+        {
+            let mut b = BytesMut::new();
+            b.put_i16(ApiKey::Metadata as i16);
+            b.put_i16(4);
+            b.put_i32(1);
+            b.put_i16(-1);
+            b.put_i32(i32::MAX);
+            b.to_vec()
+        },
+        {
+            let mut b = BytesMut::new();
+            b.put_i16(ApiKey::Metadata as i16);
+            b.put_i16(12);
+            b.put_i32(2);
+            b.put_i16(-1); // client id
+            b.put_u8(0); // header tagged fields
+            b.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]); // topics: varint 2^32-1
+            b.to_vec()
+        },
+        {
+            // Produce v3 whose topic array claims 2^31-1 entries.
+            let mut b = BytesMut::new();
+            b.put_i16(ApiKey::Produce as i16);
+            b.put_i16(3);
+            b.put_i32(3);
+            b.put_i16(-1);
+            b.put_i16(-1); // transactional id
+            b.put_i16(1); // acks
+            b.put_i32(1000); // timeout
+            b.put_i32(i32::MAX);
+            b.to_vec()
+        },
+    ];
+    for case in cases {
+        let mut raw = Raw::connect(addr).await;
+        raw.send_frame(&case).await;
+        assert!(raw.is_closed().await);
+        still_serves(addr).await;
+    }
+    broker.shutdown().await;
+}
