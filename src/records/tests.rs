@@ -566,3 +566,60 @@ proptest! {
         let _ = validate_batches(&Bytes::from(b), 64 * 1024);
     }
 }
+
+#[test]
+fn huge_record_count_fails_without_work() {
+    // recordCount is attacker-controlled; it must not drive allocation or a long loop.
+    for c in [Compression::None, Compression::Lz4] {
+        let mut b = batch(2, c);
+        set_i32(&mut b, 57, i32::MAX);
+        set_i32(&mut b, 23, i32::MAX - 1);
+        fix_crc(&mut b);
+        let err = validate_batches(&b.freeze(), MIB).unwrap_err();
+        assert!(
+            matches!(err, RecordError::Malformed(ref m) if m.contains("holds 2")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn negative_lengths_inside_records() {
+    // Key length -2 (zigzag 3) is neither null nor a size.
+    let r = [
+        0x0e, // record length 7
+        0x00, // attributes
+        0x00, // timestamp delta
+        0x00, // offset delta
+        0x03, // key length -2
+        0x01, // value null
+        0x00, // no headers
+        0x00, // padding so the length matches
+    ];
+    let err = walk_records(&r, 1).unwrap_err();
+    assert!(
+        matches!(err, RecordError::Malformed(ref m) if m.contains("key length")),
+        "{err}"
+    );
+    // Null header key (-1) is rejected; a null header value is fine.
+    let ok = [0x10, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x00, 0x01];
+    assert_eq!(walk_records(&ok, 1).unwrap().count, 1);
+    let null_key = [0x10, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x01, 0x01];
+    assert!(walk_records(&null_key, 1).is_err());
+    // Bytes left inside a record body are an error, as in Kafka's DefaultRecord.readFrom.
+    let slack = [0x10, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00, 0x00];
+    let err = walk_records(&slack, 1).unwrap_err();
+    assert!(
+        matches!(err, RecordError::Malformed(ref m) if m.contains("left over")),
+        "{err}"
+    );
+}
+
+#[test]
+fn max_timestamp_from_header_is_authoritative() {
+    let mut b = batch(3, Compression::None);
+    b[35..43].copy_from_slice(&42i64.to_be_bytes());
+    fix_crc(&mut b);
+    let out = validate_batches(&b.freeze(), MIB).unwrap();
+    assert_eq!(out[0].header.max_timestamp, 42);
+}
