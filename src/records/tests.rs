@@ -429,6 +429,14 @@ fn assert_bomb_rejected(b: &Bytes) {
     );
 }
 
+/// The output buffer never grows past the cap, whatever the stream expands to.
+fn assert_output_capped(codec: i16, body: &[u8]) {
+    let mut out = Vec::new();
+    let err = decompress::decompress(codec, body, 16 * MIB, &mut out).unwrap_err();
+    assert_eq!(err, RecordError::DecompressionLimit(16 * MIB));
+    assert!(out.capacity() <= 16 * MIB, "capacity {}", out.capacity());
+}
+
 #[test]
 fn zstd_bomb() {
     let mut enc = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
@@ -436,6 +444,7 @@ fn zstd_bomb() {
     let body = enc.finish().unwrap();
     assert!(body.len() < MIB, "bomb is {} bytes", body.len());
     assert_bomb_rejected(&rebuild(&batch(1, Compression::None), 4, &body));
+    assert_output_capped(COMPRESSION_ZSTD, &body);
 }
 
 #[test]
@@ -445,6 +454,7 @@ fn gzip_bomb() {
     let body = enc.finish().unwrap();
     assert!(body.len() < MIB, "bomb is {} bytes", body.len());
     assert_bomb_rejected(&rebuild(&batch(1, Compression::None), 1, &body));
+    assert_output_capped(COMPRESSION_GZIP, &body);
 }
 
 #[test]
@@ -622,4 +632,20 @@ fn max_timestamp_from_header_is_authoritative() {
     fix_crc(&mut b);
     let out = validate_batches(&b.freeze(), MIB).unwrap();
     assert_eq!(out[0].header.max_timestamp, 42);
+}
+
+#[test]
+fn snappy_expansion_bound_admits_maximal_real_ratio() {
+    // Zeros are the best case for snappy (64-byte copies from 3 bytes); they must still pass
+    // the claimed-length plausibility check.
+    let zeros = vec![0u8; 4 * MIB];
+    let block = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+    let mut out = Vec::new();
+    decompress::decompress(COMPRESSION_SNAPPY, &block, 4 * MIB, &mut out).unwrap();
+    assert_eq!(out.len(), 4 * MIB);
+    assert!(out.capacity() <= 4 * MIB);
+    assert_eq!(
+        decompress::decompress(COMPRESSION_SNAPPY, &block, 4 * MIB - 1, &mut out).unwrap_err(),
+        RecordError::DecompressionLimit(4 * MIB - 1)
+    );
 }
