@@ -119,7 +119,8 @@ async fn offset_fetch_v8_answers_several_groups() {
     encodes(&resp, 8);
     assert!(resp.topics.is_empty());
     assert_eq!(resp.groups.len(), 3);
-    let shape: Vec<(String, i16, Vec<(String, i32, i64)>)> = resp
+    type Shape = (String, i16, Vec<(String, i32, i64)>);
+    let shape: Vec<Shape> = resp
         .groups
         .iter()
         .map(|g| {
