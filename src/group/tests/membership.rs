@@ -425,3 +425,85 @@ async fn list_groups_with_state_filter() {
     assert_eq!(names, vec!["idle"]);
     encodes(&c.list_groups(ListGroupsRequest::default(), 5).await, 5);
 }
+
+#[tokio::test]
+async fn rebalance_phases_gate_sync_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 100);
+    let (a, b) = tokio::join!(join(&c, "g", "", b"ma", 5), join(&c, "g", "", b"mb", 5));
+    let gen = a.generation_id;
+    let (l, f) = if a.members.is_empty() {
+        (b.member_id.to_string(), a.member_id.to_string())
+    } else {
+        (a.member_id.to_string(), b.member_id.to_string())
+    };
+    // CompletingRebalance: commits must wait for the assignment.
+    let r = c
+        .offset_commit(commit_req("g", &f, gen, &[("t", 0, 1, "")]), 7)
+        .await;
+    assert_eq!(commit_errors(&r), vec![REBALANCE_IN_PROGRESS]);
+    let (ls, fs) = tokio::join!(
+        c.sync_group(sync_req("g", &l, gen, &[(&l, b"1"), (&f, b"2")]), 4),
+        c.sync_group(sync_req("g", &f, gen, &[]), 4)
+    );
+    assert_eq!((ls.error_code, fs.error_code), (0, 0));
+
+    // A third member triggers a rebalance: sync is refused, but the old generation may still
+    // commit (a revoking consumer commits before rejoining).
+    let third = tokio::spawn({
+        let c = c.clone();
+        async move { join(&c, "g", "", b"mc", 5).await }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
+    let r = c.sync_group(sync_req("g", &f, gen, &[]), 4).await;
+    assert_eq!(r.error_code, REBALANCE_IN_PROGRESS);
+    let r = c
+        .offset_commit(commit_req("g", &f, gen, &[("t", 0, 9, "")]), 7)
+        .await;
+    assert_eq!(commit_errors(&r), vec![0]);
+    let (ra, rb) = tokio::join!(join(&c, "g", &l, b"ma", 5), join(&c, "g", &f, b"mb", 5));
+    let rc = third.await.unwrap();
+    assert_eq!(ra.generation_id, gen + 1);
+    assert_eq!(rb.generation_id, gen + 1);
+    assert_eq!(rc.generation_id, gen + 1);
+    assert_eq!(ra.members.len(), 3, "the old leader stays leader");
+}
+
+#[tokio::test]
+async fn follower_parked_in_sync_is_released_when_the_leader_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 100);
+    let short = |member: &str| join_req("g", member, 200, b"m");
+    let (oa, ob) = (origin("a"), origin("b"));
+    let (a, b) = tokio::join!(
+        c.join_group(&oa, short(""), 3),
+        c.join_group(&ob, short(""), 3)
+    );
+    let gen = a.generation_id;
+    let f = if a.members.is_empty() {
+        a.member_id
+    } else {
+        b.member_id
+    };
+    // The leader never syncs and never heartbeats; the follower's parked sync must end.
+    let started = tokio::time::Instant::now();
+    let r = c.sync_group(sync_req("g", &f, gen, &[]), 3).await;
+    assert_eq!(r.error_code, REBALANCE_IN_PROGRESS);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn shutdown_answers_parked_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 5_000);
+    let parked = tokio::spawn({
+        let c = c.clone();
+        async move { join(&c, "g", "", b"m", 5).await }
+    });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(!parked.is_finished());
+    c.shutdown().unwrap();
+    let r = parked.await.unwrap();
+    assert_eq!(r.error_code, ResponseError::CoordinatorNotAvailable.code());
+}
