@@ -94,6 +94,9 @@ impl Inner {
             return err(ResponseError::InconsistentGroupProtocol, member_id);
         }
 
+        if let Some(reason) = req.reason.as_ref().filter(|_| version >= 8) {
+            tracing::debug!(group = %group_id, member = %member_id, reason = %reason.as_str(), "join reason");
+        }
         let now = Instant::now();
         let delay = self.settings.initial_rebalance_delay;
         let mut groups = self.groups.lock();

@@ -16,6 +16,11 @@
 //!
 //! All group state sits behind one synchronous lock that is never held across an `.await`:
 //! delayed responses are `oneshot` channels awaited after the lock is released.
+//!
+//! For callers: `join_group` may take up to the group's rebalance timeout to answer and
+//! `sync_group` until the leader's SyncGroup arrives (or the leader's session expires); both
+//! are cancel-safe (dropping the future is harmless). Every method answers with a response,
+//! errors included, and never panics on client input.
 
 mod admin;
 mod heartbeat;

@@ -9,7 +9,7 @@ use kafka_protocol::messages::*;
 use super::helpers::*;
 use crate::group::GroupState;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_join_concurrently_get_one_generation_and_one_leader() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 100);
@@ -171,7 +171,7 @@ async fn sync_delivers_each_member_its_assignment() {
     assert_eq!(d.groups[1].error_code, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_makes_the_other_member_rejoin_alone() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 100);

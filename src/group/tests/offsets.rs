@@ -195,7 +195,7 @@ async fn offsets_survive_reopen() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commits_are_all_durable() {
     let dir = tempfile::tempdir().unwrap();
     {
