@@ -48,7 +48,12 @@ struct Pending {
     buf: Vec<u8>,
     /// Sequence number of the last append.
     appended: u64,
+    /// Records appended since the last rewrite: drives periodic compaction.
+    records_since_rewrite: u64,
 }
+
+/// Compact once the log holds this many records more than live offsets, at least.
+const COMPACT_MIN_RECORDS: u64 = 10_000;
 
 struct FileState {
     file: File,
@@ -149,6 +154,7 @@ impl OffsetStore {
                 pending: Mutex::new(Pending {
                     buf: Vec::new(),
                     appended: 0,
+                    records_since_rewrite: 0,
                 }),
                 file: Mutex::new(FileState {
                     file,
@@ -168,7 +174,14 @@ impl OffsetStore {
             pending.buf.extend_from_slice(&line);
         }
         pending.appended += 1;
+        pending.records_since_rewrite += records.len() as u64;
         pending.appended
+    }
+
+    /// The log has grown well beyond the `live` offsets it describes.
+    pub fn needs_compaction(&self, live: u64) -> bool {
+        let appended = self.shared.pending.lock().records_since_rewrite;
+        appended > COMPACT_MIN_RECORDS.max(live.saturating_mul(2))
     }
 
     /// Waits until append `seq` is on disk.
@@ -216,6 +229,7 @@ impl OffsetStore {
             .map_err(io_err(&self.dir))?;
         state.file = open_append(&path)?;
         pending.buf.clear();
+        pending.records_since_rewrite = 0;
         state.durable = pending.appended;
         state.failed = false;
         Ok(())
@@ -280,6 +294,23 @@ mod tests {
         let n = bad.len() - 3;
         bad[n] ^= 1;
         assert_eq!(decode_line(&bad[..bad.len() - 1]), None);
+    }
+
+    #[test]
+    fn compaction_threshold_resets_after_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, records) = OffsetStore::open(dir.path()).unwrap();
+        assert!(records.is_empty());
+        let batch: Vec<Record> = (0..100).map(commit).collect();
+        for _ in 0..=COMPACT_MIN_RECORDS / 100 {
+            store.append(&batch);
+        }
+        assert!(store.needs_compaction(1));
+        assert!(!store.needs_compaction(COMPACT_MIN_RECORDS * 10));
+        store.rewrite(&[commit(99)]).unwrap();
+        assert!(!store.needs_compaction(1));
+        let (_, records) = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(records, vec![commit(99)]);
     }
 
     #[test]

@@ -28,7 +28,16 @@ pub(super) fn spawn(inner: Weak<Inner>, wake: Arc<Notify>) {
                 if inner.closed.load(Ordering::SeqCst) {
                     break;
                 }
-                inner.tick(Instant::now())
+                let next = inner.tick(Instant::now());
+                if inner.store.needs_compaction(inner.live_offsets()) {
+                    // Compaction does file I/O under the group lock: keep it off the runtime.
+                    let inner = inner.clone();
+                    let done = tokio::task::spawn_blocking(move || inner.compact()).await;
+                    if let Ok(Err(e)) = done {
+                        tracing::error!(error = %e, "offset log compaction failed");
+                    }
+                }
+                next
             };
             let now = Instant::now();
             let until = next.map_or(now + MAX_SLEEP, |n| n.min(now + MAX_SLEEP));
@@ -42,6 +51,26 @@ pub(super) fn spawn(inner: Weak<Inner>, wake: Arc<Notify>) {
 }
 
 impl Inner {
+    /// Number of committed offsets held in memory.
+    fn live_offsets(&self) -> u64 {
+        let groups = self.groups.lock();
+        let count: usize = groups
+            .values()
+            .flat_map(|g| g.offsets.values())
+            .map(|partitions| partitions.len())
+            .sum();
+        count as u64
+    }
+
+    /// Rewrites the offset log as one record per live offset.
+    pub(super) fn compact(&self) -> Result<(), super::GroupError> {
+        let groups = self.groups.lock();
+        let records = super::offsets::snapshot(&groups);
+        self.store.rewrite(&records)?;
+        tracing::info!(records = records.len(), "offset log compacted");
+        Ok(())
+    }
+
     /// Runs due timed work in every group; returns the next deadline.
     pub(super) fn tick(&self, now: Instant) -> Option<Instant> {
         let mut groups = self.groups.lock();

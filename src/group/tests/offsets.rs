@@ -321,3 +321,24 @@ fn supported_table_matches_the_codec() {
         assert!(range.min <= *min && *max <= range.max, "{api:?}");
     }
 }
+
+#[tokio::test]
+async fn compaction_keeps_only_live_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), 0);
+    for i in 0..50 {
+        c.offset_commit(commit_req("g", "", -1, &[("t", 0, i, "")]), 8)
+            .await;
+    }
+    let log = dir.path().join("groups/offsets.log");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 50);
+    c.inner.compact().unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    // Commits after a compaction still append and survive.
+    c.offset_commit(commit_req("g", "", -1, &[("t", 0, 77, "")]), 8)
+        .await;
+    drop(c);
+    let c = open(dir.path(), 0);
+    let resp = c.offset_fetch(fetch_req("g", None), 7).await;
+    assert_eq!(fetched(&resp), vec![("t".into(), 0, 77, "".into())]);
+}
