@@ -94,6 +94,10 @@ pub struct TopicDefaultsSection {
 #[serde(deny_unknown_fields)]
 pub struct GroupsSection {
     pub initial_rebalance_delay_ms: u64,
+    pub min_session_timeout_ms: u64,
+    pub max_session_timeout_ms: u64,
+    pub max_group_size: usize,
+    pub offset_metadata_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +187,18 @@ impl Config {
         config.set("max.message.bytes", &d.max_message_bytes.to_string())?;
         config.set("message.timestamp.type", &d.message_timestamp_type)?;
         Ok(config)
+    }
+
+    /// The group coordinator settings.
+    pub fn group_settings(&self) -> crate::group::GroupSettings {
+        let g = &self.groups;
+        crate::group::GroupSettings {
+            initial_rebalance_delay: std::time::Duration::from_millis(g.initial_rebalance_delay_ms),
+            min_session_timeout: std::time::Duration::from_millis(g.min_session_timeout_ms),
+            max_session_timeout: std::time::Duration::from_millis(g.max_session_timeout_ms),
+            max_group_size: if g.max_group_size == 0 { usize::MAX } else { g.max_group_size },
+            max_metadata_bytes: g.offset_metadata_max_bytes,
+        }
     }
 
     /// The storage settings, with `data_dir` resolved against the working directory.
