@@ -59,9 +59,15 @@ impl BatchFrame {
         if magic != 2 || batch_length < min_len || delta < 0 || base_offset < 0 {
             return None;
         }
-        let size = usize::try_from(batch_length).ok()?.checked_add(LOG_OVERHEAD)?;
+        let size = usize::try_from(batch_length)
+            .ok()?
+            .checked_add(LOG_OVERHEAD)?;
         let last_offset = base_offset.checked_add(i64::from(delta))?;
-        Some(Self { base_offset, size, last_offset })
+        Some(Self {
+            base_offset,
+            size,
+            last_offset,
+        })
     }
 }
 
@@ -96,7 +102,10 @@ impl BatchHeader {
 
 /// True when `batch` (exactly one whole batch) carries a correct CRC-32C.
 pub fn crc_ok(batch: &[u8]) -> bool {
-    match (array(batch, CRC_AT).map(u32::from_be_bytes), batch.get(ATTRIBUTES_AT..)) {
+    match (
+        array(batch, CRC_AT).map(u32::from_be_bytes),
+        batch.get(ATTRIBUTES_AT..),
+    ) {
         (Some(stored), Some(covered)) => crc32c::crc32c(covered) == stored,
         _ => false,
     }

@@ -74,11 +74,17 @@ pub fn read_chain(path: &Path) -> std::io::Result<Option<ChainContents>> {
     if bytes.get(0..8) != Some(MAGIC.as_slice()) {
         return Ok(None);
     }
-    let Some(prev) = bytes.get(8..header_len).and_then(|b| Digest::try_from(b).ok()) else {
+    let Some(prev) = bytes
+        .get(8..header_len)
+        .and_then(|b| Digest::try_from(b).ok())
+    else {
         return Ok(None);
     };
     let body = bytes.get(header_len..).unwrap_or_default();
-    let entries = body.chunks_exact(ENTRY_LEN as usize).filter_map(ChainEntry::decode).collect();
+    let entries = body
+        .chunks_exact(ENTRY_LEN as usize)
+        .filter_map(ChainEntry::decode)
+        .collect();
     Ok(Some(ChainContents { prev, entries }))
 }
 
@@ -90,12 +96,20 @@ pub struct ChainFile {
 
 impl ChainFile {
     pub fn create(path: &Path, prev: &Digest) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(prev);
         file.write_all_at(&header, 0)?;
-        Ok(Self { file, entries: AtomicU64::new(0) })
+        Ok(Self {
+            file,
+            entries: AtomicU64::new(0),
+        })
     }
 
     /// Opens an existing chain keeping its first `entries` entries (the rest is cut off).
@@ -106,13 +120,17 @@ impl ChainFile {
             file.set_len(len)?;
             file.sync_data()?;
         }
-        Ok(Self { file, entries: AtomicU64::new(entries) })
+        Ok(Self {
+            file,
+            entries: AtomicU64::new(entries),
+        })
     }
 
     /// Appends an entry; only the partition's single writer calls this.
     pub fn append(&self, entry: &ChainEntry) -> std::io::Result<()> {
         let n = self.entries.load(Ordering::Acquire);
-        self.file.write_all_at(&entry.encode(), HEADER_LEN + n * ENTRY_LEN)?;
+        self.file
+            .write_all_at(&entry.encode(), HEADER_LEN + n * ENTRY_LEN)?;
         self.entries.store(n + 1, Ordering::Release);
         Ok(())
     }
@@ -128,6 +146,9 @@ impl ChainFile {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         let entries = len.saturating_sub(HEADER_LEN) / ENTRY_LEN;
-        Ok(Self { file, entries: AtomicU64::new(entries) })
+        Ok(Self {
+            file,
+            entries: AtomicU64::new(entries),
+        })
     }
 }

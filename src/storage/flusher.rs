@@ -28,7 +28,10 @@ pub struct DirHealth {
 
 impl DirHealth {
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf(), failed: Mutex::new(None) }
+        Self {
+            dir: dir.to_path_buf(),
+            failed: Mutex::new(None),
+        }
     }
 
     pub fn error(&self, reason: &str) -> StorageError {
@@ -103,7 +106,10 @@ impl Flusher {
         let thread = std::thread::Builder::new()
             .name("palisade-flusher".into())
             .spawn(move || run(&thread_shared))?;
-        Ok(Self { shared, thread: Mutex::new(Some(thread)) })
+        Ok(Self {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     fn register(&self, segment: &Arc<Segment>, waiter: Option<Waiter>) -> Result<(), StorageError> {
@@ -111,7 +117,9 @@ impl Flusher {
         if state.shutdown {
             return Err(self.shared.health.error("storage is shut down"));
         }
-        state.dirty.insert(Arc::as_ptr(segment) as usize, Arc::clone(segment));
+        state
+            .dirty
+            .insert(Arc::as_ptr(segment) as usize, Arc::clone(segment));
         if let Some(waiter) = waiter {
             state.waiters.push(waiter);
             self.shared.wake.notify_one();
@@ -126,11 +134,18 @@ impl Flusher {
 
     /// Directory entries changed (segment created or deleted).
     pub fn mark_dir_dirty(&self, dir: &Path) {
-        self.shared.state.lock().dirty_dirs.insert(dir.to_path_buf());
+        self.shared
+            .state
+            .lock()
+            .dirty_dirs
+            .insert(dir.to_path_buf());
     }
 
     /// Registers `segment` and returns a receiver completed once it is synced.
-    pub fn sync_segment(&self, segment: &Arc<Segment>) -> Result<oneshot::Receiver<Result<(), String>>, StorageError> {
+    pub fn sync_segment(
+        &self,
+        segment: &Arc<Segment>,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, StorageError> {
         let (tx, rx) = oneshot::channel();
         self.register(segment, Some(Waiter::Async(tx)))?;
         Ok(rx)
@@ -199,7 +214,9 @@ fn run(shared: &Shared) {
                 let has_dirty = !state.dirty.is_empty() || !state.dirty_dirs.is_empty();
                 match next_periodic {
                     Some(at) if Instant::now() >= at && has_dirty => break,
-                    Some(at) if Instant::now() >= at => next_periodic = shared.interval.map(|i| Instant::now() + i),
+                    Some(at) if Instant::now() >= at => {
+                        next_periodic = shared.interval.map(|i| Instant::now() + i)
+                    }
                     Some(at) => {
                         shared.wake.wait_until(&mut state, at);
                     }
@@ -249,7 +266,8 @@ fn sync_all(
     for dir in dirs {
         // The directory may be gone (topic deleted), which is fine.
         if dir.exists() {
-            super::fsutil::sync_dir(&dir).map_err(|err| format!("fsync of `{}` failed: {err}", dir.display()))?;
+            super::fsutil::sync_dir(&dir)
+                .map_err(|err| format!("fsync of `{}` failed: {err}", dir.display()))?;
             shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
     }

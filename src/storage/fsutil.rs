@@ -8,7 +8,10 @@ use super::StorageError;
 
 /// Wraps an I/O error with the path it happened on.
 pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
-    move |source| StorageError::Io { path: path.to_path_buf(), source }
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// `<dir>/<base offset, 20 digits>.<ext>`, as Kafka names segment files.

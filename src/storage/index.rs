@@ -43,7 +43,12 @@ impl OffsetIndex {
 
     /// Opens the index with known-good `entries`, rewriting the file if `rewrite`.
     pub fn open(path: &Path, entries: Vec<(u32, u32)>, rewrite: bool) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(rewrite).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(rewrite)
+            .open(path)?;
         if rewrite {
             let mut bytes = Vec::with_capacity(entries.len() * ENTRY_LEN);
             for (rel, pos) in &entries {
@@ -52,7 +57,10 @@ impl OffsetIndex {
             }
             file.write_all_at(&bytes, 0)?;
         }
-        Ok(Self { file, entries: RwLock::new(entries) })
+        Ok(Self {
+            file,
+            entries: RwLock::new(entries),
+        })
     }
 
     pub fn append(&self, relative_offset: u32, position: u32) -> std::io::Result<()> {
@@ -71,7 +79,9 @@ impl OffsetIndex {
     pub fn lookup(&self, relative_offset: u32) -> u32 {
         let entries = self.entries.read();
         let idx = entries.partition_point(|&(rel, _)| rel <= relative_offset);
-        idx.checked_sub(1).and_then(|i| entries.get(i)).map_or(0, |&(_, pos)| pos)
+        idx.checked_sub(1)
+            .and_then(|i| entries.get(i))
+            .map_or(0, |&(_, pos)| pos)
     }
 
     pub fn sync(&self) -> std::io::Result<()> {

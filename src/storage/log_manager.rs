@@ -12,7 +12,9 @@ use super::flusher::{DirHealth, Flusher};
 use super::fsutil::{io_err, now_ms, sync_dir};
 use super::partition::{DirContext, Partition};
 use super::retention::{spawn_periodic, StopSignal};
-use super::topic_meta::{load_topics, save_topics, validate_topic_name, ProducerIdAllocator, TopicRecord};
+use super::topic_meta::{
+    load_topics, save_topics, validate_topic_name, ProducerIdAllocator, TopicRecord,
+};
 use super::{StorageConfig, StorageError, TopicConfig};
 
 /// More partitions than this in one request is almost certainly a mistake.
@@ -76,9 +78,15 @@ impl LogManager {
         remove_leftover_deletions(&data_dir)?;
 
         let health = Arc::new(DirHealth::new(&data_dir));
-        let interval = (config.flush_interval_ms > 0).then(|| Duration::from_millis(config.flush_interval_ms));
-        let flusher = Arc::new(Flusher::start(Arc::clone(&health), interval).map_err(io_err(&data_dir))?);
-        let ctx = DirContext { health, flusher, policy: config.flush };
+        let interval =
+            (config.flush_interval_ms > 0).then(|| Duration::from_millis(config.flush_interval_ms));
+        let flusher =
+            Arc::new(Flusher::start(Arc::clone(&health), interval).map_err(io_err(&data_dir))?);
+        let ctx = DirContext {
+            health,
+            flusher,
+            policy: config.flush,
+        };
 
         let mut topics = BTreeMap::new();
         for record in load_topics(&data_dir)? {
@@ -89,9 +97,20 @@ impl LogManager {
             let topic_config = Arc::new(RwLock::new(record.config));
             let mut partitions = Vec::new();
             for index in 0..record.partitions {
-                partitions.push(Partition::open(&data_dir, &record.name, index, Arc::clone(&topic_config), &ctx)?);
+                partitions.push(Partition::open(
+                    &data_dir,
+                    &record.name,
+                    index,
+                    Arc::clone(&topic_config),
+                    &ctx,
+                )?);
             }
-            let topic = Topic { name: record.name.clone(), id, config: topic_config, partitions: RwLock::new(partitions) };
+            let topic = Topic {
+                name: record.name.clone(),
+                id,
+                config: topic_config,
+                partitions: RwLock::new(partitions),
+            };
             topics.insert(record.name, Arc::new(topic));
         }
         let producer_ids = ProducerIdAllocator::open(&data_dir)?;
@@ -124,13 +143,23 @@ impl LogManager {
     }
 
     fn save(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), StorageError> {
-        save_topics(self.data_dir(), topics.values().map(|t| t.record()).collect())
+        save_topics(
+            self.data_dir(),
+            topics.values().map(|t| t.record()).collect(),
+        )
     }
 
-    pub fn create_topic(&self, name: &str, partitions: i32, config: TopicConfig) -> Result<Arc<Topic>, StorageError> {
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<Arc<Topic>, StorageError> {
         validate_topic_name(name)?;
         if !(1..=MAX_PARTITIONS).contains(&partitions) {
-            return Err(StorageError::InvalidPartitions(format!("{partitions} (must be 1 to {MAX_PARTITIONS})")));
+            return Err(StorageError::InvalidPartitions(format!(
+                "{partitions} (must be 1 to {MAX_PARTITIONS})"
+            )));
         }
         config.validate()?;
         let _admin = self.admin.lock();
@@ -146,7 +175,13 @@ impl LogManager {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
             }
-            opened.push(Partition::open(self.data_dir(), name, index, Arc::clone(&topic_config), &self.ctx)?);
+            opened.push(Partition::open(
+                self.data_dir(),
+                name,
+                index,
+                Arc::clone(&topic_config),
+                &self.ctx,
+            )?);
         }
         sync_dir(self.data_dir()).map_err(io_err(self.data_dir()))?;
         let topic = Arc::new(Topic {
@@ -165,7 +200,9 @@ impl LogManager {
     pub fn delete_topic(&self, name: &str) -> Result<(), StorageError> {
         let _admin = self.admin.lock();
         let mut topics = self.topics.read().clone();
-        let topic = topics.remove(name).ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let topic = topics
+            .remove(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
         self.save(&topics)?;
         *self.topics.write() = topics;
         let mut doomed = Vec::new();
@@ -173,7 +210,11 @@ impl LogManager {
             partition.close();
             // Rename first: a crash before removal leaves a `-delete` dir cleaned on open.
             let dir = self.data_dir().join(partition.name());
-            let target = self.data_dir().join(format!("{}.{}-delete", partition.name(), uuid::Uuid::new_v4().simple()));
+            let target = self.data_dir().join(format!(
+                "{}.{}-delete",
+                partition.name(),
+                uuid::Uuid::new_v4().simple()
+            ));
             std::fs::rename(&dir, &target).map_err(io_err(&dir))?;
             doomed.push(target);
         }
@@ -186,7 +227,9 @@ impl LogManager {
 
     pub fn create_partitions(&self, name: &str, new_total: i32) -> Result<(), StorageError> {
         let _admin = self.admin.lock();
-        let topic = self.topic(name).ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
         let current = topic.partition_count();
         if new_total <= current || new_total > MAX_PARTITIONS {
             return Err(StorageError::InvalidPartitions(format!(
@@ -199,7 +242,13 @@ impl LogManager {
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
             }
-            added.push(Partition::open(self.data_dir(), name, index, Arc::clone(&topic.config), &self.ctx)?);
+            added.push(Partition::open(
+                self.data_dir(),
+                name,
+                index,
+                Arc::clone(&topic.config),
+                &self.ctx,
+            )?);
         }
         sync_dir(self.data_dir()).map_err(io_err(self.data_dir()))?;
         topic.partitions.write().extend(added);
@@ -209,7 +258,9 @@ impl LogManager {
     pub fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<(), StorageError> {
         config.validate()?;
         let _admin = self.admin.lock();
-        let topic = self.topic(name).ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
         let previous = std::mem::replace(&mut *topic.config.write(), config);
         if let Err(err) = self.save(&self.topics.read()) {
             *topic.config.write() = previous;
@@ -238,7 +289,9 @@ impl LogManager {
             for partition in topic.partitions() {
                 match partition.enforce_retention(now) {
                     Ok(n) => deleted += n,
-                    Err(err) => tracing::warn!(partition = %partition.name(), %err, "retention failed"),
+                    Err(err) => {
+                        tracing::warn!(partition = %partition.name(), %err, "retention failed")
+                    }
                 }
             }
         }
@@ -302,7 +355,10 @@ impl Drop for LogManager {
 fn remove_leftover_deletions(data_dir: &Path) -> Result<(), StorageError> {
     for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
         let path = entry.map_err(io_err(data_dir))?.path();
-        let doomed = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-delete"));
+        let doomed = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with("-delete"));
         if doomed && path.is_dir() {
             tracing::info!(dir = %path.display(), "removing partially deleted topic directory");
             std::fs::remove_dir_all(&path).map_err(io_err(&path))?;

@@ -124,7 +124,10 @@ pub enum StorageError {
     #[error("log directory `{0}` failed and is offline: {1}")]
     LogDirFailed(PathBuf, String),
     #[error("i/o error on `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt data in `{path}`: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -182,5 +185,9 @@ pub struct ReadResult {
 pub enum VerifyFinding {
     /// The batch at `offset` no longer hashes to its chained digest, or the chain itself is
     /// broken there.
-    Mismatch { partition: String, offset: i64, reason: String },
+    Mismatch {
+        partition: String,
+        offset: i64,
+        reason: String,
+    },
 }

@@ -20,7 +20,12 @@ use super::index::INDEX_INTERVAL_BYTES;
 use super::producer_state::{ProducerStates, SeqCheck};
 use super::recovery::open_segment;
 use super::segment::Segment;
-use super::{AppendBatch, AppendInfo, Durability, FlushPolicy, ReadResult, StorageError, TopicConfig};
+use super::{
+    AppendBatch, AppendInfo, Durability, FlushPolicy, ReadResult, StorageError, TopicConfig,
+};
+
+/// Completed by the flusher once the append's fsync round is done.
+type FsyncWait = oneshot::Receiver<Result<(), String>>;
 
 const LOG_START_CHECKPOINT: &str = "log-start-offset";
 
@@ -81,21 +86,38 @@ impl Partition {
         for (i, &base) in bases.iter().enumerate() {
             let is_active = i + 1 == bases.len();
             let recovered = open_segment(&dir, base, prev, is_active, &mut |h| {
-                producers.record(h.producer_id, h.producer_epoch, h.base_sequence, h.record_count, h.frame.base_offset);
+                producers.record(
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_sequence,
+                    h.record_count,
+                    h.frame.base_offset,
+                );
             })?;
             let segment = Arc::new(recovered.segment);
             segments.push(Arc::clone(&segment));
             if is_active {
-                active = Some((segment, recovered.last_digest, recovered.bytes_since_index, recovered.first_timestamp));
+                active = Some((
+                    segment,
+                    recovered.last_digest,
+                    recovered.bytes_since_index,
+                    recovered.first_timestamp,
+                ));
             }
             prev = Some(base);
         }
         let Some((active, last_digest, bytes_since_index, first_ts)) = active else {
-            return Err(StorageError::Corrupt { path: dir, reason: "no segments".into() });
+            return Err(StorageError::Corrupt {
+                path: dir,
+                reason: "no segments".into(),
+            });
         };
         let next_offset = active.next_offset();
         let first_base = segments.first().map_or(0, |s| s.base_offset);
-        let log_start = read_log_start(&dir)?.unwrap_or(0).max(first_base).min(next_offset);
+        let log_start = read_log_start(&dir)?
+            .unwrap_or(0)
+            .max(first_base)
+            .min(next_offset);
         let now = now_ms();
         let (hw_tx, _) = watch::channel(next_offset);
         Ok(Arc::new(Self {
@@ -151,7 +173,11 @@ impl Partition {
         Arc::clone(&self.segments.read())
     }
 
-    pub async fn append(&self, batch: AppendBatch, durability: Durability) -> Result<AppendInfo, StorageError> {
+    pub async fn append(
+        &self,
+        batch: AppendBatch,
+        durability: Durability,
+    ) -> Result<AppendInfo, StorageError> {
         let (info, wait) = self.append_inline(batch, durability)?;
         if let Some(rx) = wait {
             match rx.await {
@@ -168,19 +194,32 @@ impl Partition {
         &self,
         batch: AppendBatch,
         durability: Durability,
-    ) -> Result<(AppendInfo, Option<oneshot::Receiver<Result<(), String>>>), StorageError> {
+    ) -> Result<(AppendInfo, Option<FsyncWait>), StorageError> {
         self.check_usable()?;
-        let AppendBatch { mut bytes, producer, max_timestamp, .. } = batch;
+        let AppendBatch {
+            mut bytes,
+            producer,
+            max_timestamp,
+            ..
+        } = batch;
         let (segment_bytes, segment_ms, max_message_bytes, log_append_time) = {
             let cfg = self.config.read();
-            (cfg.segment_bytes, cfg.segment_ms, cfg.max_message_bytes, cfg.message_timestamp_type == "LogAppendTime")
+            (
+                cfg.segment_bytes,
+                cfg.segment_ms,
+                cfg.max_message_bytes,
+                cfg.message_timestamp_type == "LogAppendTime",
+            )
         };
         if usize::try_from(max_message_bytes).is_ok_and(|max| bytes.len() > max) {
             return Err(StorageError::BatchTooLarge(bytes.len(), max_message_bytes));
         }
         let frame = BatchFrame::peek(&bytes)
             .filter(|f| f.size == bytes.len())
-            .ok_or_else(|| StorageError::Corrupt { path: self.dir.clone(), reason: "malformed batch framing".into() })?;
+            .ok_or_else(|| StorageError::Corrupt {
+                path: self.dir.clone(),
+                reason: "malformed batch framing".into(),
+            })?;
 
         let mut w = self.writer.lock();
         if let SeqCheck::Duplicate(base_offset) = w.producers.check(&producer)? {
@@ -204,10 +243,17 @@ impl Partition {
         } else {
             (max_timestamp, -1)
         };
-        let frame = BatchFrame { base_offset, size: frame.size, last_offset };
+        let frame = BatchFrame {
+            base_offset,
+            size: frame.size,
+            last_offset,
+        };
         let digest = chain::next_digest(&w.last_digest, &bytes);
         let index_here = w.bytes_since_index >= INDEX_INTERVAL_BYTES;
-        if let Err(err) = w.active.append(&bytes, frame, stored_max_ts, index_here, digest) {
+        if let Err(err) = w
+            .active
+            .append(&bytes, frame, stored_max_ts, index_here, digest)
+        {
             let path = w.active.log_path().display().to_string();
             return Err(self.health.fail(format!("write to `{path}` failed: {err}")));
         }
@@ -231,7 +277,9 @@ impl Partition {
         drop(w);
 
         let wait = match (durability, self.policy) {
-            (Durability::Durable, FlushPolicy::GroupCommit) => Some(self.flusher.sync_segment(&active)?),
+            (Durability::Durable, FlushPolicy::GroupCommit) => {
+                Some(self.flusher.sync_segment(&active)?)
+            }
             _ => {
                 self.flusher.mark_dirty(&active)?;
                 None
@@ -262,14 +310,19 @@ impl Partition {
         let too_big = size.saturating_add(incoming) > segment_bytes.min(u64::from(u32::MAX));
         let too_old = now.saturating_sub(w.roll_base_ms) >= segment_ms;
         // Index entries store offsets relative to the base as u32.
-        let offsets_exhausted = w.next_offset.saturating_sub(w.active.base_offset) > i64::from(i32::MAX);
+        let offsets_exhausted =
+            w.next_offset.saturating_sub(w.active.base_offset) > i64::from(i32::MAX);
         if !(too_big || too_old || offsets_exhausted) {
             return Ok(());
         }
-        let fail = |err: std::io::Error| self.health.fail(format!("rolling `{}` failed: {err}", self.dir.display()));
+        let fail = |err: std::io::Error| {
+            self.health
+                .fail(format!("rolling `{}` failed: {err}", self.dir.display()))
+        };
         w.active.seal().map_err(fail)?;
         self.flusher.mark_dirty(&w.active)?;
-        let segment = Arc::new(Segment::create(&self.dir, w.next_offset, &w.last_digest).map_err(fail)?);
+        let segment =
+            Arc::new(Segment::create(&self.dir, w.next_offset, &w.last_digest).map_err(fail)?);
         self.flusher.mark_dir_dirty(&self.dir);
         {
             let mut segments = self.segments.write();
@@ -287,7 +340,11 @@ impl Partition {
         self.check_usable()?;
         let log_start_offset = self.log_start_offset();
         let high_watermark = self.high_watermark();
-        let empty = |hw| ReadResult { records: Bytes::new(), high_watermark: hw, log_start_offset };
+        let empty = |hw| ReadResult {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset,
+        };
         if offset < log_start_offset || offset > high_watermark {
             return Err(StorageError::OffsetOutOfRange(offset));
         }
@@ -295,11 +352,19 @@ impl Partition {
             return Ok(empty(high_watermark));
         }
         let segments = self.snapshot();
-        let first = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let first = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
         for segment in segments.get(first..).unwrap_or_default() {
-            let found = segment.read(offset, max_bytes).map_err(io_err(segment.log_path()))?;
+            let found = segment
+                .read(offset, max_bytes)
+                .map_err(io_err(segment.log_path()))?;
             if let Some(records) = found {
-                return Ok(ReadResult { records, high_watermark, log_start_offset });
+                return Ok(ReadResult {
+                    records,
+                    high_watermark,
+                    log_start_offset,
+                });
             }
         }
         Ok(empty(high_watermark))
@@ -317,9 +382,13 @@ impl Partition {
         self.check_usable()?;
         let log_start = self.log_start_offset();
         for segment in self.snapshot().iter() {
-            let holds = segment.max_timestamp().is_some_and(|(max, _)| max >= timestamp);
+            let holds = segment
+                .max_timestamp()
+                .is_some_and(|(max, _)| max >= timestamp);
             if holds && segment.next_offset() > log_start {
-                let found = segment.find_timestamp(timestamp, log_start).map_err(io_err(segment.log_path()))?;
+                let found = segment
+                    .find_timestamp(timestamp, log_start)
+                    .map_err(io_err(segment.log_path()))?;
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -374,7 +443,9 @@ impl Partition {
     /// Syncs every segment including indexes (clean shutdown).
     pub(super) fn sync_all(&self) -> Result<(), StorageError> {
         for segment in self.snapshot().iter() {
-            segment.sync_all().map_err(|err| self.health.fail(format!("fsync failed: {err}")))?;
+            segment
+                .sync_all()
+                .map_err(|err| self.health.fail(format!("fsync failed: {err}")))?;
         }
         Ok(())
     }
@@ -387,7 +458,10 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>, StorageError> {
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| StorageError::Corrupt { path, reason: "log start offset is not a number".into() }),
+            .map_err(|_| StorageError::Corrupt {
+                path,
+                reason: "log start offset is not a number".into(),
+            }),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(StorageError::Io { path, source: err }),
     }

@@ -57,16 +57,28 @@ impl ProducerStates {
         }
         let pid = p.producer_id;
         let Some(entry) = self.producers.get(&pid) else {
-            return if p.base_sequence == 0 { Ok(SeqCheck::Append) } else { Err(StorageError::OutOfOrderSequence(pid)) };
+            return if p.base_sequence == 0 {
+                Ok(SeqCheck::Append)
+            } else {
+                Err(StorageError::OutOfOrderSequence(pid))
+            };
         };
         if p.producer_epoch < entry.epoch {
             return Err(StorageError::ProducerFenced(pid));
         }
         if p.producer_epoch > entry.epoch {
-            return if p.base_sequence == 0 { Ok(SeqCheck::Append) } else { Err(StorageError::OutOfOrderSequence(pid)) };
+            return if p.base_sequence == 0 {
+                Ok(SeqCheck::Append)
+            } else {
+                Err(StorageError::OutOfOrderSequence(pid))
+            };
         }
         let last = last_seq(p.base_sequence, p.record_count);
-        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == p.base_sequence && b.last_seq == last) {
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == p.base_sequence && b.last_seq == last)
+        {
             return Ok(SeqCheck::Duplicate(dup.base_offset));
         }
         match entry.batches.back() {
@@ -77,7 +89,14 @@ impl ProducerStates {
     }
 
     /// Records a batch that was appended (or found during recovery) at `base_offset`.
-    pub fn record(&mut self, producer_id: i64, epoch: i16, base_sequence: i32, record_count: i32, base_offset: i64) {
+    pub fn record(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        record_count: i32,
+        base_offset: i64,
+    ) {
         if producer_id < 0 {
             return;
         }
@@ -102,7 +121,12 @@ mod tests {
     use super::*;
 
     fn info(pid: i64, epoch: i16, seq: i32, count: i32) -> ProducerInfo {
-        ProducerInfo { producer_id: pid, producer_epoch: epoch, base_sequence: seq, record_count: count }
+        ProducerInfo {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: count,
+        }
     }
 
     #[test]
@@ -118,6 +142,9 @@ mod tests {
     fn unknown_producer_must_start_at_zero() {
         let states = ProducerStates::default();
         assert_eq!(states.check(&info(1, 0, 0, 3)).ok(), Some(SeqCheck::Append));
-        assert!(matches!(states.check(&info(1, 0, 5, 3)), Err(StorageError::OutOfOrderSequence(1))));
+        assert!(matches!(
+            states.check(&info(1, 0, 5, 3)),
+            Err(StorageError::OutOfOrderSequence(1))
+        ));
     }
 }

@@ -54,7 +54,8 @@ impl IndexBuilder {
         if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
             self.push_time(self.max_timestamp);
             let rel = self.rel(header.frame.base_offset);
-            self.offsets.push((rel, u32::try_from(pos).unwrap_or(u32::MAX)));
+            self.offsets
+                .push((rel, u32::try_from(pos).unwrap_or(u32::MAX)));
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += header.frame.size as u64;
@@ -65,7 +66,10 @@ impl IndexBuilder {
 }
 
 fn last_chain_digest(dir: &Path, base: i64) -> Option<Digest> {
-    chain::read_chain(&segment_file(dir, base, "chain")).ok().flatten().map(|c| c.last_digest())
+    chain::read_chain(&segment_file(dir, base, "chain"))
+        .ok()
+        .flatten()
+        .map(|c| c.last_digest())
 }
 
 /// Opens segment `base` of `dir`. `prev_base` is the segment before it (used only when an
@@ -79,16 +83,25 @@ pub fn open_segment(
 ) -> Result<Recovered, StorageError> {
     let log_path = segment_file(dir, base, "log");
     let chain_path = segment_file(dir, base, "chain");
-    let log = OpenOptions::new().read(true).write(true).open(&log_path).map_err(io_err(&log_path))?;
+    let log = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log_path)
+        .map_err(io_err(&log_path))?;
     let file_len = log.metadata().map_err(io_err(&log_path))?.len();
 
     let chain_contents: Option<ChainContents> = if active {
         match chain::read_chain(&chain_path) {
             Ok(Some(contents)) => Some(contents),
             Ok(None) | Err(_) if file_len == 0 => {
-                let prev = prev_base.and_then(|p| last_chain_digest(dir, p)).unwrap_or(chain::GENESIS);
+                let prev = prev_base
+                    .and_then(|p| last_chain_digest(dir, p))
+                    .unwrap_or(chain::GENESIS);
                 ChainFile::create(&chain_path, &prev).map_err(io_err(&chain_path))?;
-                Some(ChainContents { prev, entries: Vec::new() })
+                Some(ChainContents {
+                    prev,
+                    entries: Vec::new(),
+                })
             }
             _ => {
                 return Err(StorageError::Corrupt {
@@ -124,7 +137,10 @@ pub fn open_segment(
             Scan::Batch { pos, header, body } => {
                 let frame = header.frame;
                 if frame.base_offset != next_offset {
-                    stop_reason = Some(format!("offset {} where {next_offset} was expected", frame.base_offset));
+                    stop_reason = Some(format!(
+                        "offset {} where {next_offset} was expected",
+                        frame.base_offset
+                    ));
                     break;
                 }
                 if let Some(contents) = &chain_contents {
@@ -132,12 +148,14 @@ pub fn open_segment(
                         stop_reason = Some(format!("crc mismatch at offset {}", frame.base_offset));
                         break;
                     }
-                    let covered = contents
-                        .entries
-                        .get(count)
-                        .is_some_and(|e| e.base_offset == frame.base_offset && e.length as usize == frame.size);
+                    let covered = contents.entries.get(count).is_some_and(|e| {
+                        e.base_offset == frame.base_offset && e.length as usize == frame.size
+                    });
                     if !covered {
-                        stop_reason = Some(format!("batch at offset {} not in the chain", frame.base_offset));
+                        stop_reason = Some(format!(
+                            "batch at offset {} not in the chain",
+                            frame.base_offset
+                        ));
                         break;
                     }
                 }
@@ -153,7 +171,9 @@ pub fn open_segment(
     drop(scanner);
 
     let chain = match &chain_contents {
-        Some(_) => ChainFile::open_truncated(&chain_path, count as u64).map_err(io_err(&chain_path))?,
+        Some(_) => {
+            ChainFile::open_truncated(&chain_path, count as u64).map_err(io_err(&chain_path))?
+        }
         None => ChainFile::open_existing(&chain_path).map_err(io_err(&chain_path))?,
     };
     if let Some(reason) = &stop_reason {
@@ -176,12 +196,19 @@ pub fn open_segment(
     if rewrite_index || rewrite_time {
         tracing::info!(dir = %dir.display(), base, "rebuilt segment indexes");
     }
-    let index = OffsetIndex::open(&index_path, builder.offsets, rewrite_index).map_err(io_err(&index_path))?;
-    let time_index = TimeIndex::open(&time_path, builder.times, rewrite_time).map_err(io_err(&time_path))?;
+    let index = OffsetIndex::open(&index_path, builder.offsets, rewrite_index)
+        .map_err(io_err(&index_path))?;
+    let time_index =
+        TimeIndex::open(&time_path, builder.times, rewrite_time).map_err(io_err(&time_path))?;
 
     let last_digest = chain_contents
         .as_ref()
-        .map(|c| c.entries.get(..count).and_then(|e| e.last()).map_or(c.prev, |e| e.digest))
+        .map(|c| {
+            c.entries
+                .get(..count)
+                .and_then(|e| e.last())
+                .map_or(c.prev, |e| e.digest)
+        })
         .unwrap_or(chain::GENESIS);
     let segment = Segment::from_parts(
         dir,
@@ -197,5 +224,10 @@ pub fn open_segment(
             sealed: !active,
         },
     );
-    Ok(Recovered { segment, last_digest, bytes_since_index: builder.bytes_since_index, first_timestamp })
+    Ok(Recovered {
+        segment,
+        last_digest,
+        bytes_since_index: builder.bytes_since_index,
+        first_timestamp,
+    })
 }

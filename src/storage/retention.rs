@@ -24,18 +24,27 @@ impl Partition {
             // Holding the writer lock keeps rolls from changing the list meanwhile.
             let _writer = self.writer.lock();
             let segments = self.snapshot();
-            let Some((_active, old)) = segments.split_last() else { return Ok(0) };
+            let Some((_active, old)) = segments.split_last() else {
+                return Ok(0);
+            };
             let log_start = self.log_start.load(Ordering::Acquire);
-            let mut total: i64 = segments.iter().map(|s| i64::try_from(s.size()).unwrap_or(i64::MAX)).sum();
+            let mut total: i64 = segments
+                .iter()
+                .map(|s| i64::try_from(s.size()).unwrap_or(i64::MAX))
+                .sum();
             let mut cut = 0;
             for segment in old {
                 let below_start = segment.next_offset() <= log_start;
                 let expired = retention_ms >= 0 && {
-                    let newest = segment.max_timestamp().map(|(ts, _)| ts).or_else(|| segment.modified_ms());
+                    let newest = segment
+                        .max_timestamp()
+                        .map(|(ts, _)| ts)
+                        .or_else(|| segment.modified_ms());
                     newest.is_some_and(|ts| now_ms.saturating_sub(ts) > retention_ms)
                 };
                 let size = i64::try_from(segment.size()).unwrap_or(i64::MAX);
-                let oversized = retention_bytes >= 0 && total.saturating_sub(size) >= retention_bytes;
+                let oversized =
+                    retention_bytes >= 0 && total.saturating_sub(size) >= retention_bytes;
                 if !(below_start || expired || oversized) {
                     break;
                 }
@@ -47,7 +56,8 @@ impl Partition {
             }
             let (gone, kept) = segments.split_at(cut);
             if let Some(first) = kept.first() {
-                self.log_start.fetch_max(first.base_offset, Ordering::AcqRel);
+                self.log_start
+                    .fetch_max(first.base_offset, Ordering::AcqRel);
             }
             *self.segments.write() = Arc::new(kept.to_vec());
             gone.to_vec()
@@ -92,13 +102,15 @@ pub fn spawn_periodic<T: Send + Sync + 'static>(
     stop: Arc<StopSignal>,
     task: fn(&T),
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(name.to_string()).spawn(move || loop {
-        if stop.wait(interval) {
-            return;
-        }
-        match target.upgrade() {
-            Some(target) => task(&target),
-            None => return,
-        }
-    })
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || loop {
+            if stop.wait(interval) {
+                return;
+            }
+            match target.upgrade() {
+                Some(target) => task(&target),
+                None => return,
+            }
+        })
 }

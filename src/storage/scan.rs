@@ -10,7 +10,11 @@ const CHUNK: usize = 256 * 1024;
 
 pub enum Scan<'a> {
     /// A batch whose framing fits in the file; `body` is the whole batch when requested.
-    Batch { pos: u64, header: BatchHeader, body: Option<&'a [u8]> },
+    Batch {
+        pos: u64,
+        header: BatchHeader,
+        body: Option<&'a [u8]>,
+    },
     /// Clean end of the file.
     End,
     /// Bytes at `pos` do not form a batch (torn write or damage).
@@ -27,7 +31,13 @@ pub struct BatchScanner<'f> {
 
 impl<'f> BatchScanner<'f> {
     pub fn new(file: &'f File, start: u64, end: u64) -> Self {
-        Self { file, pos: start, end, buf: Vec::new(), buf_start: start }
+        Self {
+            file,
+            pos: start,
+            end,
+            buf: Vec::new(),
+            buf_start: start,
+        }
     }
 
     /// Makes `[at, at + need)` available in the buffer; false if it extends past the end.
@@ -70,11 +80,19 @@ impl<'f> BatchScanner<'f> {
         }
         self.pos = pos + size as u64;
         if !with_body {
-            return Ok(Scan::Batch { pos, header, body: None });
+            return Ok(Scan::Batch {
+                pos,
+                header,
+                body: None,
+            });
         }
         if !self.fill(pos, size)? {
             return Ok(Scan::Invalid { pos });
         }
-        Ok(Scan::Batch { pos, header, body: self.slice(pos, size) })
+        Ok(Scan::Batch {
+            pos,
+            header,
+            body: self.slice(pos, size),
+        })
     }
 }

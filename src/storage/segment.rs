@@ -56,12 +56,25 @@ pub struct SegmentParts {
 impl Segment {
     /// Creates the files of a new, empty segment. The chain is created first so that a
     /// `.log` without a `.chain` always means damage, never a crash during creation.
-    pub fn create(dir: &Path, base_offset: i64, prev: &super::chain::Digest) -> std::io::Result<Self> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        prev: &super::chain::Digest,
+    ) -> std::io::Result<Self> {
         let chain = ChainFile::create(&segment_file(dir, base_offset, "chain"), prev)?;
         let index = OffsetIndex::open(&segment_file(dir, base_offset, "index"), Vec::new(), true)?;
-        let time_index = TimeIndex::open(&segment_file(dir, base_offset, "timeindex"), Vec::new(), true)?;
+        let time_index = TimeIndex::open(
+            &segment_file(dir, base_offset, "timeindex"),
+            Vec::new(),
+            true,
+        )?;
         let log_path = segment_file(dir, base_offset, "log");
-        let log = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&log_path)?;
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
         Ok(Self::from_parts(
             dir,
             base_offset,
@@ -135,7 +148,8 @@ impl Segment {
         digest: super::chain::Digest,
     ) -> std::io::Result<()> {
         let pos = self.size();
-        let pos32 = u32::try_from(pos).map_err(|_| std::io::Error::other("segment position exceeds u32"))?;
+        let pos32 = u32::try_from(pos)
+            .map_err(|_| std::io::Error::other("segment position exceeds u32"))?;
         if index_here {
             if let Some((ts, offset)) = self.max_timestamp() {
                 self.time_index.maybe_append(ts, self.relative(offset))?;
@@ -143,15 +157,21 @@ impl Segment {
             self.index.append(self.relative(frame.base_offset), pos32)?;
         }
         self.log.write_all_at(bytes, pos)?;
-        let length = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("batch exceeds u32"))?;
-        self.chain.append(&ChainEntry { base_offset: frame.base_offset, length, digest })?;
+        let length =
+            u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("batch exceeds u32"))?;
+        self.chain.append(&ChainEntry {
+            base_offset: frame.base_offset,
+            length,
+            digest,
+        })?;
         {
             let mut max = self.max_timestamp.lock();
             if max_timestamp > max.0 {
                 *max = (max_timestamp, frame.last_offset);
             }
         }
-        self.next_offset.store(frame.last_offset.saturating_add(1), Ordering::Release);
+        self.next_offset
+            .store(frame.last_offset.saturating_add(1), Ordering::Release);
         self.size.store(pos + bytes.len() as u64, Ordering::Release);
         Ok(())
     }
@@ -171,7 +191,8 @@ impl Segment {
         self.log.sync_data()?;
         self.chain.sync()?;
         let mut syncs = 2;
-        if self.sealed.load(Ordering::Acquire) && !self.indexes_synced.swap(true, Ordering::AcqRel) {
+        if self.sealed.load(Ordering::Acquire) && !self.indexes_synced.swap(true, Ordering::AcqRel)
+        {
             self.index.sync()?;
             self.time_index.sync()?;
             syncs += 2;
@@ -243,7 +264,11 @@ impl Segment {
 
     /// The first batch whose max timestamp is >= `target` and which ends at or after
     /// `min_offset`, as (offset, timestamp).
-    pub fn find_timestamp(&self, target: i64, min_offset: i64) -> std::io::Result<Option<(i64, i64)>> {
+    pub fn find_timestamp(
+        &self,
+        target: i64,
+        min_offset: i64,
+    ) -> std::io::Result<Option<(i64, i64)>> {
         let from_rel = self.time_index.lookup_before(target).unwrap_or(0);
         let start = u64::from(self.index.lookup(from_rel));
         let mut scanner = BatchScanner::new(&self.log, start, self.size());
@@ -251,7 +276,10 @@ impl Segment {
             match scanner.next_batch(false)? {
                 Scan::Batch { header, .. } => {
                     if header.max_timestamp >= target && header.frame.last_offset >= min_offset {
-                        return Ok(Some((header.frame.base_offset.max(min_offset), header.max_timestamp)));
+                        return Ok(Some((
+                            header.frame.base_offset.max(min_offset),
+                            header.max_timestamp,
+                        )));
                     }
                 }
                 Scan::End | Scan::Invalid { .. } => return Ok(None),

@@ -37,7 +37,12 @@ impl TimeIndex {
     }
 
     pub fn open(path: &Path, entries: Vec<(i64, u32)>, rewrite: bool) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(rewrite).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(rewrite)
+            .open(path)?;
         if rewrite {
             let mut bytes = Vec::with_capacity(entries.len() * ENTRY_LEN);
             for (ts, rel) in &entries {
@@ -46,7 +51,10 @@ impl TimeIndex {
             }
             file.write_all_at(&bytes, 0)?;
         }
-        Ok(Self { file, entries: RwLock::new(entries) })
+        Ok(Self {
+            file,
+            entries: RwLock::new(entries),
+        })
     }
 
     /// Appends unless `timestamp` does not exceed the last entry (entries stay increasing).
@@ -69,7 +77,9 @@ impl TimeIndex {
     pub fn lookup_before(&self, target: i64) -> Option<u32> {
         let entries = self.entries.read();
         let idx = entries.partition_point(|&(ts, _)| ts < target);
-        idx.checked_sub(1).and_then(|i| entries.get(i)).map(|&(_, rel)| rel)
+        idx.checked_sub(1)
+            .and_then(|i| entries.get(i))
+            .map(|&(_, rel)| rel)
     }
 
     pub fn sync(&self) -> std::io::Result<()> {

@@ -55,8 +55,15 @@ fn invalid(key: &str, value: &str, why: &str) -> StorageError {
     StorageError::InvalidConfig(format!("invalid value `{value}` for `{key}`: {why}"))
 }
 
-fn parse_num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(key: &str, value: &str, min: T) -> Result<T, StorageError> {
-    let n: T = value.trim().parse().map_err(|_| invalid(key, value, "not a number"))?;
+fn parse_num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: &str,
+    min: T,
+) -> Result<T, StorageError> {
+    let n: T = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "not a number"))?;
     if n < min {
         return Err(invalid(key, value, &format!("must be at least {min}")));
     }
@@ -90,12 +97,22 @@ impl TopicConfig {
             "max.message.bytes" => self.max_message_bytes = parse_num(key, value, 0i32)?,
             "message.timestamp.type" => match value {
                 "CreateTime" | "LogAppendTime" => self.message_timestamp_type = value.to_string(),
-                _ => return Err(invalid(key, value, "must be `CreateTime` or `LogAppendTime`")),
+                _ => {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "must be `CreateTime` or `LogAppendTime`",
+                    ))
+                }
             },
             _ if PASSTHROUGH_CONFIGS.contains(&key) => {
                 self.extra.insert(key.to_string(), value.to_string());
             }
-            _ => return Err(StorageError::InvalidConfig(format!("unknown topic config `{key}`"))),
+            _ => {
+                return Err(StorageError::InvalidConfig(format!(
+                    "unknown topic config `{key}`"
+                )))
+            }
         }
         Ok(())
     }
@@ -109,12 +126,17 @@ impl TopicConfig {
                 self.extra.remove(key);
                 Ok(())
             }
-            None => Err(StorageError::InvalidConfig(format!("unknown topic config `{key}`"))),
+            None => Err(StorageError::InvalidConfig(format!(
+                "unknown topic config `{key}`"
+            ))),
         }
     }
 
     /// A copy of `self` with `overrides` applied (CreateTopics).
-    pub fn with_overrides<'a>(&self, overrides: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, StorageError> {
+    pub fn with_overrides<'a>(
+        &self,
+        overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, StorageError> {
         let mut config = self.clone();
         for (key, value) in overrides {
             config.set(key, value)?;
@@ -126,8 +148,14 @@ impl TopicConfig {
     pub fn entries(&self) -> Vec<(String, String)> {
         let mut entries: Vec<(String, String)> = vec![
             ("cleanup.policy".into(), self.cleanup_policy.clone()),
-            ("max.message.bytes".into(), self.max_message_bytes.to_string()),
-            ("message.timestamp.type".into(), self.message_timestamp_type.clone()),
+            (
+                "max.message.bytes".into(),
+                self.max_message_bytes.to_string(),
+            ),
+            (
+                "message.timestamp.type".into(),
+                self.message_timestamp_type.clone(),
+            ),
             ("retention.bytes".into(), self.retention_bytes.to_string()),
             ("retention.ms".into(), self.retention_ms.to_string()),
             ("segment.bytes".into(), self.segment_bytes.to_string()),
@@ -150,15 +178,21 @@ impl TopicConfig {
 
 /// Kafka's topic name rules: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
-    let bad = |why: &str| StorageError::InvalidConfig(format!("invalid topic name `{name}`: {why}"));
+    let bad =
+        |why: &str| StorageError::InvalidConfig(format!("invalid topic name `{name}`: {why}"));
     if name.is_empty() || name.len() > 249 {
         return Err(bad("must be 1 to 249 characters"));
     }
     if name == "." || name == ".." {
         return Err(bad("`.` and `..` are reserved"));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return Err(bad("only ASCII letters, digits, `.`, `_` and `-` are allowed"));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(bad(
+            "only ASCII letters, digits, `.`, `_` and `-` are allowed",
+        ));
     }
     Ok(())
 }
@@ -187,7 +221,10 @@ pub fn load_topics(data_dir: &Path) -> Result<Vec<TopicRecord>, StorageError> {
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<TopicsFile>(&bytes)
             .map(|f| f.topics)
-            .map_err(|err| StorageError::Corrupt { path, reason: err.to_string() }),
+            .map_err(|err| StorageError::Corrupt {
+                path,
+                reason: err.to_string(),
+            }),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(source) => Err(StorageError::Io { path, source }),
     }
@@ -196,8 +233,10 @@ pub fn load_topics(data_dir: &Path) -> Result<Vec<TopicRecord>, StorageError> {
 pub fn save_topics(data_dir: &Path, topics: Vec<TopicRecord>) -> Result<(), StorageError> {
     let path = topics_path(data_dir);
     let file = TopicsFile { version: 1, topics };
-    let bytes = serde_json::to_vec_pretty(&file)
-        .map_err(|err| StorageError::Corrupt { path: path.clone(), reason: err.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(&file).map_err(|err| StorageError::Corrupt {
+        path: path.clone(),
+        reason: err.to_string(),
+    })?;
     atomic_write(&path, &bytes)
 }
 
@@ -219,20 +258,33 @@ impl ProducerIdAllocator {
     pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
         let path = data_dir.join("meta").join("producer-ids.json");
         let reserved_until = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<ProducerIdsFile>(&bytes)
-                .map_err(|err| StorageError::Corrupt { path: path.clone(), reason: err.to_string() })?
-                .reserved_until,
+            Ok(bytes) => {
+                serde_json::from_slice::<ProducerIdsFile>(&bytes)
+                    .map_err(|err| StorageError::Corrupt {
+                        path: path.clone(),
+                        reason: err.to_string(),
+                    })?
+                    .reserved_until
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
             Err(source) => return Err(StorageError::Io { path, source }),
         };
-        Ok(Self { path, next: reserved_until, reserved_until })
+        Ok(Self {
+            path,
+            next: reserved_until,
+            reserved_until,
+        })
     }
 
     pub fn allocate(&mut self) -> Result<i64, StorageError> {
         if self.next >= self.reserved_until {
             let reserved_until = self.next.saturating_add(PRODUCER_ID_BLOCK);
-            let bytes = serde_json::to_vec(&ProducerIdsFile { reserved_until })
-                .map_err(|err| StorageError::Corrupt { path: self.path.clone(), reason: err.to_string() })?;
+            let bytes = serde_json::to_vec(&ProducerIdsFile { reserved_until }).map_err(|err| {
+                StorageError::Corrupt {
+                    path: self.path.clone(),
+                    reason: err.to_string(),
+                }
+            })?;
             atomic_write(&self.path, &bytes)?;
             self.reserved_until = reserved_until;
         }

@@ -43,7 +43,9 @@ pub fn verify_data_dir_report(data_dir: &Path) -> Result<VerifyReport, StorageEr
     let mut partitions: Vec<(String, i32, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
         let path = entry.map_err(io_err(data_dir))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         if !path.is_dir() || name == "meta" || name.ends_with("-delete") {
             continue;
         }
@@ -58,7 +60,11 @@ pub fn verify_data_dir_report(data_dir: &Path) -> Result<VerifyReport, StorageEr
         let outcome = verify_partition(&dir)?;
         report.batches += outcome.batches;
         if let Some((offset, reason)) = outcome.finding {
-            report.findings.push(VerifyFinding::Mismatch { partition: name.clone(), offset, reason });
+            report.findings.push(VerifyFinding::Mismatch {
+                partition: name.clone(),
+                offset,
+                reason,
+            });
         }
         report.heads.push(PartitionHead {
             partition: name,
@@ -77,7 +83,12 @@ struct Outcome {
 }
 
 fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
-    let mut out = Outcome { finding: None, batches: 0, next_offset: 0, head: chain::GENESIS };
+    let mut out = Outcome {
+        finding: None,
+        batches: 0,
+        next_offset: 0,
+        head: chain::GENESIS,
+    };
     let mut running: Option<Digest> = None;
     let mut expected: Option<i64> = None;
     for base in list_segments(dir).map_err(io_err(dir))? {
@@ -86,12 +97,18 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
         let contents = match chain::read_chain(&chain_path) {
             Ok(Some(contents)) => contents,
             Ok(None) | Err(_) => {
-                out.finding = Some((at, "chain entry missing: chain file missing or unreadable".into()));
+                out.finding = Some((
+                    at,
+                    "chain entry missing: chain file missing or unreadable".into(),
+                ));
                 return Ok(out);
             }
         };
         if running.is_some_and(|r| r != contents.prev) {
-            out.finding = Some((at, "chain broken: segment does not continue the previous one".into()));
+            out.finding = Some((
+                at,
+                "chain broken: segment does not continue the previous one".into(),
+            ));
             return Ok(out);
         }
         let mut digest = contents.prev;
@@ -107,7 +124,11 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
                 Scan::Invalid { pos } => {
                     let offset = entry.map_or(at, |e| e.base_offset);
                     let torn = entry.is_some_and(|e| pos + u64::from(e.length) > len);
-                    let reason = if torn { "truncated: log ends inside a batch" } else { "bytes changed: not a valid batch" };
+                    let reason = if torn {
+                        "truncated: log ends inside a batch"
+                    } else {
+                        "bytes changed: not a valid batch"
+                    };
                     out.finding = Some((offset, reason.into()));
                     return Ok(out);
                 }
@@ -117,9 +138,10 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
             let reason = match entry {
                 None => Some((offset, "chain entry missing".to_string())),
                 Some(e) if e.base_offset > offset => Some((offset, "chain entry missing".into())),
-                Some(e) if e.base_offset < offset => {
-                    Some((e.base_offset, format!("chain broken: batch missing from the log before offset {offset}")))
-                }
+                Some(e) if e.base_offset < offset => Some((
+                    e.base_offset,
+                    format!("chain broken: batch missing from the log before offset {offset}"),
+                )),
                 Some(e) => {
                     digest = chain::next_digest(&digest, body);
                     if e.length as usize != body.len() || e.digest != digest {
