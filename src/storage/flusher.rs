@@ -24,6 +24,11 @@ use super::StorageError;
 pub struct DirHealth {
     dir: PathBuf,
     failed: Mutex<Option<String>>,
+    /// Set by shutdown: operations stop, but pending flushes still run.
+    closed: std::sync::atomic::AtomicBool,
+    /// Tests: make the next fsync round fail as if the disk reported an error.
+    #[cfg(test)]
+    pub inject_fsync_error: std::sync::atomic::AtomicBool,
 }
 
 impl DirHealth {
@@ -31,6 +36,9 @@ impl DirHealth {
         Self {
             dir: dir.to_path_buf(),
             failed: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            inject_fsync_error: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -38,11 +46,25 @@ impl DirHealth {
         StorageError::LogDirFailed(self.dir.clone(), reason.to_string())
     }
 
+    /// Ok while the directory is healthy and storage is not shut down.
     pub fn check(&self) -> Result<(), StorageError> {
+        self.check_failed()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(self.error("storage is shut down"));
+        }
+        Ok(())
+    }
+
+    /// Ok unless an I/O failure took the directory offline.
+    pub fn check_failed(&self) -> Result<(), StorageError> {
         match &*self.failed.lock() {
             Some(reason) => Err(self.error(reason)),
             None => Ok(()),
         }
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Marks the directory failed; the first reason is kept.
@@ -157,7 +179,7 @@ impl Flusher {
         {
             let mut state = self.shared.state.lock();
             if state.shutdown {
-                return self.shared.health.check();
+                return self.shared.health.check_failed();
             }
             state.waiters.push(Waiter::Blocking(tx));
             self.shared.wake.notify_one();
@@ -231,7 +253,7 @@ fn run(shared: &Shared) {
                 state.shutdown,
             )
         };
-        let result = match shared.health.check() {
+        let result = match shared.health.check_failed() {
             Err(err) => Err(err.to_string()),
             Ok(()) => sync_all(shared, segments.into_values(), dirs),
         };
@@ -257,6 +279,14 @@ fn sync_all(
     dirs: HashSet<PathBuf>,
 ) -> Result<(), String> {
     shared.rounds.fetch_add(1, Ordering::Relaxed);
+    #[cfg(test)]
+    if shared
+        .health
+        .inject_fsync_error
+        .swap(false, Ordering::AcqRel)
+    {
+        return Err("fsync failed: injected i/o error".into());
+    }
     for segment in segments {
         let synced = segment
             .sync()

@@ -329,6 +329,13 @@ impl LogManager {
             }
         }
         self.ctx.health.check()?;
+        self.ctx.health.close();
+        // Taking each writer lock waits for appends already past the health check.
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                drop(partition.writer.lock());
+            }
+        }
         self.ctx.flusher.flush_blocking()?;
         for topic in self.topics() {
             for partition in topic.partitions() {
@@ -336,7 +343,12 @@ impl LogManager {
             }
         }
         self.ctx.flusher.stop();
-        self.ctx.health.check()
+        self.ctx.health.check_failed()
+    }
+
+    #[cfg(test)]
+    pub(super) fn health(&self) -> &DirHealth {
+        &self.ctx.health
     }
 
     pub fn allocate_producer_id(&self) -> Result<i64, StorageError> {
