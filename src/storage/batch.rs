@@ -151,3 +151,50 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) -> bool {
         None => false,
     }
 }
+
+/// Decodes a zigzag varint (Kafka's record fields); returns the value and its length.
+fn read_varlong(buf: &[u8], at: usize) -> Option<(i64, usize)> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let byte = *buf.get(at.checked_add(i)?)?;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let decoded = i64::try_from(value >> 1).ok()? ^ -i64::try_from(value & 1).ok()?;
+            return Some((decoded, i + 1));
+        }
+    }
+    None
+}
+
+const BASE_TIMESTAMP_AT: usize = 27;
+const COMPRESSION_MASK: i16 = 0x07;
+
+/// For an uncompressed CreateTime batch, the first record at or after `min_offset` whose
+/// timestamp is >= `target`, as (offset, timestamp). `None` when compressed, LogAppendTime, or not parseable; the
+/// caller then falls back to batch granularity.
+pub fn first_record_at_or_after(batch: &[u8], target: i64, min_offset: i64) -> Option<(i64, i64)> {
+    let header = BatchHeader::parse(batch)?;
+    if header.attributes & (COMPRESSION_MASK | TIMESTAMP_TYPE_BIT) != 0 {
+        return None;
+    }
+    let base_timestamp = be_i64(batch, BASE_TIMESTAMP_AT)?;
+    let mut pos = HEADER_LEN;
+    for _ in 0..header.record_count.max(0) {
+        let (len, n) = read_varlong(batch, pos)?;
+        let body = pos.checked_add(n)?;
+        let end = body.checked_add(usize::try_from(len).ok()?)?;
+        // Skip the record's attributes byte.
+        let (timestamp_delta, n) = read_varlong(batch, body.checked_add(1)?)?;
+        let (offset_delta, _) = read_varlong(batch, body.checked_add(1 + n)?)?;
+        let timestamp = base_timestamp.checked_add(timestamp_delta)?;
+        let offset = header.frame.base_offset.checked_add(offset_delta)?;
+        if timestamp >= target && offset >= min_offset {
+            return Some((offset, timestamp));
+        }
+        if end > batch.len() {
+            return None;
+        }
+        pos = end;
+    }
+    None
+}

@@ -229,7 +229,17 @@ impl Partition {
                 log_start_offset: self.log_start_offset(),
                 duplicate: true,
             };
-            return Ok((info, None));
+            // The original may still await its fsync; a round that starts after this
+            // registration covers every earlier write of the directory.
+            let active = Arc::clone(&w.active);
+            drop(w);
+            let wait = match (durability, self.policy) {
+                (Durability::Durable, FlushPolicy::GroupCommit) => {
+                    Some(self.flusher.sync_segment(&active)?)
+                }
+                _ => None,
+            };
+            return Ok((info, wait));
         }
         let now = now_ms();
         self.maybe_roll(&mut w, now, bytes.len() as u64, segment_bytes, segment_ms)?;

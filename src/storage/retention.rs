@@ -18,7 +18,13 @@ impl Partition {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
         let (retention_ms, retention_bytes) = {
             let cfg = self.config.read();
-            (cfg.retention_ms, cfg.retention_bytes)
+            // Compact-only topics keep their data regardless of age and size (compaction
+            // itself is not implemented); DeleteRecords still applies.
+            if cfg.cleanup_policy.split(',').any(|p| p.trim() == "delete") {
+                (cfg.retention_ms, cfg.retention_bytes)
+            } else {
+                (-1, -1)
+            }
         };
         let removed: Vec<Arc<Segment>> = {
             // Holding the writer lock keeps rolls from changing the list meanwhile.

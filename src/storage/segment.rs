@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::batch::{BatchFrame, PEEK_LEN};
+use super::batch::{first_record_at_or_after, BatchFrame, PEEK_LEN};
 use super::chain::{ChainEntry, ChainFile};
 use super::fsutil::segment_file;
 use super::index::{OffsetIndex, INDEX_INTERVAL_BYTES};
@@ -262,8 +262,8 @@ impl Segment {
         }
     }
 
-    /// The first batch whose max timestamp is >= `target` and which ends at or after
-    /// `min_offset`, as (offset, timestamp).
+    /// The first record (batch, when records cannot be read cheaply) with a timestamp >=
+    /// `target` at or after `min_offset`, as (offset, timestamp).
     pub fn find_timestamp(
         &self,
         target: i64,
@@ -273,13 +273,16 @@ impl Segment {
         let start = u64::from(self.index.lookup(from_rel));
         let mut scanner = BatchScanner::new(&self.log, start, self.size());
         loop {
-            match scanner.next_batch(false)? {
-                Scan::Batch { header, .. } => {
+            match scanner.next_batch(true)? {
+                Scan::Batch { header, body, .. } => {
                     if header.max_timestamp >= target && header.frame.last_offset >= min_offset {
-                        return Ok(Some((
+                        let record =
+                            body.and_then(|b| first_record_at_or_after(b, target, min_offset));
+                        let batch_level = (
                             header.frame.base_offset.max(min_offset),
                             header.max_timestamp,
-                        )));
+                        );
+                        return Ok(Some(record.unwrap_or(batch_level)));
                     }
                 }
                 Scan::End | Scan::Invalid { .. } => return Ok(None),

@@ -38,6 +38,8 @@ pub struct Spec {
     pub sequence: i32,
     /// Byte used to fill values, so batches differ.
     pub fill: u8,
+    /// Record i has timestamp `timestamp + i * ts_step`.
+    pub ts_step: i64,
 }
 
 impl Spec {
@@ -50,6 +52,7 @@ impl Spec {
             epoch: -1,
             sequence: -1,
             fill: b'v',
+            ts_step: 0,
         }
     }
     pub fn ts(mut self, timestamp: i64) -> Self {
@@ -60,6 +63,10 @@ impl Spec {
         self.producer_id = producer_id;
         self.epoch = epoch;
         self.sequence = sequence;
+        self
+    }
+    pub fn ts_step(mut self, step: i64) -> Self {
+        self.ts_step = step;
         self
     }
     pub fn fill(mut self, fill: u8) -> Self {
@@ -73,7 +80,7 @@ pub fn batch_bytes(spec: Spec) -> Vec<u8> {
     let mut records = Vec::new();
     for i in 0..spec.records {
         let mut body = vec![0u8]; // attributes
-        varint(&mut body, 0); // timestamp delta
+        varint(&mut body, i64::from(i) * spec.ts_step); // timestamp delta
         varint(&mut body, i64::from(i)); // offset delta
         varint(&mut body, -1); // null key
         varint(&mut body, spec.value_len as i64);
@@ -86,7 +93,8 @@ pub fn batch_bytes(spec: Spec) -> Vec<u8> {
     covered.extend_from_slice(&0i16.to_be_bytes());
     covered.extend_from_slice(&(spec.records - 1).to_be_bytes());
     covered.extend_from_slice(&spec.timestamp.to_be_bytes());
-    covered.extend_from_slice(&spec.timestamp.to_be_bytes());
+    let max_ts = spec.timestamp + i64::from(spec.records - 1) * spec.ts_step;
+    covered.extend_from_slice(&max_ts.to_be_bytes());
     covered.extend_from_slice(&spec.producer_id.to_be_bytes());
     covered.extend_from_slice(&spec.epoch.to_be_bytes());
     covered.extend_from_slice(&spec.sequence.to_be_bytes());

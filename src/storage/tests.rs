@@ -766,3 +766,33 @@ async fn appends_after_shutdown_are_refused() {
         .is_err());
     assert_eq!(p.high_watermark(), 0);
 }
+
+#[tokio::test]
+async fn offset_for_timestamp_finds_the_record_inside_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = open(dir.path());
+    let p = mgr
+        .create_topic("t", 1, TopicConfig::default())
+        .unwrap()
+        .partition(0)
+        .unwrap();
+    // Offsets 0..10 with timestamps 100, 110, ..., 190; then 10..20 with 200..290.
+    p.append(
+        batch(Spec::new(10, 5).ts(100).ts_step(10)),
+        Durability::Written,
+    )
+    .await
+    .unwrap();
+    p.append(
+        batch(Spec::new(10, 5).ts(200).ts_step(10)),
+        Durability::Written,
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.offset_for_timestamp(135).unwrap(), Some((4, 140)));
+    assert_eq!(p.offset_for_timestamp(195).unwrap(), Some((10, 200)));
+    assert_eq!(p.offset_for_timestamp(290).unwrap(), Some((19, 290)));
+    assert_eq!(p.max_timestamp(), Some((290, 19)));
+    p.delete_records_before(12).unwrap();
+    assert_eq!(p.offset_for_timestamp(0).unwrap(), Some((12, 220)));
+}
