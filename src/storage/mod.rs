@@ -14,7 +14,7 @@
 //! # Module map
 //! - `batch`: the v2 batch header fields storage reads and rewrites.
 //! - `segment`, `index`, `time_index`, `chain`: one segment's files.
-//! - `partition`: append (offsets, producer checks, roll) and the read path.
+//! - `partition`: append (offsets, producer checks, roll); `read`: the read path.
 //! - `flusher`: group commit and log directory failure.
 //! - `recovery`: validating and truncating segments on open, index rebuild.
 //! - `retention`: time/size retention and the log start offset.
@@ -40,6 +40,7 @@ mod index;
 mod log_manager;
 mod partition;
 mod producer_state;
+mod read;
 mod recovery;
 mod retention;
 mod scan;
