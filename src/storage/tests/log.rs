@@ -195,3 +195,35 @@ async fn read_throughput() {
     let secs = start.elapsed().as_secs_f64();
     eprintln!("read {:.0} MB/s", total_bytes * 5.0 / secs / 1e6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_see_only_whole_contiguous_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = open(dir.path());
+    let p = mgr
+        .create_topic("t", 1, small_segments(8_000))
+        .unwrap()
+        .partition(0)
+        .unwrap();
+    let reader = {
+        let p = std::sync::Arc::clone(&p);
+        tokio::task::spawn_blocking(move || {
+            let mut offset = 0;
+            while offset < 600 {
+                let r = p.read(offset, 3_000).unwrap();
+                for (base, last, bytes) in split(&r.records) {
+                    assert_eq!(base, offset, "contiguous");
+                    assert!(batch::crc_ok(&bytes), "whole batch at {base}");
+                    offset = last + 1;
+                }
+                assert!(offset <= r.high_watermark);
+            }
+        })
+    };
+    for i in 0..200u8 {
+        p.append(batch(Spec::new(3, 60).fill(i)), Durability::Written)
+            .await
+            .unwrap();
+    }
+    reader.await.unwrap();
+}

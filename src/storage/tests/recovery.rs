@@ -111,3 +111,53 @@ async fn indexes_are_rebuilt_after_deletion() {
     assert_eq!(r[0].0, 300);
     assert_eq!(read_all(&p).len(), 150);
 }
+
+#[tokio::test]
+async fn recovery_cuts_the_log_back_to_what_the_chain_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mgr = open(dir.path());
+        let p = mgr
+            .create_topic("t", 1, TopicConfig::default())
+            .unwrap()
+            .partition(0)
+            .unwrap();
+        append_n(&p, 6, 40).await;
+        mgr.shutdown().unwrap();
+    }
+    // A crash where the log's last page reached the disk but the chain's did not.
+    let chain_path = dir.path().join("t-0/00000000000000000000.chain");
+    let len = std::fs::metadata(&chain_path).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&chain_path)
+        .unwrap();
+    file.set_len(len - chain::ENTRY_LEN - 10).unwrap();
+    drop(file);
+    let mgr = open(dir.path());
+    let p = mgr.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(
+        p.high_watermark(),
+        12,
+        "batches without a chain entry are dropped"
+    );
+    assert_eq!(read_all(&p).len(), 4);
+    p.append(batch(Spec::new(1, 1)), Durability::Durable)
+        .await
+        .unwrap();
+    mgr.shutdown().unwrap();
+    let (findings, checked) = verify_data_dir(dir.path()).unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(checked, 5);
+}
+
+#[tokio::test]
+async fn interrupted_topic_deletion_is_finished_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let leftover = dir.path().join("old-0.0123456789abcdef-delete");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("00000000000000000000.log"), b"junk").unwrap();
+    let _mgr = open(dir.path());
+    assert!(!leftover.exists());
+}
