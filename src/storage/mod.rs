@@ -8,8 +8,16 @@
 //! <data>/<topic>-<partition>/<base>.index sparse offset index (relative offset -> position)
 //! <data>/<topic>-<partition>/<base>.timeindex
 //! <data>/<topic>-<partition>/<base>.chain SHA-256 chain, one digest per batch
+//! <data>/<topic>-<partition>/log-start-offset   DeleteRecords checkpoint (atomic write)
+//! <data>/meta/producer-ids.json           producer ids reserved ahead, in blocks of 1000
+//! <data>/<topic>-<partition>.<id>-delete  a deletion in progress, removed on open
 //! ```
 //!
+//! # Durability
+//! Appends write into the page cache under the partition's writer lock and become visible
+//! (high watermark) right away. `Durability::Durable` under `FlushPolicy::GroupCommit` then
+//! waits for the flusher thread's next round, which fsyncs each dirty `.log` and `.chain`
+//! once for all waiters. A failed fsync takes the directory offline for good.
 //!
 //! # Module map
 //! - `batch`: the v2 batch header fields storage reads and rewrites.
