@@ -8,14 +8,64 @@
 //! <data>/<topic>-<partition>/<base>.index sparse offset index (relative offset -> position)
 //! <data>/<topic>-<partition>/<base>.timeindex
 //! <data>/<topic>-<partition>/<base>.chain SHA-256 chain, one digest per batch
+//! <data>/<topic>-<partition>/log-start-offset   DeleteRecords checkpoint (atomic write)
+//! <data>/meta/producer-ids.json           producer ids reserved ahead, in blocks of 1000
+//! <data>/<topic>-<partition>.<id>-delete  a deletion in progress, removed on open
 //! ```
 //!
-//! STUB: the public API below is the contract the protocol handlers are written against.
+//! # Durability
+//! Appends write into the page cache under the partition's writer lock and become visible
+//! (high watermark) right away. `Durability::Durable` under `FlushPolicy::GroupCommit` then
+//! waits for the flusher thread's next round, which fsyncs each dirty `.log` and `.chain`
+//! once for all waiters. A failed fsync takes the directory offline for good.
+//!
+//! # Module map
+//! - `batch`: the v2 batch header fields storage reads and rewrites.
+//! - `segment`, `index`, `time_index`, `chain`: one segment's files.
+//! - `partition`: append (offsets, producer checks, roll); `read`: the read path.
+//! - `flusher`: group commit and log directory failure.
+//! - `recovery`: validating and truncating segments on open, index rebuild.
+//! - `retention`: time/size retention and the log start offset.
+//! - `log_manager`: topics, metadata, background threads; `topic_meta`: configs.
+//! - `verify`: offline check of the tamper-evidence chain.
+//!
+//! # Tamper evidence
+//! Every stored batch is chained: `digest_n = SHA-256(digest_{n-1} || batch_n)`, starting
+//! from 32 zero bytes. `verify` detects any edited, inserted, deleted or reordered batch
+//! while the chain files are intact, and a log truncated relative to its chain. It cannot
+//! detect a consistent rewrite of both log and chain (there is no secret key): record the
+//! head digests (`LogManager::head_digests`, `verify_data_dir_report`) outside the broker.
+//! Recovery after a crash truncates the chain to the log (a torn tail is expected then), so
+//! run `verify` before restarting a broker suspected of tampering.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use bytes::Bytes;
+mod batch;
+mod chain;
+mod flusher;
+mod fsutil;
+mod index;
+mod log_manager;
+mod partition;
+mod producer_state;
+mod read;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+mod time_index;
+mod topic_meta;
+mod verify;
+
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod tests;
+
+pub use log_manager::{LogManager, Topic};
+pub use partition::Partition;
+pub use topic_meta::validate_topic_name;
+pub use verify::{verify_data_dir, verify_data_dir_report, PartitionHead, VerifyReport};
 
 /// How appends reach stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,123 +184,9 @@ pub struct AppendInfo {
 #[derive(Debug, Clone)]
 pub struct ReadResult {
     /// Whole batches starting at or before the requested offset; may be empty.
-    pub records: Bytes,
+    pub records: bytes::Bytes,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-}
-
-pub struct LogManager;
-pub struct Topic;
-pub struct Partition;
-
-impl LogManager {
-    /// Opens (creating if needed) the data directory and recovers every partition.
-    pub fn open(_config: StorageConfig) -> Result<Arc<Self>, StorageError> {
-        todo!()
-    }
-    pub fn data_dir(&self) -> &Path {
-        todo!()
-    }
-    pub fn create_topic(
-        &self,
-        _name: &str,
-        _partitions: i32,
-        _config: TopicConfig,
-    ) -> Result<Arc<Topic>, StorageError> {
-        todo!()
-    }
-    pub fn delete_topic(&self, _name: &str) -> Result<(), StorageError> {
-        todo!()
-    }
-    pub fn create_partitions(&self, _name: &str, _new_total: i32) -> Result<(), StorageError> {
-        todo!()
-    }
-    pub fn alter_topic_config(
-        &self,
-        _name: &str,
-        _config: TopicConfig,
-    ) -> Result<(), StorageError> {
-        todo!()
-    }
-    pub fn topic(&self, _name: &str) -> Option<Arc<Topic>> {
-        todo!()
-    }
-    pub fn topic_by_id(&self, _id: uuid::Uuid) -> Option<Arc<Topic>> {
-        todo!()
-    }
-    /// All topics, sorted by name.
-    pub fn topics(&self) -> Vec<Arc<Topic>> {
-        todo!()
-    }
-    /// Flushes everything and stops background tasks (called on shutdown).
-    pub fn shutdown(&self) -> Result<(), StorageError> {
-        todo!()
-    }
-}
-
-impl Topic {
-    pub fn name(&self) -> &str {
-        todo!()
-    }
-    pub fn id(&self) -> uuid::Uuid {
-        todo!()
-    }
-    pub fn config(&self) -> TopicConfig {
-        todo!()
-    }
-    pub fn partition_count(&self) -> i32 {
-        todo!()
-    }
-    pub fn partition(&self, _index: i32) -> Option<Arc<Partition>> {
-        todo!()
-    }
-}
-
-impl Partition {
-    pub async fn append(
-        &self,
-        _batch: AppendBatch,
-        _durability: Durability,
-    ) -> Result<AppendInfo, StorageError> {
-        todo!()
-    }
-    /// Reads whole batches from `offset` up to about `max_bytes` (at least one batch when
-    /// `offset` has data, even if larger than `max_bytes`, as Kafka does).
-    pub fn read(&self, _offset: i64, _max_bytes: usize) -> Result<ReadResult, StorageError> {
-        todo!()
-    }
-    pub fn high_watermark(&self) -> i64 {
-        todo!()
-    }
-    pub fn log_start_offset(&self) -> i64 {
-        todo!()
-    }
-    /// The earliest offset whose timestamp is >= `timestamp`, with that timestamp.
-    pub fn offset_for_timestamp(
-        &self,
-        _timestamp: i64,
-    ) -> Result<Option<(i64, i64)>, StorageError> {
-        todo!()
-    }
-    /// The largest timestamp in the log and its offset (ListOffsets -3, KIP-734).
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        todo!()
-    }
-    /// Advances the log start offset (DeleteRecords); returns the new low watermark.
-    pub fn delete_records_before(&self, _offset: i64) -> Result<i64, StorageError> {
-        todo!()
-    }
-    /// A receiver that changes whenever the high watermark moves (Fetch long-poll wake-up).
-    pub fn watch_high_watermark(&self) -> tokio::sync::watch::Receiver<i64> {
-        todo!()
-    }
-}
-
-impl LogManager {
-    /// Hands out a producer id that was never handed out before, also across restarts.
-    pub fn allocate_producer_id(&self) -> Result<i64, StorageError> {
-        todo!()
-    }
 }
 
 /// What `palisade verify` found.
@@ -263,27 +199,4 @@ pub enum VerifyFinding {
         offset: i64,
         reason: String,
     },
-}
-
-/// Walks every partition under `data_dir` and checks every batch against the chain.
-/// Returns the first finding per partition (empty = clean) and the number of batches checked.
-pub fn verify_data_dir(_data_dir: &Path) -> Result<(Vec<VerifyFinding>, u64), StorageError> {
-    todo!()
-}
-
-impl Default for TopicConfig {
-    fn default() -> Self {
-        todo!()
-    }
-}
-
-impl TopicConfig {
-    /// Sets one config by its Kafka name, validating the value.
-    pub fn set(&mut self, _key: &str, _value: &str) -> Result<(), StorageError> {
-        todo!()
-    }
-    /// Every config as (Kafka name, value).
-    pub fn entries(&self) -> Vec<(String, String)> {
-        todo!()
-    }
 }

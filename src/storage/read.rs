@@ -1,0 +1,76 @@
+//! The read side of a partition: fetch reads and timestamp lookups. None of it takes the
+//! writer lock; it works on a snapshot of the segment list and the published sizes.
+
+use bytes::Bytes;
+
+use super::fsutil::io_err;
+use super::partition::Partition;
+use super::{ReadResult, StorageError};
+
+impl Partition {
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, StorageError> {
+        self.check_usable()?;
+        let log_start_offset = self.log_start_offset();
+        let high_watermark = self.high_watermark();
+        let empty = |hw| ReadResult {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset,
+        };
+        if offset < log_start_offset || offset > high_watermark {
+            return Err(StorageError::OffsetOutOfRange(offset));
+        }
+        if offset == high_watermark {
+            return Ok(empty(high_watermark));
+        }
+        let segments = self.snapshot();
+        let first = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        for segment in segments.get(first..).unwrap_or_default() {
+            let found = segment
+                .read(offset, max_bytes)
+                .map_err(io_err(segment.log_path()))?;
+            if let Some(records) = found {
+                return Ok(ReadResult {
+                    records,
+                    high_watermark,
+                    log_start_offset,
+                });
+            }
+        }
+        Ok(empty(high_watermark))
+    }
+
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        self.check_usable()?;
+        let log_start = self.log_start_offset();
+        for segment in self.snapshot().iter() {
+            let holds = segment
+                .max_timestamp()
+                .is_some_and(|(max, _)| max >= timestamp);
+            if holds && segment.next_offset() > log_start {
+                let found = segment
+                    .find_timestamp(timestamp, log_start)
+                    .map_err(io_err(segment.log_path()))?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let log_start = self.log_start_offset();
+        let mut best: Option<(i64, i64)> = None;
+        for segment in self.snapshot().iter() {
+            if let Some((ts, offset)) = segment.max_timestamp() {
+                if offset >= log_start && best.is_none_or(|(b, _)| ts > b) {
+                    best = Some((ts, offset));
+                }
+            }
+        }
+        best
+    }
+}

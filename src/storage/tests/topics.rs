@@ -1,0 +1,111 @@
+//! Topic metadata, configs, producer ids.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use crate::storage::test_util::*;
+use crate::storage::*;
+
+#[tokio::test]
+async fn topic_metadata_and_producer_ids_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, pid) = {
+        let mgr = open(dir.path());
+        let mut config = TopicConfig::default();
+        config.set("retention.ms", "1000").unwrap();
+        config.set("compression.type", "zstd").unwrap();
+        let t = mgr.create_topic("a", 3, config).unwrap();
+        mgr.create_topic("b", 1, TopicConfig::default()).unwrap();
+        mgr.create_topic("gone", 1, TopicConfig::default()).unwrap();
+        mgr.delete_topic("gone").unwrap();
+        mgr.create_partitions("a", 5).unwrap();
+        assert!(matches!(
+            mgr.create_partitions("a", 4),
+            Err(StorageError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            mgr.create_topic("a", 1, TopicConfig::default()),
+            Err(StorageError::TopicExists(_))
+        ));
+        assert!(matches!(
+            mgr.create_topic("bad/name", 1, TopicConfig::default()),
+            Err(StorageError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            mgr.create_topic("..", 1, TopicConfig::default()),
+            Err(StorageError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            mgr.create_topic("x", 0, TopicConfig::default()),
+            Err(StorageError::InvalidPartitions(_))
+        ));
+        let pid = mgr.allocate_producer_id().unwrap();
+        assert_eq!(mgr.allocate_producer_id().unwrap(), pid + 1);
+        let mut altered = t.config();
+        altered.set("segment.bytes", "100000").unwrap();
+        mgr.alter_topic_config("a", altered).unwrap();
+        (t.id(), pid + 1)
+    };
+    assert!(!dir.path().join("gone-0").exists());
+    let mgr = open(dir.path());
+    let names: Vec<String> = mgr.topics().iter().map(|t| t.name().to_string()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let a = mgr.topic_by_id(id).unwrap();
+    assert_eq!(a.name(), "a");
+    assert_eq!(a.partition_count(), 5);
+    assert!(a.partition(4).is_some() && a.partition(5).is_none());
+    let config = a.config();
+    assert_eq!((config.retention_ms, config.segment_bytes), (1000, 100_000));
+    assert_eq!(
+        config.extra.get("compression.type").map(String::as_str),
+        Some("zstd")
+    );
+    assert!(mgr.allocate_producer_id().unwrap() > pid);
+}
+
+#[test]
+fn topic_config_set_validates_and_lists_entries() {
+    let mut c = TopicConfig::default();
+    assert!(c.set("retention.ms", "-2").is_err());
+    assert!(c.set("segment.bytes", "abc").is_err());
+    assert!(c.set("message.timestamp.type", "Now").is_err());
+    assert!(c.set("no.such.config", "1").is_err());
+    c.set("cleanup.policy", "compact,delete").unwrap();
+    c.set("message.timestamp.type", "LogAppendTime").unwrap();
+    let entries = c.entries();
+    assert!(entries.contains(&("segment.bytes".into(), "1073741824".into())));
+    assert!(entries.contains(&("message.timestamp.type".into(), "LogAppendTime".into())));
+    c.reset("message.timestamp.type").unwrap();
+    assert_eq!(c.message_timestamp_type, "CreateTime");
+    assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[tokio::test]
+async fn deleted_topic_partitions_reject_appends_and_large_batches_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = open(dir.path());
+    let config = TopicConfig {
+        max_message_bytes: 500,
+        ..TopicConfig::default()
+    };
+    let p = mgr
+        .create_topic("t", 1, config)
+        .unwrap()
+        .partition(0)
+        .unwrap();
+    assert!(matches!(
+        p.append(batch(Spec::new(1, 1_000)), Durability::Written)
+            .await,
+        Err(StorageError::BatchTooLarge(_, 500))
+    ));
+    mgr.delete_topic("t").unwrap();
+    assert!(!dir.path().join("t-0").exists());
+    assert!(p
+        .append(batch(Spec::new(1, 10)), Durability::Written)
+        .await
+        .is_err());
+    assert!(mgr.topic("t").is_none());
+}
