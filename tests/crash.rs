@@ -29,7 +29,34 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &Path, port: u16) -> Child {
+/// Kills the broker when dropped, so a failing assertion never leaves it running.
+struct Broker(Child);
+
+impl Broker {
+    fn kill9(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn create_topic(bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    for r in rt.block_on(admin.create_topics([&t], &AdminOptions::new())).unwrap() {
+        r.unwrap();
+    }
+}
+
+fn start(dir: &Path, port: u16) -> Broker {
     let config = palisade::config::DEFAULT_CONFIG
         .replace("127.0.0.1:9092", &format!("127.0.0.1:{port}"))
         .replace(
@@ -43,9 +70,10 @@ fn start(dir: &Path, port: u16) -> Child {
         .args(["serve", "--config"])
         .arg(&path)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let child = Broker(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "broker did not start");
@@ -121,7 +149,10 @@ fn kill_9_mid_stream_loses_no_acknowledged_message() {
     let topic = "crash";
     let mut acked_total: HashMap<i32, Vec<String>> = HashMap::new();
     for round in 0..5 {
-        let mut broker = start(dir.path(), port);
+        let broker = start(dir.path(), port);
+        if round == 0 {
+            create_topic(&bootstrap, topic);
+        }
         let acks = Acks::default();
         let producer: ThreadedProducer<Acks> = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -159,14 +190,13 @@ fn kill_9_mid_stream_loses_no_acknowledged_message() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        broker.kill().unwrap();
-        broker.wait().unwrap();
+        broker.kill9();
         drop(producer);
         for (p, values) in acks.0.lock().unwrap().drain() {
             acked_total.entry(p).or_default().extend(values);
         }
 
-        let mut broker = start(dir.path(), port);
+        let broker = start(dir.path(), port);
         let log = read_all(&bootstrap, topic);
         for (p, acked) in &acked_total {
             let stored = log.get(p).cloned().unwrap_or_default();
@@ -194,8 +224,7 @@ fn kill_9_mid_stream_loses_no_acknowledged_message() {
             .arg(dir.path().join("data"))
             .output()
             .unwrap();
-        broker.kill().unwrap();
-        broker.wait().unwrap();
+        broker.kill9();
         assert!(
             status.status.success(),
             "round {round}: verify after recovery failed: {}",
