@@ -39,7 +39,8 @@ impl Broker {
             .storage_config()
             .map_err(|e| StartError::Config(e.to_string()))?;
         let logs = LogManager::open(storage)?;
-        let groups = GroupCoordinator::open_with(&config.storage.data_dir, config.group_settings())?;
+        let groups =
+            GroupCoordinator::open_with(&config.storage.data_dir, config.group_settings())?;
         Ok(Arc::new(Broker {
             node_id: config.broker.node_id,
             cluster_id: config.broker.cluster_id.clone(),

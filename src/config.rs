@@ -196,7 +196,11 @@ impl Config {
             initial_rebalance_delay: std::time::Duration::from_millis(g.initial_rebalance_delay_ms),
             min_session_timeout: std::time::Duration::from_millis(g.min_session_timeout_ms),
             max_session_timeout: std::time::Duration::from_millis(g.max_session_timeout_ms),
-            max_group_size: if g.max_group_size == 0 { usize::MAX } else { g.max_group_size },
+            max_group_size: if g.max_group_size == 0 {
+                usize::MAX
+            } else {
+                g.max_group_size
+            },
             max_metadata_bytes: g.offset_metadata_max_bytes,
         }
     }

@@ -186,19 +186,22 @@ async fn bad_crc_and_decompression_bomb_are_refused_per_partition() {
 }
 
 #[tokio::test]
-async fn every_advertised_api_is_routed() {
+async fn every_advertised_api_and_version_is_routed_and_encodable() {
     let dir = tempfile::tempdir().unwrap();
     let broker = common::start(dir.path()).await;
     let mut raw = Raw::connect(broker.addresses[0]).await;
     let versions: ApiVersionsResponse = raw
         .request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
         .await;
-    for api in &versions.api_keys {
+    for (api, version) in versions
+        .api_keys
+        .iter()
+        .flat_map(|a| (a.min_version..=a.max_version).map(move |v| (a, v)))
+    {
         let key = ApiKey::try_from(api.api_key).unwrap();
-        let version = api.max_version;
         // A default-valued request of every advertised API must get an answer, not a close.
         let mut body = BytesMut::new();
-        let mut req = RequestKind::decode_default(key);
+        let mut req = populated(key, version);
         if let RequestKind::Produce(p) = &mut req {
             p.acks = 1;
         }
@@ -226,6 +229,149 @@ async fn every_advertised_api_is_routed() {
         );
     }
     broker.shutdown().await;
+}
+
+/// A request naming topic `t` partition 0 (and a group) where the API has such fields, so that
+/// responses carry per-topic and per-partition fields at every version.
+fn populated(key: ApiKey, version: i16) -> RequestKind {
+    use kafka_protocol::protocol::StrBytes;
+    let topic = || TopicName(StrBytes::from_static_str("t"));
+    let group = || GroupId(StrBytes::from_static_str("g"));
+    match key {
+        ApiKey::Produce => RequestKind::Produce(common::produce_request(
+            "t",
+            0,
+            1,
+            common::batch(&[b"x"], kafka_protocol::records::Compression::None, None),
+        )),
+        ApiKey::Fetch => RequestKind::Fetch(
+            FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic(topic())
+                    .with_partitions(vec![fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_partition_max_bytes(1 << 20)])]),
+        ),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(
+            ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(topic())
+                    .with_partitions(vec![
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-1),
+                    ])]),
+        ),
+        ApiKey::Metadata => {
+            RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(topic())),
+            ])))
+        }
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(
+            OffsetCommitRequest::default()
+                .with_group_id(group())
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(topic())
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(0),
+                        ]),
+                ]),
+        ),
+        ApiKey::OffsetFetch if version >= 8 => {
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+            offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(group())
+                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0])])),
+        ]))
+        }
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_group_id(group())
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic())
+                        .with_partition_indexes(vec![0]),
+                ])),
+        ),
+        ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+        ),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+        ),
+        ApiKey::DescribeGroups => {
+            RequestKind::DescribeGroups(DescribeGroupsRequest::default().with_groups(vec![group()]))
+        }
+        ApiKey::CreateTopics => {
+            RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(format!("created-v{version}"))))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]))
+        }
+        ApiKey::DeleteTopics if version >= 6 => RequestKind::DeleteTopics(
+            DeleteTopicsRequest::default()
+                .with_topics(vec![delete_topics_request::DeleteTopicState::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("missing"))))]),
+        ),
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(
+            DeleteTopicsRequest::default()
+                .with_topic_names(vec![TopicName(StrBytes::from_static_str("missing"))]),
+        ),
+        ApiKey::DeleteRecords => {
+            RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(vec![
+            delete_records_request::DeleteRecordsTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(0)]),
+        ]))
+        }
+        ApiKey::DescribeConfigs => {
+            RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t")),
+        ]))
+        }
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_static_str("86400000"))),
+                    ]),
+            ]),
+        ),
+        ApiKey::CreatePartitions => RequestKind::CreatePartitions(
+            CreatePartitionsRequest::default().with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(topic())
+                    .with_count(1),
+            ]),
+        ),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        other => RequestKind::decode_default(other),
+    }
 }
 
 trait DefaultKind {

@@ -137,7 +137,10 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
     // Kafka's initial rebalance delay lets both members into the first generation.
     let b = BackgroundBroker::start(
         dir.path(),
-        &[("initial_rebalance_delay_ms = 0", "initial_rebalance_delay_ms = 3000")],
+        &[(
+            "initial_rebalance_delay_ms = 0",
+            "initial_rebalance_delay_ms = 3000",
+        )],
     );
     create_topic(&b, "orders", 3, &[]);
     let p = producer(&b, &[]);

@@ -48,10 +48,19 @@ impl Drop for Broker {
 
 fn create_topic(bootstrap: &str, topic: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let t = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
-    for r in rt.block_on(admin.create_topics([&t], &AdminOptions::new())).unwrap() {
+    for r in rt
+        .block_on(admin.create_topics([&t], &AdminOptions::new()))
+        .unwrap()
+    {
         r.unwrap();
     }
 }

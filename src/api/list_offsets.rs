@@ -18,7 +18,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let topics = req
@@ -38,7 +38,9 @@ pub fn handle(
                         {
                             None => response
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                            Some(partition) => lookup(&partition, p.timestamp, response),
+                            Some(partition) => {
+                                lookup(&partition, p.timestamp, ctx.api_version, response)
+                            }
                         }
                     })
                     .collect();
@@ -53,9 +55,15 @@ pub fn handle(
 fn lookup(
     partition: &Partition,
     timestamp: i64,
+    version: i16,
     r: ListOffsetsPartitionResponse,
 ) -> ListOffsetsPartitionResponse {
-    let r = r.with_leader_epoch(0);
+    // The leader epoch exists from v4 on; earlier versions must leave the default.
+    let r = if version >= 4 {
+        r.with_leader_epoch(0)
+    } else {
+        r
+    };
     match timestamp {
         LATEST => r.with_offset(partition.high_watermark()).with_timestamp(-1),
         EARLIEST | EARLIEST_LOCAL => r
