@@ -358,13 +358,13 @@ fn populated(key: ApiKey, version: i16) -> RequestKind {
                     ]),
             ]),
         ),
-        ApiKey::CreatePartitions => RequestKind::CreatePartitions(
-            CreatePartitionsRequest::default().with_topics(vec![
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
                 create_partitions_request::CreatePartitionsTopic::default()
                     .with_name(topic())
                     .with_count(1),
-            ]),
-        ),
+            ]))
+        }
         ApiKey::InitProducerId => RequestKind::InitProducerId(
             InitProducerIdRequest::default()
                 .with_producer_id(ProducerId(-1))

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,7 +147,8 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
     produce_numbered(&b, &p, "orders", 3, N);
 
     let seen: Arc<Mutex<Vec<(usize, i32, i64, String)>>> = Arc::default();
-    let total = Arc::new(AtomicUsize::new(0));
+    // Distinct messages seen by the group; redeliveries after the rebalance do not count.
+    let total: Arc<Mutex<HashSet<String>>> = Arc::default();
     let bootstrap = b.bootstrap();
     let spawn_member = |id: usize, leaves: bool| {
         let (seen, total) = (seen.clone(), total.clone());
@@ -167,7 +167,7 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
             let deadline = Instant::now() + Duration::from_secs(240);
             let mut assigned_partitions = HashSet::new();
             let mut mine = 0usize;
-            while Instant::now() < deadline && total.load(Ordering::SeqCst) < N {
+            while Instant::now() < deadline && total.lock().unwrap().len() < N {
                 // The second member leaves after its share of the first 20k messages.
                 if leaves && mine >= 10_000 {
                     break;
@@ -176,6 +176,7 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
                     let m = m.unwrap();
                     assigned_partitions.insert(m.partition());
                     let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                    total.lock().unwrap().insert(v.clone());
                     seen.lock()
                         .unwrap()
                         .push((id, m.partition(), m.offset(), v));
@@ -190,7 +191,6 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
                     if m.offset() % 1000 == 999 {
                         c.commit(&tpl, CommitMode::Sync).unwrap();
                     }
-                    total.fetch_add(1, Ordering::SeqCst);
                     mine += 1;
                 }
             }
