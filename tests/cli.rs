@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn palisade(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_palisade")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -24,13 +27,24 @@ fn printed_default_passes_check_and_a_misspelt_key_fails_naming_key_and_file() {
     assert!(ok, "{out}{err}");
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, default.replace("flush_interval_ms", "flush_intervall_ms")).unwrap();
+    std::fs::write(
+        &bad,
+        default.replace("flush_interval_ms", "flush_intervall_ms"),
+    )
+    .unwrap();
     let (ok, _, err) = palisade(&["config", "check", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("flush_intervall_ms") && err.contains("bad.toml"), "{err}");
+    assert!(
+        err.contains("flush_intervall_ms") && err.contains("bad.toml"),
+        "{err}"
+    );
 
     let invalid = dir.path().join("invalid.toml");
-    std::fs::write(&invalid, default.replace("max_frame_bytes = 104857600", "max_frame_bytes = -5")).unwrap();
+    std::fs::write(
+        &invalid,
+        default.replace("max_frame_bytes = 104857600", "max_frame_bytes = -5"),
+    )
+    .unwrap();
     let (ok, _, err) = palisade(&["config", "check", invalid.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("max_frame_bytes"), "{err}");
@@ -43,7 +57,10 @@ fn serve_refuses_a_bad_config_instead_of_starting() {
     std::fs::write(&bad, "[broker]\nnode_id = 0\n").unwrap();
     let (ok, _, err) = palisade(&["serve", "--config", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("bad.toml") && err.contains("missing field"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("missing field"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! Batch append: 16 KiB batches (16 x 1 KiB records) appended to one partition, page cache
+//! only (Durability::Written), and acks=all style (Durability::Durable) with 64 concurrent
+//! appenders sharing group commits.
+#![allow(clippy::unwrap_used)]
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use palisade::storage::{
+    AppendBatch, Durability, FlushPolicy, LogManager, ProducerInfo, StorageConfig, TopicConfig,
+};
+
+fn batch() -> Bytes {
+    let records: Vec<Record> = (0..16)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(vec![b'x'; 1024])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn append_batch(bytes: &Bytes) -> AppendBatch {
+    AppendBatch {
+        bytes: BytesMut::from(&bytes[..]),
+        record_count: 16,
+        max_timestamp: 1_700_000_000_000,
+        producer: ProducerInfo {
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            record_count: 16,
+        },
+    }
+}
+
+fn append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = LogManager::open(StorageConfig {
+        data_dir: dir.path().to_path_buf(),
+        flush: FlushPolicy::GroupCommit,
+        flush_interval_ms: 1000,
+        retention_check_interval_ms: 3_600_000,
+        topic_defaults: TopicConfig::default(),
+    })
+    .unwrap();
+    let topic = logs
+        .create_topic("bench", 1, TopicConfig::default())
+        .unwrap();
+    let partition = topic.partition(0).unwrap();
+    let bytes = batch();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let mut group = c.benchmark_group("batch_append");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("16KiB_page_cache", |b| {
+        b.iter(|| {
+            rt.block_on(partition.append(append_batch(&bytes), Durability::Written))
+                .unwrap()
+        })
+    });
+    group.throughput(Throughput::Bytes(bytes.len() as u64 * 64));
+    group.sample_size(20);
+    group.bench_function("64x16KiB_group_commit", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let appends =
+                    (0..64).map(|_| partition.append(append_batch(&bytes), Durability::Durable));
+                for r in futures::future::join_all(appends).await {
+                    r.unwrap();
+                }
+            })
+        })
+    });
+    group.finish();
+    logs.shutdown().unwrap();
+}
+
+criterion_group!(benches, append);
+criterion_main!(benches);
