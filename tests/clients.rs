@@ -146,7 +146,9 @@ fn group_of_two_consumes_100k_in_order_across_a_rebalance() {
     const N: usize = 100_000;
     produce_numbered(&b, &p, "orders", 3, N);
 
-    let seen: Arc<Mutex<Vec<(usize, i32, i64, String)>>> = Arc::default();
+    // (member, partition, offset, value) for every delivery.
+    type Deliveries = Arc<Mutex<Vec<(usize, i32, i64, String)>>>;
+    let seen: Deliveries = Arc::default();
     // Distinct messages seen by the group; redeliveries after the rebalance do not count.
     let total: Arc<Mutex<HashSet<String>>> = Arc::default();
     let bootstrap = b.bootstrap();

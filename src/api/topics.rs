@@ -47,6 +47,16 @@ fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
+/// A refusal: the Kafka error and a message for the client.
+type Refusal = (ResponseError, String);
+
+/// What a successful (not validate-only) creation produced.
+struct Created {
+    topic: Arc<Topic>,
+    config: TopicConfig,
+    partitions: i32,
+}
+
 pub fn create(
     broker: &Broker,
     ctx: &RequestContext,
@@ -57,66 +67,16 @@ pub fn create(
         .topics
         .into_iter()
         .map(|t| {
-            let name = t.name.0.to_string();
             let mut result = CreatableTopicResult::default().with_name(t.name.clone());
-            let outcome =
-                (|| -> Result<Option<(Arc<Topic>, TopicConfig, i32)>, (ResponseError, String)> {
-                    if t.replication_factor > 1 {
-                        return Err((
-                            ResponseError::InvalidReplicationFactor,
-                            format!(
-                                "replication factor {} is larger than the 1 broker",
-                                t.replication_factor
-                            ),
-                        ));
-                    }
-                    if !t.assignments.is_empty() {
-                        return Err((
-                            ResponseError::InvalidRequest,
-                            "manual replica assignment is not supported".into(),
-                        ));
-                    }
-                    let partitions = match t.num_partitions {
-                        -1 => broker.config.broker.default_partitions,
-                        n if n > 0 => n,
-                        n => {
-                            return Err((
-                                ResponseError::InvalidPartitions,
-                                format!("partition count {n} must be positive"),
-                            ))
-                        }
-                    };
-                    let mut config = broker.topic_defaults.clone();
-                    for c in &t.configs {
-                        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                        config
-                            .set(&c.name, &value)
-                            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-                    }
-                    if req.validate_only {
-                        if broker.logs.topic(&name).is_some() {
-                            return Err((
-                                ResponseError::TopicAlreadyExists,
-                                format!("topic `{name}` already exists"),
-                            ));
-                        }
-                        return Ok(None);
-                    }
-                    let topic = broker
-                        .logs
-                        .create_topic(&name, partitions, config.clone())
-                        .map_err(|e| (create_error(&e), e.to_string()))?;
-                    tracing::info!(topic = %name, partitions, "created topic");
-                    Ok(Some((topic, config, partitions)))
-                })();
-            match outcome {
+            match create_one(broker, &t, req.validate_only) {
                 Ok(None) => {}
-                Ok(Some((topic, config, partitions))) => {
+                Ok(Some(created)) => {
                     if v >= 5 {
-                        result.num_partitions = partitions;
+                        result.num_partitions = created.partitions;
                         result.replication_factor = 1;
                         result.configs = Some(
-                            config
+                            created
+                                .config
                                 .entries()
                                 .into_iter()
                                 .map(|(k, val)| {
@@ -129,7 +89,7 @@ pub fn create(
                         );
                     }
                     if v >= 7 {
-                        result.topic_id = topic.id();
+                        result.topic_id = created.topic.id();
                     }
                 }
                 Err((code, message)) => {
@@ -143,6 +103,66 @@ pub fn create(
         })
         .collect();
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Validates and (unless `validate_only`) creates one topic.
+fn create_one(
+    broker: &Broker,
+    t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    validate_only: bool,
+) -> Result<Option<Created>, Refusal> {
+    let name = t.name.0.to_string();
+    if t.replication_factor > 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "replication factor {} is larger than the 1 broker",
+                t.replication_factor
+            ),
+        ));
+    }
+    if !t.assignments.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "manual replica assignment is not supported".into(),
+        ));
+    }
+    let partitions = match t.num_partitions {
+        -1 => broker.config.broker.default_partitions,
+        n if n > 0 => n,
+        n => {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!("partition count {n} must be positive"),
+            ))
+        }
+    };
+    let mut config = broker.topic_defaults.clone();
+    for c in &t.configs {
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        config
+            .set(&c.name, &value)
+            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    if validate_only {
+        if broker.logs.topic(&name).is_some() {
+            return Err((
+                ResponseError::TopicAlreadyExists,
+                format!("topic `{name}` already exists"),
+            ));
+        }
+        return Ok(None);
+    }
+    let topic = broker
+        .logs
+        .create_topic(&name, partitions, config.clone())
+        .map_err(|e| (create_error(&e), e.to_string()))?;
+    tracing::info!(topic = %name, partitions, "created topic");
+    Ok(Some(Created {
+        topic,
+        config,
+        partitions,
+    }))
 }
 
 fn create_error(e: &StorageError) -> ResponseError {
