@@ -178,6 +178,95 @@ fn consume(bootstrap: &str, topic: &str, n: usize) -> Row {
     }
 }
 
+/// Fetch throughput of the broker itself: a minimal client of our own (kafka-protocol over
+/// one TCP connection) fetching all 3 partitions from the beginning with 16 MiB per partition,
+/// counting record bytes without parsing them. Shows what the broker serves when the client is
+/// not the bottleneck; librdkafka's per-message consumer path is measured separately above.
+fn raw_fetch(
+    rt: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    topic: &str,
+    end: i64,
+) -> Row {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{
+        ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    rt.block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut offsets = [0i64; 3];
+        let (mut bytes, mut batches) = (0usize, 0usize);
+        let start = Instant::now();
+        let mut correlation = 0;
+        while offsets.iter().any(|o| *o < end) {
+            correlation += 1;
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(500)
+                .with_min_bytes(1)
+                .with_max_bytes(64 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(
+                        (0..3)
+                            .map(|p| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(offsets[p as usize])
+                                    .with_partition_max_bytes(16 << 20)
+                            })
+                            .collect(),
+                    )]);
+            let mut buf = BytesMut::new();
+            buf.put_i32(0);
+            RequestHeader::default()
+                .with_request_api_key(ApiKey::Fetch as i16)
+                .with_request_api_version(11)
+                .with_correlation_id(correlation)
+                .encode(&mut buf, ApiKey::Fetch.request_header_version(11))
+                .unwrap();
+            req.encode(&mut buf, 11).unwrap();
+            let len = (buf.len() - 4) as i32;
+            buf[..4].copy_from_slice(&len.to_be_bytes());
+            stream.write_all(&buf).await.unwrap();
+            let size = stream.read_i32().await.unwrap() as usize;
+            let mut frame = vec![0u8; size];
+            stream.read_exact(&mut frame).await.unwrap();
+            let mut frame = bytes::Bytes::from(frame);
+            ResponseHeader::decode(&mut frame, ApiKey::Fetch.response_header_version(11)).unwrap();
+            let resp = FetchResponse::decode(&mut frame, 11).unwrap();
+            for p in &resp.responses[0].partitions {
+                let mut records = p.records.clone().unwrap_or_default();
+                bytes += records.len();
+                // Advance past the last whole batch: base offset + last offset delta + 1.
+                while records.remaining() >= 61 {
+                    let base = i64::from_be_bytes(records[..8].try_into().unwrap());
+                    let len = i32::from_be_bytes(records[8..12].try_into().unwrap()) as usize + 12;
+                    if len > records.remaining() {
+                        break;
+                    }
+                    let delta = i32::from_be_bytes(records[23..27].try_into().unwrap()) as i64;
+                    offsets[p.partition_index as usize] = base + delta + 1;
+                    batches += 1;
+                    records.advance(len);
+                }
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        Row {
+            name: format!("consume, minimal raw-protocol client ({batches} batches)"),
+            msgs_per_s: (end * 3) as f64 / elapsed,
+            mb_per_s: bytes as f64 / elapsed / 1e6,
+            p50_ms: f64::NAN,
+            p99_ms: f64::NAN,
+        }
+    })
+}
+
 /// 1,000 msg/s acks=all for `seconds`: ack latency, and end-to-end latency (send to receipt by
 /// a consumer that is long-polling the whole time).
 fn paced(bootstrap: &str, topic: &str, size: usize, seconds: u64) -> (Row, Row) {
@@ -186,6 +275,7 @@ fn paced(bootstrap: &str, topic: &str, size: usize, seconds: u64) -> (Row, Row) 
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("linger.ms", "0")
+        .set("socket.nagle.disable", "true")
         .create_with_context(ctx.clone())
         .unwrap();
     let c: BaseConsumer = ClientConfig::new()
@@ -194,6 +284,7 @@ fn paced(bootstrap: &str, topic: &str, size: usize, seconds: u64) -> (Row, Row) 
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "500")
         .set("fetch.min.bytes", "1")
+        .set("socket.nagle.disable", "true")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -363,6 +454,12 @@ fn main() {
         ),
     ];
     rows.push(consume(&d, "acksall", a.messages));
+    rows.push(raw_fetch(
+        &rt,
+        durable.addresses[0],
+        "acksall",
+        (a.messages / 3) as i64,
+    ));
     let (ack, e2e) = paced(&d, "paced", a.size, a.seconds);
     rows.push(ack);
     rows.push(e2e);

@@ -1,106 +1,161 @@
 //! Produce: validate each partition's record batch, append it, acknowledge per `acks`.
 //!
-//! All partitions of one request are appended concurrently, so with acks=all their fsyncs
-//! are shared by one group commit instead of paid one after another.
+//! Every batch of a request is written first; only then does the response wait, for all of
+//! them at once, so with acks=all their fsyncs are shared by one group commit.
+
+use std::future::Future;
 
 use bytes::BytesMut;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::storage_error;
 use super::{topics, RequestContext};
 use crate::broker::Broker;
 use crate::records::{self, RecordError};
-use crate::storage::{AppendBatch, Durability, ProducerInfo};
+use crate::storage::{AppendBatch, AppendInfo, Durability, PendingAppend, ProducerInfo};
 
-/// Returns `None` for acks=0: the client expects no response at all.
-pub async fn handle(
+/// A partition's result: decided now, or a written batch still waiting for its fsync.
+enum Outcome {
+    Done(Result<AppendInfo, Refusal>),
+    Pending(PendingAppend),
+}
+
+type Refusal = (ResponseError, Option<String>);
+
+/// Phase one, run in request order: validate and write every batch. Returns `None` for
+/// acks=0 (the client expects no response at all), else the second phase: a future that
+/// completes the response once every batch is as durable as `acks` asks. Appends therefore
+/// never reorder, while the connection may read its next request during the group commit.
+pub fn handle(
     broker: &Broker,
     _ctx: &RequestContext,
     req: ProduceRequest,
-) -> Option<ProduceResponse> {
+) -> Option<impl Future<Output = ProduceResponse> + Send + 'static> {
     let acks = req.acks;
     let durability = match acks {
         -1 => Ok(Durability::Durable),
         0 | 1 => Ok(Durability::Written),
         _ => Err(ResponseError::InvalidRequiredAcks),
     };
-    let transactional = req.transactional_id.is_some();
-    let topics = join_all(
-        req.topic_data
-            .into_iter()
-            .map(|t| produce_topic(broker, t, durability, transactional)),
-    )
-    .await;
+    let transactional = req.transactional_id.as_ref().is_some_and(|t| !t.is_empty());
+    let written: Vec<(TopicName, Vec<(i32, Outcome)>)> = req
+        .topic_data
+        .into_iter()
+        .map(|t| write_topic(broker, t, durability, transactional))
+        .collect();
     if acks == 0 {
         return None;
     }
-    Some(ProduceResponse::default().with_responses(topics))
+    Some(async move {
+        let topics = join_all(written.into_iter().map(|(name, partitions)| async move {
+            let partitions = join_all(partitions.into_iter().map(|(index, outcome)| {
+                let name = name.clone();
+                async move {
+                    let result = match outcome {
+                        Outcome::Done(r) => r,
+                        Outcome::Pending(p) => p
+                            .durable()
+                            .await
+                            .map_err(|e| (storage_error(&e), Some(e.to_string()))),
+                    };
+                    partition_response(&name, index, result)
+                }
+            }))
+            .await;
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partitions)
+        }))
+        .await;
+        ProduceResponse::default().with_responses(topics)
+    })
 }
 
-async fn produce_topic(
+fn write_topic(
     broker: &Broker,
     t: TopicProduceData,
     durability: Result<Durability, ResponseError>,
     transactional: bool,
-) -> TopicProduceResponse {
+) -> (TopicName, Vec<(i32, Outcome)>) {
     let name = t.name.0.to_string();
-    let name = &name;
-    let topic = match broker.logs.topic(name) {
+    let topic = match broker.logs.topic(&name) {
         Some(topic) => Ok(topic),
-        None => topics::auto_create(broker, name),
+        None => topics::auto_create(broker, &name),
     };
-    let partitions = join_all(t.partition_data.into_iter().map(|p| {
-        let topic = topic.clone();
-        async move {
+    let partitions = t
+        .partition_data
+        .into_iter()
+        .map(|p| {
             let index = p.index;
-            let result = match (&topic, durability) {
-                (Err(e), _) => Err((*e, None)),
-                (_, Err(e)) => Err((e, None)),
-                (Ok(_), Ok(_)) if transactional => Err((
+            let outcome = match (&topic, durability) {
+                (Err(e), _) => Outcome::Done(Err((*e, None))),
+                (_, Err(e)) => Outcome::Done(Err((e, None))),
+                (Ok(_), Ok(_)) if transactional => Outcome::Done(Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported".to_string()),
-                )),
+                ))),
                 (Ok(topic), Ok(durability)) => match topic.partition(index) {
-                    None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                    Some(partition) => append(broker, &partition, topic.config().max_message_bytes, p, durability).await,
+                    None => Outcome::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
+                    Some(partition) => {
+                        match append(
+                            broker,
+                            &partition,
+                            topic.config().max_message_bytes,
+                            p,
+                            durability,
+                        ) {
+                            Ok(pending) => Outcome::Pending(pending),
+                            Err(refusal) => Outcome::Done(Err(refusal)),
+                        }
+                    }
                 },
             };
-            let response = PartitionProduceResponse::default().with_index(index);
-            match result {
-                Ok(info) => response
-                    .with_base_offset(info.base_offset)
-                    .with_log_append_time_ms(info.log_append_time)
-                    .with_log_start_offset(info.log_start_offset),
-                Err((code, message)) => {
-                    if code != ResponseError::UnknownTopicOrPartition {
-                        tracing::debug!(topic = %name, partition = index, "produce refused: {code:?} {}", message.as_deref().unwrap_or(""));
-                    }
-                    response
-                        .with_error_code(code.code())
-                        .with_base_offset(-1)
-                        .with_error_message(message.map(StrBytes::from_string))
-                }
-            }
-        }
-    }))
-    .await;
-    TopicProduceResponse::default()
-        .with_name(t.name)
-        .with_partition_responses(partitions)
+            (index, outcome)
+        })
+        .collect();
+    (t.name, partitions)
 }
 
-async fn append(
+fn partition_response(
+    topic: &TopicName,
+    index: i32,
+    result: Result<AppendInfo, Refusal>,
+) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index);
+    match result {
+        Ok(info) => response
+            .with_base_offset(info.base_offset)
+            .with_log_append_time_ms(info.log_append_time)
+            .with_log_start_offset(info.log_start_offset),
+        Err((code, message)) => {
+            if code != ResponseError::UnknownTopicOrPartition {
+                tracing::debug!(
+                    topic = %topic.0,
+                    partition = index,
+                    "produce refused: {code:?} {}",
+                    message.as_deref().unwrap_or("")
+                );
+            }
+            response
+                .with_error_code(code.code())
+                .with_base_offset(-1)
+                .with_error_message(message.map(StrBytes::from_string))
+        }
+    }
+}
+
+fn append(
     broker: &Broker,
     partition: &crate::storage::Partition,
     max_message_bytes: i32,
     p: PartitionProduceData,
     durability: Durability,
-) -> Result<crate::storage::AppendInfo, (ResponseError, Option<String>)> {
+) -> Result<PendingAppend, Refusal> {
     let records = p
         .records
         .ok_or((ResponseError::InvalidRecord, Some("no records".to_string())))?;
@@ -148,8 +203,7 @@ async fn append(
         },
     };
     partition
-        .append(append, durability)
-        .await
+        .append_now(append, durability)
         .map_err(|e| (storage_error(&e), Some(e.to_string())))
 }
 

@@ -3,6 +3,9 @@
 //! ApiVersions answers from [`APIS`], so what is advertised and what is handled cannot drift;
 //! a test walks the table and fails for any entry that [`dispatch`] does not route.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::api::{self, RequestContext};
@@ -58,24 +61,39 @@ pub enum DispatchError {
     NoHandler(ApiKey),
 }
 
-/// Routes a decoded request to its handler. `Ok(None)`: the request gets no response
-/// (Produce with acks=0).
+/// A handler's answer.
+pub enum Reply {
+    /// No response is due (Produce with acks=0).
+    None,
+    /// The response, complete.
+    Ready(Box<ResponseKind>),
+    /// The request's effects are applied; the response completes later (an acks=all produce
+    /// waiting for its group commit). The connection may read on meanwhile.
+    Deferred(Pin<Box<dyn Future<Output = ResponseKind> + Send>>),
+}
+
+/// Routes a decoded request to its handler. Every effect of the request has happened, in
+/// request order, by the time this returns.
 pub async fn dispatch(
     broker: &Broker,
     ctx: &RequestContext,
     api_key: ApiKey,
     body: RequestKind,
-) -> Result<Option<ResponseKind>, DispatchError> {
+) -> Result<Reply, DispatchError> {
     let v = ctx.api_version;
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api::api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(api::metadata::handle(broker, ctx, r).await)
         }
-        RequestKind::Produce(r) => match api::produce::handle(broker, ctx, r).await {
-            Some(resp) => ResponseKind::Produce(resp),
-            None => return Ok(None),
-        },
+        RequestKind::Produce(r) => {
+            return Ok(match api::produce::handle(broker, ctx, r) {
+                Some(done) => {
+                    Reply::Deferred(Box::pin(async move { ResponseKind::Produce(done.await) }))
+                }
+                None => Reply::None,
+            })
+        }
         RequestKind::Fetch(r) => ResponseKind::Fetch(api::fetch::handle(broker, ctx, r).await),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(api::list_offsets::handle(broker, ctx, r))
@@ -132,7 +150,7 @@ pub async fn dispatch(
         }
         _ => return Err(DispatchError::NoHandler(api_key)),
     };
-    Ok(Some(response))
+    Ok(Reply::Ready(Box::new(response)))
 }
 
 fn origin(ctx: &RequestContext) -> crate::group::MemberOrigin {

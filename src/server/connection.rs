@@ -1,21 +1,27 @@
 //! One client connection: read a frame, decode, dispatch, write the response, in order.
 //!
-//! Requests on one connection are handled one at a time, as Kafka does (it mutes a channel
-//! until its response is sent), so responses can never be reordered.
+//! Requests are applied strictly one after another, as Kafka does. A response that must wait
+//! (an acks=all produce waiting for its group commit) does not hold up reading: it goes to
+//! the connection's writer task, which sends responses in request order. Up to
+//! [`MAX_IN_FLIGHT`] responses may be pending; then reading pauses (backpressure).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
+use tokio::sync::{mpsc, watch};
 
 use crate::api::{api_versions, RequestContext};
 use crate::broker::Broker;
 use crate::protocol::codec::{self, HeaderPrefix};
-use crate::protocol::dispatch;
+use crate::protocol::dispatch::{self, Reply};
 use crate::server::frame::{self, FrameError};
+
+/// Responses that may wait for the writer at once, per connection.
+pub const MAX_IN_FLIGHT: usize = 32;
 
 /// Per-connection facts fixed at accept time.
 #[derive(Debug, Clone)]
@@ -34,7 +40,18 @@ enum Close {
     Idle,
     Frame(FrameError),
     Protocol(String),
-    Write(std::io::Error),
+    WriterGone,
+}
+
+/// A response on its way to the writer, in request order.
+enum Outgoing {
+    Encoded(Bytes),
+    Deferred {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        response: std::pin::Pin<Box<dyn std::future::Future<Output = ResponseKind> + Send>>,
+    },
 }
 
 /// Serves one connection until the client leaves, misbehaves, or shutdown is signalled.
@@ -44,10 +61,12 @@ pub async fn serve<S>(
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (reader, mut writer) = tokio::io::split(stream);
+    let (reader, writer) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let (out_tx, out_rx) = mpsc::channel(MAX_IN_FLIGHT);
+    let writer_task = tokio::spawn(write_responses(writer, out_rx, info.peer));
     let limit = broker.config.limits.max_frame_bytes;
     let idle = match broker.config.limits.idle_timeout_ms {
         0 => Duration::MAX,
@@ -65,17 +84,17 @@ pub async fn serve<S>(
             Ok(Ok(None)) => break Close::Eof,
             Ok(Err(e)) => break Close::Frame(e),
         };
-        let response = match handle_frame(&broker, &info, frame).await {
-            Ok(Some(bytes)) => bytes,
+        let outgoing = match handle_frame(&broker, &info, frame).await {
+            Ok(Some(o)) => o,
             Ok(None) => continue,
             Err(reason) => break Close::Protocol(reason),
         };
-        if let Err(e) = writer.write_all(&response).await {
-            break Close::Write(e);
+        if out_tx.send(outgoing).await.is_err() {
+            break Close::WriterGone;
         }
     };
-    match close {
-        Close::Eof | Close::Shutdown => {
+    match &close {
+        Close::Eof | Close::Shutdown | Close::WriterGone => {
             tracing::debug!(peer = %info.peer, listener = %info.listener, "connection closed: {close:?}")
         }
         Close::Idle => tracing::info!(peer = %info.peer, "closing idle connection"),
@@ -83,18 +102,56 @@ pub async fn serve<S>(
         Close::Protocol(reason) => {
             tracing::warn!(peer = %info.peer, "closing connection: {reason}")
         }
-        Close::Write(e) => tracing::debug!(peer = %info.peer, "write failed: {e}"),
+    }
+    // Requests already applied still get their responses (a clean EOF or shutdown drains);
+    // a protocol violation closes at once, as Kafka does.
+    drop(out_tx);
+    if matches!(close, Close::Frame(_) | Close::Protocol(_)) {
+        writer_task.abort();
+    }
+    let _ = writer_task.await;
+}
+
+/// Writes responses in request order, waiting for deferred ones as their turn comes.
+async fn write_responses<W: AsyncWrite>(
+    mut writer: WriteHalf<W>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: SocketAddr,
+) {
+    while let Some(outgoing) = rx.recv().await {
+        let bytes = match outgoing {
+            Outgoing::Encoded(bytes) => bytes,
+            Outgoing::Deferred {
+                api_key,
+                version,
+                correlation_id,
+                response,
+            } => {
+                let response = response.await;
+                match codec::encode_response(api_key, version, correlation_id, &response) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        tracing::warn!(%peer, "closing connection: {e}");
+                        break;
+                    }
+                }
+            }
+        };
+        if let Err(e) = writer.write_all(&bytes).await {
+            tracing::debug!(%peer, "write failed: {e}");
+            break;
+        }
     }
     let _ = writer.shutdown().await;
 }
 
-/// Decodes, dispatches and encodes one request. `Err` closes the connection with a reason;
+/// Decodes and dispatches one request. `Err` closes the connection with a reason;
 /// `Ok(None)` means no response is due (acks=0).
 async fn handle_frame(
     broker: &Broker,
     info: &ConnectionInfo,
-    frame: bytes::Bytes,
-) -> Result<Option<bytes::Bytes>, String> {
+    frame: Bytes,
+) -> Result<Option<Outgoing>, String> {
     let HeaderPrefix {
         api_key,
         api_version,
@@ -109,7 +166,7 @@ async fn handle_frame(
             // client can retry with a version both sides know.
             let body = ResponseKind::ApiVersions(api_versions::unsupported_version());
             return codec::encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
-                .map(Some)
+                .map(|b| Some(Outgoing::Encoded(b)))
                 .map_err(|e| e.to_string());
         }
         return Err(format!(
@@ -127,13 +184,19 @@ async fn handle_frame(
         advertised_host: info.advertised_host.clone(),
         advertised_port: info.advertised_port,
     };
-    let response = dispatch::dispatch(broker, &ctx, entry.key, request.body)
+    match dispatch::dispatch(broker, &ctx, entry.key, request.body)
         .await
-        .map_err(|e| e.to_string())?;
-    match response {
-        None => Ok(None),
-        Some(body) => codec::encode_response(entry.key, api_version, correlation_id, &body)
-            .map(Some)
+        .map_err(|e| e.to_string())?
+    {
+        Reply::None => Ok(None),
+        Reply::Ready(body) => codec::encode_response(entry.key, api_version, correlation_id, &body)
+            .map(|b| Some(Outgoing::Encoded(b)))
             .map_err(|e| e.to_string()),
+        Reply::Deferred(response) => Ok(Some(Outgoing::Deferred {
+            api_key: entry.key,
+            version: api_version,
+            correlation_id,
+            response,
+        })),
     }
 }

@@ -63,7 +63,7 @@ mod test_util;
 mod tests;
 
 pub use log_manager::{LogManager, Topic};
-pub use partition::Partition;
+pub use partition::{Partition, PendingAppend};
 pub use topic_meta::validate_topic_name;
 pub use verify::{verify_data_dir, verify_data_dir_report, PartitionHead, VerifyReport};
 

@@ -24,6 +24,28 @@ use super::{AppendBatch, AppendInfo, Durability, FlushPolicy, StorageError, Topi
 /// Completed by the flusher once the append's fsync round is done.
 type FsyncWait = oneshot::Receiver<Result<(), String>>;
 
+/// A batch already written, waiting (or not) for the fsync its durability requires.
+pub struct PendingAppend {
+    info: AppendInfo,
+    wait: Option<FsyncWait>,
+    health: Arc<DirHealth>,
+}
+
+impl PendingAppend {
+    /// Completes once the batch is durable per the flush policy; a failed fsync is an error,
+    /// never an acknowledgement.
+    pub async fn durable(self) -> Result<AppendInfo, StorageError> {
+        if let Some(rx) = self.wait {
+            match rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => return Err(self.health.error(&reason)),
+                Err(_) => return Err(self.health.error("flusher stopped")),
+            }
+        }
+        Ok(self.info)
+    }
+}
+
 const LOG_START_CHECKPOINT: &str = "log-start-offset";
 
 pub(super) struct Writer {
@@ -175,15 +197,24 @@ impl Partition {
         batch: AppendBatch,
         durability: Durability,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_now(batch, durability)?.durable().await
+    }
+
+    /// The append split in two: the batch is written (and gets its offset) now, in call
+    /// order; the returned [`PendingAppend`] completes once it is as durable as asked. A
+    /// connection can thus read its next request while an acks=all batch waits for the group
+    /// commit, without ever reordering appends.
+    pub fn append_now(
+        &self,
+        batch: AppendBatch,
+        durability: Durability,
+    ) -> Result<PendingAppend, StorageError> {
         let (info, wait) = self.append_inline(batch, durability)?;
-        if let Some(rx) = wait {
-            match rx.await {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => return Err(self.health.error(&reason)),
-                Err(_) => return Err(self.health.error("flusher stopped")),
-            }
-        }
-        Ok(info)
+        Ok(PendingAppend {
+            info,
+            wait,
+            health: Arc::clone(&self.health),
+        })
     }
 
     /// The synchronous part of an append; returns the fsync to wait for, if any.
