@@ -23,7 +23,8 @@ fn frame() -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i,
-            sequence: -1,
+            // offset - sequence must stay constant for the encoder to keep one batch.
+            sequence: i as i32 - 1,
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(Bytes::from(vec![b'x'; 1024])),
