@@ -361,7 +361,11 @@ async fn pipelined_requests_are_applied_and_answered_in_order() {
     // Ten acks=all produces and a Metadata request, written back to back before reading.
     for i in 0..11i32 {
         let mut buf = bytes::BytesMut::new();
-        let key = if i < 10 { ApiKey::Produce } else { ApiKey::Metadata };
+        let key = if i < 10 {
+            ApiKey::Produce
+        } else {
+            ApiKey::Metadata
+        };
         RequestHeader::default()
             .with_request_api_key(key as i16)
             .with_request_api_version(9)
@@ -370,23 +374,39 @@ async fn pipelined_requests_are_applied_and_answered_in_order() {
             .unwrap();
         if i < 10 {
             let value = format!("v{i}");
-            common::produce_request("t", 0, -1, common::batch(&[value.as_bytes()], Compression::None, None))
+            common::produce_request(
+                "t",
+                0,
+                -1,
+                common::batch(&[value.as_bytes()], Compression::None, None),
+            )
+            .encode(&mut buf, 9)
+            .unwrap();
+        } else {
+            MetadataRequest::default()
+                .with_topics(None)
                 .encode(&mut buf, 9)
                 .unwrap();
-        } else {
-            MetadataRequest::default().with_topics(None).encode(&mut buf, 9).unwrap();
         }
         raw.send_frame(&buf).await;
     }
     for i in 0..11i32 {
         let mut frame = raw.read_frame().await.unwrap();
-        let key = if i < 10 { ApiKey::Produce } else { ApiKey::Metadata };
+        let key = if i < 10 {
+            ApiKey::Produce
+        } else {
+            ApiKey::Metadata
+        };
         let header = ResponseHeader::decode(&mut frame, key.response_header_version(9)).unwrap();
         assert_eq!(header.correlation_id, 100 + i, "responses out of order");
         if i < 10 {
             let resp = ProduceResponse::decode(&mut frame, 9).unwrap();
             let p = &resp.responses[0].partition_responses[0];
-            assert_eq!((p.error_code, p.base_offset), (0, i as i64), "appends out of order");
+            assert_eq!(
+                (p.error_code, p.base_offset),
+                (0, i as i64),
+                "appends out of order"
+            );
         }
     }
     broker.shutdown().await;

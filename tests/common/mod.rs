@@ -165,7 +165,11 @@ pub fn batch(
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; a
             // non-idempotent batch keeps base sequence -1 this way.
-            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
             timestamp: now + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v)),
