@@ -2,45 +2,20 @@
 //! frame bytes to a typed request, the way the connection loop does it.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use palisade::protocol::codec;
 
 fn frame() -> Bytes {
-    let records: Vec<Record> = (0..16)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            // offset - sequence must stay constant for the encoder to keep one batch.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; 1024])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
+    let value = vec![b'x'; 1024];
+    let batch = common::batch(&[&value[..]; 16], Compression::None, None);
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(1000)
@@ -48,7 +23,7 @@ fn frame() -> Bytes {
             .with_name(TopicName(StrBytes::from_static_str("bench")))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(batch.freeze()))])]);
+                .with_records(Some(batch))])]);
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(ApiKey::Produce as i16)

@@ -3,45 +3,19 @@
 //! appenders sharing group commits.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 use palisade::storage::{
     AppendBatch, Durability, FlushPolicy, LogManager, ProducerInfo, StorageConfig, TopicConfig,
 };
 
 fn batch() -> Bytes {
-    let records: Vec<Record> = (0..16)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            // offset - sequence must stay constant for the encoder to keep one batch.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; 1024])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let value = vec![b'x'; 1024];
+    common::batch(&[&value[..]; 16], Compression::None, None)
 }
 
 fn append_batch(bytes: &Bytes) -> AppendBatch {
