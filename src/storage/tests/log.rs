@@ -227,3 +227,30 @@ async fn concurrent_reads_see_only_whole_contiguous_batches() {
     }
     reader.await.unwrap();
 }
+
+#[tokio::test]
+async fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = open(dir.path());
+    let mut config = TopicConfig::default();
+    config.set("segment.ms", "300").unwrap();
+    let topic = mgr.create_topic("aging", 1, config).unwrap();
+    let p = topic.partition(0).unwrap();
+    append_n(&p, 2, 10).await;
+    let pdir = dir.path().join("aging-0");
+    assert_eq!(
+        files(&pdir, "log").len(),
+        1,
+        "rolled before segment.ms passed"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let bytes = batch_bytes(Spec::new(3, 10));
+    let info = p
+        .append(append_batch(&bytes), Durability::Written)
+        .await
+        .unwrap();
+    assert_eq!(info.base_offset, 6);
+    let logs = files(&pdir, "log");
+    assert_eq!(logs.len(), 2, "no roll after segment.ms: {logs:?}");
+    assert_eq!(logs[1], "00000000000000000006.log");
+}
