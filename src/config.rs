@@ -65,6 +65,9 @@ pub struct ListenerConfig {
 pub struct LimitsSection {
     pub max_frame_bytes: i32,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub connections_per_ip_overrides: std::collections::HashMap<String, usize>,
+    pub new_connections_per_second_per_ip: u32,
     pub max_decompressed_batch_bytes: usize,
     pub idle_timeout_ms: u64,
 }
@@ -161,6 +164,11 @@ impl Config {
         if self.limits.max_connections == 0 {
             return Err("`limits.max_connections` must be positive".into());
         }
+        for ip in self.limits.connections_per_ip_overrides.keys() {
+            ip.parse::<std::net::IpAddr>().map_err(|_| {
+                format!("`limits.connections_per_ip_overrides`: `{ip}` is not an IP address")
+            })?;
+        }
         if self.broker.default_partitions <= 0 {
             return Err("`broker.default_partitions` must be positive".into());
         }
@@ -187,6 +195,20 @@ impl Config {
         config.set("max.message.bytes", &d.max_message_bytes.to_string())?;
         config.set("message.timestamp.type", &d.message_timestamp_type)?;
         Ok(config)
+    }
+
+    /// Connection admission limits (validated: override keys are IP addresses).
+    pub fn admission_limits(&self) -> crate::server::limits::AdmissionLimits {
+        let l = &self.limits;
+        crate::server::limits::AdmissionLimits {
+            max_per_ip: l.max_connections_per_ip,
+            per_ip_overrides: l
+                .connections_per_ip_overrides
+                .iter()
+                .filter_map(|(ip, n)| ip.parse().ok().map(|ip| (ip, *n)))
+                .collect(),
+            new_per_second_per_ip: l.new_connections_per_second_per_ip,
+        }
     }
 
     /// The group coordinator settings.

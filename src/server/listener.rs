@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::broker::Broker;
 use crate::server::connection::{self, ConnectionInfo};
+use crate::server::limits::Admission;
 
 /// A bound listener and what it advertises.
 pub struct Listener {
@@ -22,8 +25,12 @@ pub async fn accept_loop(
     listener: Listener,
     broker: Arc<Broker>,
     limit: Arc<Semaphore>,
+    admission: Arc<Admission>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Refusals are logged at most once a second with a count, so a flood cannot flood the log.
+    let mut refusals = 0u64;
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
         // Take a permit before accepting: at the limit, new clients wait in the backlog
         // instead of costing us a task and buffers.
@@ -43,7 +50,20 @@ pub async fn accept_loop(
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(listener = %listener.name, "accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(refused) => {
+                refusals += 1;
+                if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(listener = %listener.name, refused_since_last_log = refusals, "connection refused: {refused}");
+                    refusals = 0;
+                    last_refusal_log = Some(Instant::now());
+                }
+                drop(stream);
                 continue;
             }
         };
@@ -58,6 +78,7 @@ pub async fn accept_loop(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             connection::serve(stream, info, broker, shutdown).await;
+            drop(admitted);
             drop(permit);
         });
     }

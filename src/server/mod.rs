@@ -2,6 +2,7 @@
 
 pub mod connection;
 pub mod frame;
+pub mod limits;
 pub mod listener;
 
 use std::future::Future;
@@ -47,6 +48,7 @@ pub async fn bind(config: &Config) -> std::io::Result<Vec<Listener>> {
 pub async fn run(broker: Arc<Broker>, listeners: Vec<Listener>, shutdown: impl Future) {
     let max = broker.config.limits.max_connections;
     let limit = Arc::new(Semaphore::new(max));
+    let admission = limits::Admission::new(broker.config.admission_limits());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut accepts = Vec::new();
     for l in listeners {
@@ -55,6 +57,7 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<Listener>, shutdown: impl F
             l,
             broker.clone(),
             limit.clone(),
+            admission.clone(),
             stop_rx.clone(),
         )));
     }

@@ -56,7 +56,7 @@ pub fn bootstrap(running: &Running) -> String {
 /// A raw Kafka connection for hand-built requests.
 pub struct Raw {
     pub stream: TcpStream,
-    correlation: i32,
+    pub correlation: i32,
 }
 
 impl Raw {
