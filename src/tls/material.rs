@@ -30,6 +30,10 @@ pub struct TlsMaterial {
     pub fingerprint: [u8; 32],
 }
 
+/// The protocol versions offered: TLS 1.3 and TLS 1.2, nothing older.
+pub const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
 /// The crypto provider of the whole layer: `ring`.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -59,7 +63,7 @@ pub fn load(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
     check_key_matches(settings, &chain, &key, &provider)?;
 
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(PROTOCOL_VERSIONS)
         .map_err(|e| build_error(&settings.cert, e))?;
     let builder = match (settings.client_auth, &settings.client_ca) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),

@@ -164,12 +164,14 @@ pub fn check_safe(principal: &str) -> Result<(), PrincipalError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use rcgen::{CertificateParams, DnType, KeyPair, SanType};
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
     use super::*;
 
     fn cert(dn: &[(DnType, &str)], uris: &[&str]) -> CertificateDer<'static> {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        // rcgen starts with a default CN; start empty so the order is the one given.
+        params.distinguished_name = DistinguishedName::new();
         for (t, v) in dn {
             params.distinguished_name.push(t.clone(), *v);
         }
