@@ -477,6 +477,63 @@ async fn expired_crl_is_refused_naming_the_file() {
     assert!(matches!(e, TlsError::CrlUnknownIssuer { .. }), "{e}");
 }
 
+#[tokio::test]
+async fn a_new_crl_revokes_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), &["judy", "kim"]);
+    let (tls, addr) = start(settings(&pki, ClientAuth::Required)).await;
+    let judy = Client::with(&pki.clients[0].cert, &pki.clients[0].key);
+    let kim = Client::with(&pki.clients[1].cert, &pki.clients[1].key);
+    assert!(talk(addr, &pki.ca_cert, &judy).await.is_ok());
+
+    let der = CertificateDer::from_pem_file(&pki.clients[0].cert).unwrap();
+    let (_, parsed) =
+        <x509_parser::certificate::X509Certificate as x509_parser::prelude::FromDer<_>>::from_der(
+            der.as_ref(),
+        )
+        .unwrap();
+    let serial = parsed.raw_serial().to_vec();
+    let now = OffsetDateTime::now_utc();
+    let crl = pki
+        .ca
+        .crl_pem(&[serial], now, now + time::Duration::days(1))
+        .unwrap();
+    let tmp = write(&dir.path().join("crl.tmp"), &crl);
+    std::fs::rename(tmp, &pki.crl).unwrap();
+    let revoked = eventually(Duration::from_secs(1), || async {
+        talk(addr, &pki.ca_cert, &judy).await.is_err()
+    })
+    .await;
+    assert!(revoked, "revocation not applied within 1 s");
+    assert_eq!(tls.generation(), 2);
+    let ok = talk(addr, &pki.ca_cert, &kim).await.unwrap();
+    assert_eq!(ok.line, "principal=USER-KIM");
+}
+
+#[tokio::test]
+async fn crl_expiring_while_in_use_fails_handshakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), &["ivan"]);
+    let now = OffsetDateTime::now_utc();
+    let short = pki
+        .ca
+        .crl_pem(
+            &[],
+            now - time::Duration::minutes(1),
+            now + time::Duration::seconds(2),
+        )
+        .unwrap();
+    write(&pki.crl, &short);
+    let (_tls, addr) = start(settings(&pki, ClientAuth::Required)).await;
+    let ivan = Client::with(&pki.clients[0].cert, &pki.clients[0].key);
+    assert!(talk(addr, &pki.ca_cert, &ivan).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert!(
+        talk(addr, &pki.ca_cert, &ivan).await.is_err(),
+        "a stale CRL must fail closed"
+    );
+}
+
 #[test]
 fn mismatched_or_missing_material_is_refused() {
     let dir = tempfile::tempdir().unwrap();
