@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palisade::tls::{
-    generate_dev_pki, load, peer_principal, principal_from_cert, subject_dn, CertsError,
+    generate_dev_pki, load_material, peer_principal, principal_from_cert, subject_dn, CertsError,
     ClientAuth, DevCa, DevPki, TlsError, TlsReloader, TlsSettings,
 };
 use rustls::pki_types::pem::PemObject;
@@ -453,7 +453,7 @@ async fn expired_crl_is_refused_naming_the_file() {
     let stale = write(&dir.path().join("stale.crl.pem"), &expired);
     let mut bad = s.clone();
     bad.crls = vec![stale.clone()];
-    let e = load(&bad).unwrap_err();
+    let e = load_material(&bad).unwrap_err();
     assert!(matches!(e, TlsError::CrlExpired { .. }), "{e}");
     assert!(e.to_string().contains("stale.crl.pem"), "{e}");
     assert!(TlsReloader::start(bad).is_err());
@@ -542,24 +542,24 @@ fn mismatched_or_missing_material_is_refused() {
 
     let mut wrong_key = s.clone();
     wrong_key.key = pki.clients[0].key.clone();
-    let e = load(&wrong_key).unwrap_err();
+    let e = load_material(&wrong_key).unwrap_err();
     assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("hank-key.pem"), "{e}");
 
     let empty = write(&dir.path().join("empty.pem"), "");
     let mut no_ca = s.clone();
     no_ca.client_ca = Some(empty.clone());
-    let e = load(&no_ca).unwrap_err();
+    let e = load_material(&no_ca).unwrap_err();
     assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
 
     let mut missing = s.clone();
     missing.cert = dir.path().join("nope.pem");
-    let e = load(&missing).unwrap_err();
+    let e = load_material(&missing).unwrap_err();
     assert!(e.to_string().contains("nope.pem"), "{e}");
 
     let mut no_ca_setting = s;
     no_ca_setting.client_ca = None;
-    assert!(load(&no_ca_setting).is_err());
+    assert!(load_material(&no_ca_setting).is_err());
 }
 
 fn mode(p: &Path) -> u32 {

@@ -40,7 +40,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Reads, validates and builds everything `settings` names. Errors name the offending file.
-pub fn load(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
+pub fn load_material(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
     settings.validate()?;
     let provider = provider();
     let mut hasher = Sha256::new();

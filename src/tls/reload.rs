@@ -22,7 +22,7 @@ use rustls::ServerConfig;
 
 use super::error::TlsError;
 use super::mapping::PrincipalMapper;
-use super::material::{load, TlsMaterial};
+use super::material::{load_material, TlsMaterial};
 use super::settings::TlsSettings;
 
 /// Quiet time after the last file event before reloading.
@@ -61,7 +61,7 @@ impl TlsReloader {
     /// Loads the material (an error here is fatal: there is nothing to fall back to) and starts
     /// watching its directories from a background thread. Needs no async runtime.
     pub fn start(settings: TlsSettings) -> Result<Self, TlsError> {
-        let material = load(&settings)?;
+        let material = load_material(&settings)?;
         let mapper = PrincipalMapper::from_settings(&settings)?;
         let shared = Arc::new(Shared {
             current: ArcSwap::from_pointee(material),
@@ -150,7 +150,7 @@ impl TlsReloader {
 
 impl Shared {
     fn reload(&self) -> Result<bool, TlsError> {
-        match load(&self.settings) {
+        match load_material(&self.settings) {
             Ok(material) => {
                 *self.last_error.lock() = None;
                 if material.fingerprint == self.current.load().fingerprint {
