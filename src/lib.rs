@@ -26,3 +26,4 @@ pub mod protocol;
 pub mod records;
 pub mod server;
 pub mod storage;
+pub mod tls;

@@ -1,5 +1,6 @@
 //! The `palisade` subcommands. `main.rs` parses flags and calls [`run`].
 
+pub mod certs;
 pub mod config_cmd;
 pub mod serve;
 pub mod verify;
@@ -40,6 +41,26 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Generate certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a development CA, a loopback server certificate, client certificates and an
+    /// empty CRL. Not for production.
+    Dev {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// A client certificate to issue with CN=NAME (repeatable).
+        #[arg(long = "client", value_name = "NAME")]
+        clients: Vec<String>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +79,8 @@ pub enum CliError {
     Start(#[from] crate::broker::StartError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Certs(#[from] crate::tls::CertsError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -72,5 +95,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
         Command::Verify { data_dir, config } => verify::run(data_dir, config.as_deref()),
+        Command::Certs(CertsCommand::Dev {
+            dir,
+            clients,
+            force,
+        }) => certs::dev(&dir, &clients, force),
     }
 }
