@@ -24,5 +24,6 @@ pub mod config;
 pub mod group;
 pub mod protocol;
 pub mod records;
+pub mod sasl;
 pub mod server;
 pub mod storage;
