@@ -2,6 +2,7 @@
 
 pub mod config_cmd;
 pub mod serve;
+pub mod user;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub enum Command {
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage SASL users (SCRAM/PLAIN credentials; passwords are never stored).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Check every stored batch against the tamper-evidence chain.
     Verify {
         /// Data directory to check (default: the data dir of --config, else ./data).
@@ -58,6 +62,8 @@ pub enum CliError {
     Start(#[from] crate::broker::StartError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Credentials(#[from] crate::sasl::CredentialError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -72,5 +78,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
         Command::Verify { data_dir, config } => verify::run(data_dir, config.as_deref()),
+        Command::User(command) => user::run(command),
     }
 }

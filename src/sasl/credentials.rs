@@ -125,7 +125,8 @@ pub enum CredentialError {
     Sasl(#[from] SaslError),
 }
 
-fn check_iterations(iterations: u32) -> Result<(), CredentialError> {
+/// Checks an iteration count against [`MIN_ITERATIONS`]..=[`MAX_ITERATIONS`].
+pub fn check_iterations(iterations: u32) -> Result<(), CredentialError> {
     if (MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
         Ok(())
     } else {
