@@ -18,12 +18,8 @@ fn palisade(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // The command may exit before reading stdin (refused early): ignore a broken pipe.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -98,14 +94,36 @@ fn mechanism_store_and_iteration_flags() {
     assert_eq!(out, "bob\tSCRAM-SHA-256\n");
     let loaded = CredentialStore::load(Path::new(store)).unwrap();
     let mut auth = Authenticator::new("PLAIN", &loaded).unwrap();
-    assert!(auth.step(b"\0bob\0pw").is_ok(), "CRLF is not part of the password");
+    assert!(
+        auth.step(b"\0bob\0pw").is_ok(),
+        "CRLF is not part of the password"
+    );
 
     let refused: &[(&[&str], &str, &str)] = &[
-        (&["user", "add", "c", "--iterations", "1000", "--password-stdin"], "pw\n", "iterations"),
-        (&["user", "add", "c", "--mechanism", "MD5", "--password-stdin"], "pw\n", "MD5"),
+        (
+            &[
+                "user",
+                "add",
+                "c",
+                "--iterations",
+                "1000",
+                "--password-stdin",
+            ],
+            "pw\n",
+            "iterations",
+        ),
+        (
+            &["user", "add", "c", "--mechanism", "MD5", "--password-stdin"],
+            "pw\n",
+            "MD5",
+        ),
         (&["user", "add", "c", "--password-stdin"], "\n", "empty"),
         (&["user", "add", "c"], "pw\n", "--password-stdin"),
-        (&["user", "add", "a\tb", "--password-stdin"], "pw\n", "control"),
+        (
+            &["user", "add", "a\tb", "--password-stdin"],
+            "pw\n",
+            "control",
+        ),
     ];
     for (args, stdin, expected) in refused {
         let (ok, _, err) = palisade(dir.path(), args, stdin);
@@ -119,7 +137,11 @@ fn mechanism_store_and_iteration_flags() {
 #[test]
 fn a_world_readable_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, _) = palisade(dir.path(), &["user", "add", "a", "--password-stdin"], "pw\n");
+    let (ok, _, _) = palisade(
+        dir.path(),
+        &["user", "add", "a", "--password-stdin"],
+        "pw\n",
+    );
     assert!(ok);
     let path = dir.path().join(DEFAULT_CREDENTIALS_PATH);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::mechanism::random_bytes;
-use super::{
-    Mechanism, SaslError, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, SALT_LEN,
-};
+use super::{Mechanism, SaslError, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, SALT_LEN};
 
 /// Longest user name accepted, in bytes.
 pub const MAX_USER_NAME_BYTES: usize = 255;
@@ -88,7 +86,11 @@ pub struct UserFingerprint([u8; 32]);
 
 impl fmt::Debug for UserFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserFingerprint({})", hex::encode(self.0.get(..4).unwrap_or_default()))
+        write!(
+            f,
+            "UserFingerprint({})",
+            hex::encode(self.0.get(..4).unwrap_or_default())
+        )
     }
 }
 
@@ -223,7 +225,9 @@ impl CredentialStore {
         validate_user_name(name)?;
         check_iterations(iterations)?;
         if mechanisms.is_empty() {
-            return Err(CredentialError::Invalid("at least one mechanism is required"));
+            return Err(CredentialError::Invalid(
+                "at least one mechanism is required",
+            ));
         }
         let mut credentials = BTreeMap::new();
         for &mechanism in mechanisms {
@@ -291,7 +295,10 @@ impl CredentialStore {
         mechanism: Mechanism,
     ) -> Result<(), CredentialError> {
         if self.lookup(name, mechanism).is_none() {
-            return Err(CredentialError::UnknownCredential(name.to_string(), mechanism));
+            return Err(CredentialError::UnknownCredential(
+                name.to_string(),
+                mechanism,
+            ));
         }
         let users = &mut Arc::make_mut(&mut self.inner).users;
         if let Some(creds) = users.get_mut(name) {
@@ -341,7 +348,11 @@ impl CredentialStore {
     ) -> Result<ScramCredential, SaslError> {
         let derive = |label: &str, len: usize| -> Result<Vec<u8>, SaslError> {
             let mut data = Vec::with_capacity(label.len() + name.len() + 16);
-            for part in [label.as_bytes(), mechanism.name().as_bytes(), name.as_bytes()] {
+            for part in [
+                label.as_bytes(),
+                mechanism.name().as_bytes(),
+                name.as_bytes(),
+            ] {
                 data.extend_from_slice(&(part.len() as u64).to_be_bytes());
                 data.extend_from_slice(part);
             }
@@ -360,7 +371,7 @@ impl CredentialStore {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -375,7 +386,10 @@ mod tests {
         assert_eq!(
             store.list_users(),
             vec![
-                ("alice".to_string(), vec![Mechanism::ScramSha256, Mechanism::ScramSha512]),
+                (
+                    "alice".to_string(),
+                    vec![Mechanism::ScramSha256, Mechanism::ScramSha512]
+                ),
                 ("bob".to_string(), vec![Mechanism::ScramSha256]),
             ]
         );
@@ -385,7 +399,9 @@ mod tests {
             store.remove_user("alice"),
             Err(CredentialError::UnknownUser(_))
         ));
-        store.delete_credential("bob", Mechanism::ScramSha256).unwrap();
+        store
+            .delete_credential("bob", Mechanism::ScramSha256)
+            .unwrap();
         assert!(store.list_users().is_empty());
     }
 
@@ -396,12 +412,21 @@ mod tests {
             .add_user("a", &Mechanism::ALL, 4095, b"pw")
             .unwrap_err();
         assert!(matches!(err, CredentialError::Iterations(4095)), "{err}");
-        assert!(store.add_user("a", &Mechanism::ALL, MAX_ITERATIONS + 1, b"pw").is_err());
+        assert!(store
+            .add_user("a", &Mechanism::ALL, MAX_ITERATIONS + 1, b"pw")
+            .is_err());
         for bad in ["", "a\nb", "tab\there", &"x".repeat(256)] {
-            assert!(store.add_user(bad, &Mechanism::ALL, 4096, b"pw").is_err(), "{bad:?}");
+            assert!(
+                store.add_user(bad, &Mechanism::ALL, 4096, b"pw").is_err(),
+                "{bad:?}"
+            );
         }
-        assert!(store.add_user(&"x".repeat(255), &Mechanism::ALL, 4096, b"pw").is_ok());
-        assert!(store.add_user("ünïcode user", &[Mechanism::ScramSha256], 4096, b"pw").is_ok());
+        assert!(store
+            .add_user(&"x".repeat(255), &Mechanism::ALL, 4096, b"pw")
+            .is_ok());
+        assert!(store
+            .add_user("ünïcode user", &[Mechanism::ScramSha256], 4096, b"pw")
+            .is_ok());
     }
 
     #[test]
@@ -409,16 +434,23 @@ mod tests {
         let mut store = CredentialStore::new().unwrap();
         let m = Mechanism::ScramSha512;
         let salted = m.salted_password(b"secret", b"salty", 4096);
-        store.set_credential("carol", m, b"salty", 4096, &salted).unwrap();
+        store
+            .set_credential("carol", m, b"salty", 4096, &salted)
+            .unwrap();
         let before = store.fingerprint("carol").unwrap();
         let c = store.lookup("carol", m).unwrap().clone();
         let (stored, server) = m.keys_from_salted_password(&salted).unwrap();
-        assert_eq!((c.stored_key.clone(), c.server_key.clone()), (stored, server));
-        assert!(store.set_credential("carol", m, b"salty", 4096, &salted[..10]).is_err());
-        assert!(store.set_credential("carol", m, b"salty", 100, &salted).is_err());
-        store
-            .add_user("carol", &[m], 4096, b"other")
-            .unwrap();
+        assert_eq!(
+            (c.stored_key.clone(), c.server_key.clone()),
+            (stored, server)
+        );
+        assert!(store
+            .set_credential("carol", m, b"salty", 4096, &salted[..10])
+            .is_err());
+        assert!(store
+            .set_credential("carol", m, b"salty", 100, &salted)
+            .is_err());
+        store.add_user("carol", &[m], 4096, b"other").unwrap();
         assert_ne!(store.fingerprint("carol").unwrap(), before);
         assert!(store.fingerprint("nobody").is_none());
     }

@@ -54,7 +54,9 @@ impl PlainServer {
         let (Some(authzid), Some(authcid), Some(password), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(SaslError::Malformed("PLAIN needs authzid, authcid and password"));
+            return Err(SaslError::Malformed(
+                "PLAIN needs authzid, authcid and password",
+            ));
         };
         let authcid =
             std::str::from_utf8(authcid).map_err(|_| SaslError::Malformed("not UTF-8"))?;
@@ -81,12 +83,11 @@ impl PlainServer {
         let stored = [Mechanism::ScramSha512, Mechanism::ScramSha256]
             .into_iter()
             .find_map(|m| Some((m, self.store.lookup(user, m)?.clone())));
+        // The fake credential is derived for every user so that both paths cost the same.
+        let fake = self.store.fake_credential(user, Mechanism::ScramSha512)?;
         let (mechanism, credential, known) = match stored {
             Some((m, c)) => (m, c, true),
-            None => {
-                let m = Mechanism::ScramSha512;
-                (m, self.store.fake_credential(user, m)?, false)
-            }
+            None => (Mechanism::ScramSha512, fake, false),
         };
         let salted = mechanism.salted_password(password, &credential.salt, credential.iterations);
         let client_key = mechanism.hmac(&salted, b"Client Key")?;
@@ -135,8 +136,14 @@ mod tests {
         let unknown = run(&store, b"\0mallory\0wonderland").unwrap_err();
         assert_eq!(wrong, unknown);
         assert_eq!(wrong.to_string(), "authentication failed");
-        assert_eq!(run(&store, b"\0bob\0wonderland"), Err(SaslError::AuthenticationFailed));
-        assert_eq!(run(&store, b"\0alice\0"), Err(SaslError::AuthenticationFailed));
+        assert_eq!(
+            run(&store, b"\0bob\0wonderland"),
+            Err(SaslError::AuthenticationFailed)
+        );
+        assert_eq!(
+            run(&store, b"\0alice\0"),
+            Err(SaslError::AuthenticationFailed)
+        );
     }
 
     #[test]
@@ -146,8 +153,16 @@ mod tests {
             run(&store, b"bob\0alice\0wonderland"),
             Err(SaslError::Unsupported(_))
         ));
-        for bad in [&b"alice\0wonderland"[..], b"\0alice\0wonder\0land", b"\0\0pw", b""] {
-            assert!(matches!(run(&store, bad), Err(SaslError::Malformed(_))), "{bad:?}");
+        for bad in [
+            &b"alice\0wonderland"[..],
+            b"\0alice\0wonder\0land",
+            b"\0\0pw",
+            b"",
+        ] {
+            assert!(
+                matches!(run(&store, bad), Err(SaslError::Malformed(_))),
+                "{bad:?}"
+            );
         }
     }
 
@@ -157,7 +172,10 @@ mod tests {
         let mut server = PlainServer::new(&store);
         assert!(server.step(b"\0alice\0wonderland").is_ok());
         assert!(server.fingerprint().is_some());
-        assert_eq!(server.step(b"\0alice\0wonderland"), Err(SaslError::ExchangeFinished));
+        assert_eq!(
+            server.step(b"\0alice\0wonderland"),
+            Err(SaslError::ExchangeFinished)
+        );
         let err = run(&store, b"\0alice\0hunter2").unwrap_err().to_string();
         assert!(!err.contains("hunter2"));
         assert!(!format!("{server:?}").contains("wonderland"));

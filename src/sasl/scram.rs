@@ -104,12 +104,13 @@ impl ScramServer {
 
     fn server_first(&self, client_message: &[u8]) -> Result<(Pending, String), SaslError> {
         let first = scram_messages::parse_client_first(client_message)?;
+        // The fake credential is derived for every user so that both paths cost the same.
+        let fake = self
+            .store
+            .fake_credential(&first.username, self.mechanism)?;
         let (credential, known_user) = match self.store.lookup(&first.username, self.mechanism) {
             Some(c) => (c.clone(), true),
-            None => (
-                self.store.fake_credential(&first.username, self.mechanism)?,
-                false,
-            ),
+            None => (fake, false),
         };
         let server_nonce = match &self.fixed_nonce {
             Some(n) => n.clone(),
@@ -138,10 +139,7 @@ impl ScramServer {
         if !nonce_matches(&last, p) {
             return Err(SaslError::AuthenticationFailed);
         }
-        let auth_message = format!(
-            "{},{},{}",
-            p.first.bare, p.server_first, last.without_proof
-        );
+        let auth_message = format!("{},{},{}", p.first.bare, p.server_first, last.without_proof);
         let m = self.mechanism;
         let c = &p.credential;
         // The same work for known and unknown users; one constant-time verdict at the end.

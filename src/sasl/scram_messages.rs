@@ -50,7 +50,10 @@ fn as_text(message: &[u8]) -> Result<&str, SaslError> {
 
 /// `printable = %x21-2B / %x2D-7E` (no comma), at least one character.
 fn is_valid_nonce(nonce: &str) -> bool {
-    !nonce.is_empty() && nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+    !nonce.is_empty()
+        && nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
 }
 
 /// Decodes a `saslname`: `=2C` is `,`, `=3D` is `=`; any other `=` is an error.
@@ -223,7 +226,10 @@ mod tests {
     #[test]
     fn client_first_refusals() {
         let refused: &[(&[u8], &str)] = &[
-            (b"p=tls-unique,,n=u,r=abc", "unsupported SASL feature: channel binding"),
+            (
+                b"p=tls-unique,,n=u,r=abc",
+                "unsupported SASL feature: channel binding",
+            ),
             (b"n,a=admin,n=u,r=abc", "authorization id"),
             (b"n,,n=u,r=abc,tokenauth=true", "delegation token"),
             (b"n,,m=x,n=u,r=abc", "mandatory extension"),

@@ -15,7 +15,9 @@ fn rfc_store() -> CredentialStore {
     let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
     let m = Mechanism::ScramSha256;
     let salted = m.salted_password(b"pencil", &salt, 4096);
-    store.set_credential("user", m, &salt, 4096, &salted).unwrap();
+    store
+        .set_credential("user", m, &salt, 4096, &salted)
+        .unwrap();
     store
 }
 
@@ -116,7 +118,9 @@ fn librdkafka_nonce_quirk_is_accepted_with_y_header() {
     let server_nonce = parse_server_first(&first).nonce;
     let quirk = format!("{}{server_nonce}", client.nonce);
     let (last, expected) = client.client_final_with(&first, &quirk, "eSws");
-    assert!(matches!(server.step(&last).unwrap(), Step::Done { server_final, .. } if server_final == expected));
+    assert!(
+        matches!(server.step(&last).unwrap(), Step::Done { server_final, .. } if server_final == expected)
+    );
 }
 
 #[test]
@@ -124,17 +128,18 @@ fn every_other_nonce_is_refused() {
     let store = store_with(&[("alice", "pw")]);
     let client = TestClient::new(Mechanism::ScramSha256, "alice", "pw");
     let cn = client.nonce.clone();
-    let variants: Vec<Box<dyn Fn(&str) -> String>> = vec![
-        Box::new(|r| r[..r.len() - 1].to_string()),     // truncated
-        Box::new(|r| r[cn.len()..].to_string()),        // server suffix only
-        Box::new(|r| format!("{r}x")),                  // extra character
-        Box::new(|r| format!("x{r}")),                  // extra prefix
-        Box::new(|r| format!("{cn}{r}x")),              // quirk plus extra
-        Box::new(|r| format!("{cn}{cn}{r}")),           // client nonce three times
+    type Variant<'a> = Box<dyn Fn(&str) -> String + 'a>;
+    let variants: Vec<Variant> = vec![
+        Box::new(|r| r[..r.len() - 1].to_string()), // truncated
+        Box::new(|r| r[cn.len()..].to_string()),    // server suffix only
+        Box::new(|r| format!("{r}x")),              // extra character
+        Box::new(|r| format!("x{r}")),              // extra prefix
+        Box::new(|r| format!("{cn}{r}x")),          // quirk plus extra
+        Box::new(|r| format!("{cn}{cn}{r}")),       // client nonce three times
         Box::new(|r| format!("other{}", &r[cn.len()..])), // different client nonce
-        Box::new(|r| format!("other{r}")),              // quirk with another client nonce
-        Box::new(|r| r.replacen('f', "g", 1)),          // one character changed
-        Box::new(|_| cn.clone()),                       // client nonce only
+        Box::new(|r| format!("other{r}")),          // quirk with another client nonce
+        Box::new(|r| r.replacen('f', "g", 1)),      // one character changed
+        Box::new(|_| cn.clone()),                   // client nonce only
     ];
     for (i, variant) in variants.iter().enumerate() {
         let (mut server, first) = start(&store, &client);
@@ -162,7 +167,10 @@ fn wrong_password_and_unknown_user_look_the_same() {
         assert_eq!(wrong_err, ghost_err);
         assert_eq!(ghost_err.to_string(), "authentication failed");
 
-        let (real, fake) = (parse_server_first(&real_first), parse_server_first(&fake_first));
+        let (real, fake) = (
+            parse_server_first(&real_first),
+            parse_server_first(&fake_first),
+        );
         assert_eq!(real.salt.len(), fake.salt.len());
         assert_eq!(real.nonce.len(), fake.nonce.len());
         assert_eq!(fake.iterations, crate::sasl::DEFAULT_ITERATIONS);
@@ -184,14 +192,20 @@ fn tampered_or_short_proofs_fail() {
     let mut bytes = B64.decode(proof).unwrap();
     bytes[0] ^= 1;
     let tampered = format!("{head},p={}", B64.encode(&bytes));
-    assert_eq!(server.step(tampered.as_bytes()), Err(SaslError::AuthenticationFailed));
+    assert_eq!(
+        server.step(tampered.as_bytes()),
+        Err(SaslError::AuthenticationFailed)
+    );
 
     let (mut server, first) = start(&store, &client);
     let (last, _) = client.client_final(&first);
     let text = String::from_utf8(last).unwrap();
     let (head, _) = text.rsplit_once(",p=").unwrap();
     let short = format!("{head},p={}", B64.encode(&bytes[..32]));
-    assert_eq!(server.step(short.as_bytes()), Err(SaslError::AuthenticationFailed));
+    assert_eq!(
+        server.step(short.as_bytes()),
+        Err(SaslError::AuthenticationFailed)
+    );
 }
 
 #[test]
@@ -215,7 +229,10 @@ fn authzid_mismatch_and_channel_binding_are_refused() {
         server.step(b"n,a=admin,n=alice,r=abc"),
         Err(SaslError::Unsupported(_))
     ));
-    assert_eq!(server.step(b"n,,n=alice,r=abc"), Err(SaslError::ExchangeFinished));
+    assert_eq!(
+        server.step(b"n,,n=alice,r=abc"),
+        Err(SaslError::ExchangeFinished)
+    );
     let mut server = ScramServer::new(Mechanism::ScramSha256, &store);
     assert!(matches!(
         server.step(b"p=tls-server-end-point,,n=alice,r=abc"),
@@ -225,7 +242,10 @@ fn authzid_mismatch_and_channel_binding_are_refused() {
     let mut client = TestClient::new(Mechanism::ScramSha256, "alice", "pw");
     client.gs2_header = "n,a=alice,".to_string();
     let (mut server, first) = start(&store, &client);
-    assert!(matches!(server.step(&client.client_final(&first).0), Ok(Step::Done { .. })));
+    assert!(matches!(
+        server.step(&client.client_final(&first).0),
+        Ok(Step::Done { .. })
+    ));
 }
 
 #[test]
@@ -236,7 +256,10 @@ fn the_server_is_single_use() {
     let (last, _) = client.client_final(&first);
     assert!(matches!(server.step(&last), Ok(Step::Done { .. })));
     assert_eq!(server.step(&last), Err(SaslError::ExchangeFinished));
-    assert_eq!(server.step(&client.client_first()), Err(SaslError::ExchangeFinished));
+    assert_eq!(
+        server.step(&client.client_first()),
+        Err(SaslError::ExchangeFinished)
+    );
 
     // After a failure, even the correct client-final is refused.
     let (mut server, first) = start(&store, &client);

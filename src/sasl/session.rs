@@ -18,7 +18,9 @@ impl Authenticator {
             "PLAIN" => Ok(Authenticator::Plain(PlainServer::new(store))),
             other => match Mechanism::from_name(other) {
                 Some(m) => Ok(Authenticator::Scram(ScramServer::new(m, store))),
-                None => Err(SaslError::UnsupportedMechanism(other.chars().take(64).collect())),
+                None => Err(SaslError::UnsupportedMechanism(
+                    other.chars().take(64).collect(),
+                )),
             },
         }
     }

@@ -161,7 +161,9 @@ mod tests {
         assert!(shared.current().list_users().is_empty());
 
         let mut store = CredentialStore::load(&path).unwrap();
-        store.add_user("alice", &Mechanism::ALL, 4096, b"pw").unwrap();
+        store
+            .add_user("alice", &Mechanism::ALL, 4096, b"pw")
+            .unwrap();
         store.save(&path).unwrap();
         assert!(shared.reload().unwrap());
         assert!(!shared.reload().unwrap());
@@ -176,7 +178,9 @@ mod tests {
         assert_eq!(shared.current().list_users().len(), 1);
         assert!(!rx.has_changed().unwrap());
 
-        store.add_user("alice", &Mechanism::ALL, 4096, b"new").unwrap();
+        store
+            .add_user("alice", &Mechanism::ALL, 4096, b"new")
+            .unwrap();
         store.save(&path).unwrap();
         assert!(shared.reload().unwrap());
         assert!(!shared.is_current("alice", alice));

@@ -63,7 +63,10 @@ pub fn parse(text: &str, path: &Path) -> Result<CredentialStore, CredentialError
     if file.version != VERSION {
         return Err(parse_error(
             path,
-            format!("unsupported version `{}` (expected {VERSION})", file.version),
+            format!(
+                "unsupported version `{}` (expected {VERSION})",
+                file.version
+            ),
         ));
     }
     let b64 = |user: &str, field: &str, value: &str| {
@@ -237,7 +240,10 @@ mod tests {
         CredentialStore::load_or_create(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = CredentialStore::load(&path).unwrap_err().to_string();
-        assert!(err.contains("creds.json") && err.contains("chmod 600"), "{err}");
+        assert!(
+            err.contains("creds.json") && err.contains("chmod 600"),
+            "{err}"
+        );
         assert!(CredentialStore::load_or_create(&path).is_err());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(CredentialStore::load(&path).is_ok());
@@ -258,8 +264,14 @@ mod tests {
             assert!(err.contains("c.json"), "{err}");
         }
         let mut weak = store.clone();
-        weak.add_user("a", &[Mechanism::ScramSha256], 4096, b"pw").unwrap();
-        let text = to_json(&weak).unwrap().replace("\"iterations\": 4096", "\"iterations\": 1");
-        assert!(parse(&text, &path).unwrap_err().to_string().contains("iterations"));
+        weak.add_user("a", &[Mechanism::ScramSha256], 4096, b"pw")
+            .unwrap();
+        let text = to_json(&weak)
+            .unwrap()
+            .replace("\"iterations\": 4096", "\"iterations\": 1");
+        assert!(parse(&text, &path)
+            .unwrap_err()
+            .to_string()
+            .contains("iterations"));
     }
 }

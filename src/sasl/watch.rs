@@ -10,7 +10,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -20,6 +20,9 @@ use super::SharedCredentials;
 
 /// Quiet time after the last event before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Longest delay between the first event and the reload, however busy the directory.
+pub const MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// Watches a credential file until dropped.
 pub struct CredentialWatcher {
@@ -82,7 +85,11 @@ fn is_relevant(event: &Event, file_name: &OsString) -> bool {
 }
 
 /// Runs until the watcher (the channel's sender) is dropped.
-fn run(shared: &SharedCredentials, file_name: &OsString, rx: &mpsc::Receiver<notify::Result<Event>>) {
+fn run(
+    shared: &SharedCredentials,
+    file_name: &OsString,
+    rx: &mpsc::Receiver<notify::Result<Event>>,
+) {
     let relevant = |event: notify::Result<Event>| match event {
         Ok(event) => is_relevant(&event, file_name),
         Err(e) => {
@@ -94,10 +101,23 @@ fn run(shared: &SharedCredentials, file_name: &OsString, rx: &mpsc::Receiver<not
         if !relevant(event) {
             continue;
         }
-        // Debounce: wait until DEBOUNCE passes without another event.
+        // Debounce: wait until DEBOUNCE passes without another relevant event, but never
+        // longer than MAX_DELAY in all (a busy directory must not postpone the reload).
+        let deadline = Instant::now() + MAX_DELAY;
+        let mut quiet_until = Instant::now() + DEBOUNCE;
         loop {
-            match rx.recv_timeout(DEBOUNCE) {
-                Ok(_) => continue,
+            let wait = quiet_until
+                .min(deadline)
+                .saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(wait) {
+                Ok(event) => {
+                    if relevant(event) {
+                        quiet_until = Instant::now() + DEBOUNCE;
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
@@ -112,7 +132,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sasl::{CredentialStore, Mechanism};
-    use std::time::Instant;
 
     fn wait_for(shared: &SharedCredentials, users: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -134,7 +153,9 @@ mod tests {
 
         // Rename into place (what `save` and most editors do).
         let mut store = CredentialStore::load(&path).unwrap();
-        store.add_user("alice", &Mechanism::ALL, 4096, b"pw").unwrap();
+        store
+            .add_user("alice", &Mechanism::ALL, 4096, b"pw")
+            .unwrap();
         store.save(&path).unwrap();
         assert!(wait_for(&shared, 1));
 
