@@ -41,6 +41,19 @@ impl Mechanism {
         }
     }
 
+    /// The `mechanism` byte of Alter/DescribeUserScramCredentials (1 = SHA-256, 2 = SHA-512).
+    pub fn kafka_type(self) -> i8 {
+        match self {
+            Mechanism::ScramSha256 => 1,
+            Mechanism::ScramSha512 => 2,
+        }
+    }
+
+    /// Parses the `mechanism` byte of Alter/DescribeUserScramCredentials.
+    pub fn from_kafka_type(value: i8) -> Option<Mechanism> {
+        Mechanism::ALL.into_iter().find(|m| m.kafka_type() == value)
+    }
+
     /// Output length of the hash in bytes (the length of every key).
     pub fn key_len(self) -> usize {
         match self {
@@ -154,9 +167,11 @@ mod tests {
         for m in Mechanism::ALL {
             assert_eq!(Mechanism::from_name(m.name()), Some(m));
             assert_eq!(m.key_len(), m.hash(b"").len());
+            assert_eq!(Mechanism::from_kafka_type(m.kafka_type()), Some(m));
         }
         assert_eq!(Mechanism::from_name("scram-sha-256"), None);
         assert_eq!(Mechanism::from_name("PLAIN"), None);
+        assert_eq!(Mechanism::from_kafka_type(0), None);
     }
 
     #[test]

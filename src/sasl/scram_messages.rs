@@ -260,4 +260,23 @@ mod tests {
         assert!(parse_client_final(b"r=abc,c=biws,p=AAEC").is_err());
         assert!(parse_client_final(b"c=biws,r=abc,p=!!").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn saslname_round_trips(name in "\\PC{1,40}") {
+            proptest::prop_assert_eq!(decode_saslname(&encode_saslname(&name)).unwrap(), name);
+        }
+
+        #[test]
+        fn parsers_and_servers_never_panic(a in proptest::collection::vec(0u8..=255, 0..200),
+                                            b in proptest::collection::vec(0u8..=255, 0..200)) {
+            let _ = parse_client_first(&a);
+            let _ = parse_client_final(&b);
+            let store = crate::sasl::CredentialStore::new().unwrap();
+            let mut server = crate::sasl::ScramServer::new(crate::sasl::Mechanism::ScramSha256, &store);
+            let _ = server.step(&a);
+            let _ = server.step(&b);
+            let _ = crate::sasl::PlainServer::new(&store).step(&a);
+        }
+    }
 }
