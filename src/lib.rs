@@ -24,6 +24,7 @@ pub mod config;
 pub mod group;
 pub mod protocol;
 pub mod records;
+pub mod sasl;
 pub mod server;
 pub mod storage;
 pub mod tls;

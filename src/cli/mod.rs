@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod config_cmd;
 pub mod serve;
+pub mod user;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub enum Command {
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage SASL users (SCRAM/PLAIN credentials; passwords are never stored).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Check every stored batch against the tamper-evidence chain.
     Verify {
         /// Data directory to check (default: the data dir of --config, else ./data).
@@ -81,6 +85,8 @@ pub enum CliError {
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
     Certs(#[from] crate::tls::CertsError),
+    #[error(transparent)]
+    Credentials(#[from] crate::sasl::CredentialError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -100,5 +106,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             clients,
             force,
         }) => certs::dev(&dir, &clients, force),
+        Command::User(command) => user::run(command),
     }
 }
