@@ -23,6 +23,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 struct Args {
     messages: usize,
     size: usize,
@@ -373,15 +376,9 @@ fn start_broker(
     dir: &std::path::Path,
     flush: &str,
 ) -> palisade::broker::Running {
-    let text = palisade::config::DEFAULT_CONFIG
-        .replace("bind = \"127.0.0.1:9092\"", "bind = \"127.0.0.1:0\"")
-        .replace("advertised = \"127.0.0.1:9092\"\n", "")
-        .replace(
-            "data_dir = \"./data\"",
-            &format!("data_dir = {:?}", dir.display().to_string()),
-        )
-        .replace("flush = \"group-commit\"", &format!("flush = \"{flush}\""))
-        .replace("level = \"info\"", "level = \"warn\"");
+    let flush_line = format!("flush = \"{flush}\"");
+    let text =
+        common::plaintext_config_text(dir, &[("flush = \"group-commit\"", flush_line.as_str())]);
     let config = palisade::config::Config::parse(&text, std::path::Path::new("<load>")).unwrap();
     rt.block_on(palisade::broker::Running::start(config))
         .unwrap()

@@ -13,6 +13,9 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Topic config defaults, validated once at start.
     pub topic_defaults: TopicConfig,
+    /// SCRAM credentials (reloaded when the file changes).
+    pub credentials: crate::sasl::SharedCredentials,
+    _credential_watcher: Option<crate::sasl::CredentialWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
 }
@@ -25,8 +28,10 @@ pub enum StartError {
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),
-    #[error("{0}")]
-    Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Bind(#[from] crate::server::BindError),
+    #[error(transparent)]
+    Credentials(#[from] crate::sasl::CredentialError),
 }
 
 impl Broker {
@@ -41,6 +46,14 @@ impl Broker {
         let logs = LogManager::open(storage)?;
         let groups =
             GroupCoordinator::open_with(&config.storage.data_dir, config.group_settings())?;
+        let credentials = crate::sasl::SharedCredentials::open(&config.sasl.credentials)?;
+        let watcher = match crate::sasl::CredentialWatcher::start(credentials.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!("credential file is not watched (changes need a restart): {e}");
+                None
+            }
+        };
         Ok(Arc::new(Broker {
             node_id: config.broker.node_id,
             cluster_id: config.broker.cluster_id.clone(),
@@ -48,6 +61,8 @@ impl Broker {
             logs,
             groups,
             topic_defaults,
+            credentials,
+            _credential_watcher: watcher,
         }))
     }
 
@@ -75,7 +90,7 @@ impl Running {
     /// Opens the broker and starts serving every listener.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let broker = Broker::open(config)?;
-        let listeners = crate::server::bind(&broker.config).await?;
+        let listeners = crate::server::bind(&broker.config, &broker.credentials).await?;
         let addresses = listeners
             .iter()
             .filter_map(|l| l.socket.local_addr().ok())

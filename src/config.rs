@@ -34,6 +34,7 @@ pub struct Config {
     pub broker: BrokerSection,
     pub listeners: Vec<ListenerConfig>,
     pub limits: LimitsSection,
+    pub sasl: SaslSection,
     pub storage: StorageSection,
     pub topic_defaults: TopicDefaultsSection,
     pub groups: GroupsSection,
@@ -58,6 +59,61 @@ pub struct ListenerConfig {
     /// `host:port` advertised in Metadata; defaults to the bound address.
     #[serde(default)]
     pub advertised: Option<String>,
+    /// Kafka's listener security protocol.
+    pub protocol: SecurityProtocol,
+    /// TLS material and client-certificate policy; required for `SSL` and `SASL_SSL`.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// SASL mechanisms offered on `SASL_*` listeners.
+    #[serde(default = "default_mechanisms")]
+    pub sasl_mechanisms: Vec<String>,
+    /// Permit `PLAINTEXT`/`SASL_PLAINTEXT` on a non-loopback address (traffic in clear text).
+    #[serde(default)]
+    pub allow_insecure_non_loopback: bool,
+    /// Permit `PLAIN` on `SASL_PLAINTEXT` (passwords in clear text on the wire).
+    #[serde(default)]
+    pub allow_plain_without_tls: bool,
+}
+
+fn default_mechanisms() -> Vec<String> {
+    crate::sasl::SUPPORTED_MECHANISMS
+        .iter()
+        .map(|m| m.to_string())
+        .collect()
+}
+
+/// Kafka's listener security protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SecurityProtocol {
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "SSL")]
+    Ssl,
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+/// The `[sasl]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslSection {
+    pub credentials: PathBuf,
+    pub session_lifetime_ms: u64,
+    pub pre_auth_max_frame_bytes: i32,
+    pub auth_timeout_ms: u64,
+    pub failed_login_delay_ms: u64,
+    pub super_users: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +205,7 @@ impl Config {
             if !names.insert(listener.name.as_str()) {
                 return Err(format!("listener name `{}` is used twice", listener.name));
             }
+            validate_listener(listener)?;
             if let Some(adv) = &listener.advertised {
                 parse_host_port(adv).ok_or_else(|| {
                     format!(
@@ -160,6 +217,9 @@ impl Config {
         }
         if self.limits.max_frame_bytes <= 0 {
             return Err("`limits.max_frame_bytes` must be positive".into());
+        }
+        if self.sasl.pre_auth_max_frame_bytes <= 0 {
+            return Err("`sasl.pre_auth_max_frame_bytes` must be positive".into());
         }
         if self.limits.max_connections == 0 {
             return Err("`limits.max_connections` must be positive".into());
@@ -237,6 +297,57 @@ impl Config {
             topic_defaults: self.topic_defaults()?,
         })
     }
+}
+
+fn validate_listener(l: &ListenerConfig) -> Result<(), String> {
+    let name = &l.name;
+    match (l.protocol.uses_tls(), &l.tls) {
+        (true, None) => {
+            return Err(format!(
+                "listener `{name}`: {:?} needs a `[listeners.tls]` section",
+                l.protocol
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(format!(
+                "listener `{name}`: {:?} does not use TLS; remove its `tls` section",
+                l.protocol
+            ))
+        }
+        (true, Some(tls)) => tls
+            .validate()
+            .map_err(|e| format!("listener `{name}`: {e}"))?,
+        (false, None) => {}
+    }
+    if !l.protocol.uses_tls() && !l.bind.ip().is_loopback() && !l.allow_insecure_non_loopback {
+        return Err(format!(
+            "listener `{name}`: {:?} on the non-loopback address {} sends data in clear text; use SSL/SASL_SSL or set `allow_insecure_non_loopback = true`",
+            l.protocol, l.bind
+        ));
+    }
+    if l.protocol.uses_sasl() {
+        if l.sasl_mechanisms.is_empty() {
+            return Err(format!("listener `{name}`: `sasl_mechanisms` is empty"));
+        }
+        for m in &l.sasl_mechanisms {
+            if !crate::sasl::SUPPORTED_MECHANISMS.contains(&m.as_str()) {
+                return Err(format!(
+                    "listener `{name}`: unknown SASL mechanism `{m}` (supported: {})",
+                    crate::sasl::SUPPORTED_MECHANISMS.join(", ")
+                ));
+            }
+        }
+        if m_plain(l) && !l.protocol.uses_tls() && !l.allow_plain_without_tls {
+            return Err(format!(
+                "listener `{name}`: PLAIN on SASL_PLAINTEXT sends passwords in clear text; use SASL_SSL or set `allow_plain_without_tls = true`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn m_plain(l: &ListenerConfig) -> bool {
+    l.sasl_mechanisms.iter().any(|m| m == "PLAIN")
 }
 
 /// Splits `host:port` (IPv6 hosts in brackets).

@@ -22,6 +22,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod group;
+pub mod principal;
 pub mod protocol;
 pub mod records;
 pub mod sasl;

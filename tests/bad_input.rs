@@ -406,6 +406,8 @@ impl DefaultKind for RequestKind {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
+            ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
             other => panic!("advertised API {other:?} has no default request in this test"),
         }
     }

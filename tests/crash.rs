@@ -19,6 +19,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
+mod common;
+
 const PARTITIONS: i32 = 3;
 
 fn free_port() -> u16 {
@@ -66,13 +68,9 @@ fn create_topic(bootstrap: &str, topic: &str) {
 }
 
 fn start(dir: &Path, port: u16) -> Broker {
-    let config = palisade::config::DEFAULT_CONFIG
-        .replace("127.0.0.1:9092", &format!("127.0.0.1:{port}"))
-        .replace(
-            "data_dir = \"./data\"",
-            &format!("data_dir = {:?}", dir.join("data").display().to_string()),
-        )
-        .replace("level = \"info\"", "level = \"warn\"");
+    let bind = format!("bind = \"127.0.0.1:{port}\"");
+    let config =
+        common::plaintext_config_text(&dir.join("data"), &[("bind = \"127.0.0.1:0\"", &bind)]);
     let path = dir.join("palisade.toml");
     std::fs::write(&path, config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_palisade"))

@@ -26,4 +26,8 @@ pub struct RequestContext {
     /// The address and port the client connected to, advertised back in Metadata.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Who is asking, as the listener's security protocol established it.
+    pub principal: crate::principal::Principal,
+    /// The listener the request arrived on.
+    pub listener: String,
 }

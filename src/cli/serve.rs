@@ -19,6 +19,9 @@ pub fn run(config_path: Option<&Path>) -> Result<ExitCode, CliError> {
             "starting palisade with the embedded dev default (loopback only, ./data)"
         ),
     }
+    if config_path.is_none() {
+        ensure_dev_pki(&config)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -30,6 +33,25 @@ pub fn run(config_path: Option<&Path>) -> Result<ExitCode, CliError> {
         tracing::info!("stopped cleanly");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The dev default serves TLS from `./certs`: when that holds no server certificate yet,
+/// create a development PKI there (CA, server certificate for localhost, a client `admin`).
+fn ensure_dev_pki(config: &Config) -> Result<(), CliError> {
+    let Some(tls) = config.listeners.iter().find_map(|l| l.tls.as_ref()) else {
+        return Ok(());
+    };
+    if tls.cert.exists() {
+        return Ok(());
+    }
+    let dir = tls.cert.parent().unwrap_or(Path::new("."));
+    let pki = crate::tls::generate_dev_pki(dir, &["admin".to_string()], false)?;
+    tracing::warn!(
+        dir = %pki.dir.display(),
+        ca = %pki.ca_cert.display(),
+        "created a development PKI (CA, server certificate for localhost, client certificate `admin`); for development only"
+    );
+    Ok(())
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

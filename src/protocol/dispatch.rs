@@ -48,6 +48,11 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DeleteGroups, 0, 2),
     entry(ApiKey::IncrementalAlterConfigs, 0, 1),
     entry(ApiKey::DescribeCluster, 0, 1),
+    // Answered by the connection's session (server::session), never by dispatch. v0 is
+    // advertised because librdkafka requires it to enable SASL at all, but a v0 handshake
+    // (raw SASL tokens without Kafka framing afterwards) is refused.
+    entry(ApiKey::SaslHandshake, 0, 1),
+    entry(ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The table entry for a raw API key, if served.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::sync::{mpsc, watch};
 
@@ -19,6 +19,16 @@ use crate::broker::Broker;
 use crate::protocol::codec::{self, HeaderPrefix};
 use crate::protocol::dispatch::{self, Reply};
 use crate::server::frame::{self, FrameError};
+use crate::server::session::{SaslOutcome, Session};
+
+/// Sleeps until `at`, or forever when there is no such instant (the select branch using it is
+/// then disabled anyway).
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Responses that may wait for the writer at once, per connection.
 pub const MAX_IN_FLIGHT: usize = 32;
@@ -38,9 +48,21 @@ enum Close {
     Eof,
     Shutdown,
     Idle,
+    LoginDeadline,
+    SessionExpired,
+    CredentialsChanged,
+    /// A refused login or SASL misuse: the response is sent, then the connection closes.
+    Auth(String),
     Frame(FrameError),
     Protocol(String),
     WriterGone,
+}
+
+/// What one request produced.
+struct Handled {
+    outgoing: Option<Outgoing>,
+    /// Close after sending `outgoing`.
+    close_after: Option<String>,
 }
 
 /// A response on its way to the writer, in request order.
@@ -59,6 +81,7 @@ pub async fn serve<S>(
     stream: S,
     info: ConnectionInfo,
     broker: Arc<Broker>,
+    mut session: Session,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -67,30 +90,50 @@ pub async fn serve<S>(
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let (out_tx, out_rx) = mpsc::channel(MAX_IN_FLIGHT);
     let writer_task = tokio::spawn(write_responses(writer, out_rx, info.peer));
-    let limit = broker.config.limits.max_frame_bytes;
     let idle = match broker.config.limits.idle_timeout_ms {
         0 => Duration::MAX,
         ms => Duration::from_millis(ms),
     };
+    let mut credentials = session.credentials().subscribe();
     let close = loop {
+        // Before login the whole exchange has a deadline; after it, the idle timeout applies.
+        let (wait, on_timeout) = match session.login_time_left() {
+            Some(left) if left < idle => (left, Close::LoginDeadline),
+            _ => (idle, Close::Idle),
+        };
+        let expires = session.expires_at();
+        let limit = session.frame_limit();
         let frame = tokio::select! {
             biased;
             _ = shutdown.changed() => break Close::Shutdown,
-            r = tokio::time::timeout(idle, frame::read_frame(&mut reader, limit)) => r,
+            _ = credentials.changed(), if session.credential().is_some() => {
+                if let Some((user, fingerprint)) = session.credential() {
+                    if credentials.borrow().get(user) != Some(&fingerprint) {
+                        break Close::CredentialsChanged;
+                    }
+                }
+                continue;
+            }
+            _ = sleep_until(expires), if expires.is_some() => break Close::SessionExpired,
+            r = tokio::time::timeout(wait, frame::read_frame(&mut reader, limit)) => r,
         };
         let frame = match frame {
-            Err(_) => break Close::Idle,
+            Err(_) => break on_timeout,
             Ok(Ok(Some(f))) => f,
             Ok(Ok(None)) => break Close::Eof,
             Ok(Err(e)) => break Close::Frame(e),
         };
-        let outgoing = match handle_frame(&broker, &info, frame).await {
-            Ok(Some(o)) => o,
-            Ok(None) => continue,
+        let handled = match handle_frame(&broker, &info, &mut session, frame).await {
+            Ok(h) => h,
             Err(reason) => break Close::Protocol(reason),
         };
-        if out_tx.send(outgoing).await.is_err() {
-            break Close::WriterGone;
+        if let Some(outgoing) = handled.outgoing {
+            if out_tx.send(outgoing).await.is_err() {
+                break Close::WriterGone;
+            }
+        }
+        if let Some(reason) = handled.close_after {
+            break Close::Auth(reason);
         }
     };
     match &close {
@@ -98,13 +141,25 @@ pub async fn serve<S>(
             tracing::debug!(peer = %info.peer, listener = %info.listener, "connection closed: {close:?}")
         }
         Close::Idle => tracing::info!(peer = %info.peer, "closing idle connection"),
+        Close::LoginDeadline => {
+            tracing::warn!(peer = %info.peer, listener = %info.listener, "closing connection: no login before the deadline")
+        }
+        Close::SessionExpired => {
+            tracing::info!(peer = %info.peer, principal = %session.principal(), "closing connection: session expired without re-authentication")
+        }
+        Close::CredentialsChanged => {
+            tracing::info!(peer = %info.peer, principal = %session.principal(), "closing connection: credentials removed or changed")
+        }
+        Close::Auth(reason) => {
+            tracing::warn!(peer = %info.peer, listener = %info.listener, "closing connection: {reason}")
+        }
         Close::Frame(e) => tracing::warn!(peer = %info.peer, "closing connection: {e}"),
         Close::Protocol(reason) => {
             tracing::warn!(peer = %info.peer, "closing connection: {reason}")
         }
     }
-    // Requests already applied still get their responses (a clean EOF or shutdown drains);
-    // a protocol violation closes at once, as Kafka does.
+    // Requests already applied still get their responses (a clean EOF, shutdown or a refused
+    // login drains); a protocol violation closes at once, as Kafka does.
     drop(out_tx);
     if matches!(close, Close::Frame(_) | Close::Protocol(_)) {
         writer_task.abort();
@@ -150,8 +205,13 @@ async fn write_responses<W: AsyncWrite>(
 async fn handle_frame(
     broker: &Broker,
     info: &ConnectionInfo,
+    session: &mut Session,
     frame: Bytes,
-) -> Result<Option<Outgoing>, String> {
+) -> Result<Handled, String> {
+    let respond = |outgoing: Outgoing| Handled {
+        outgoing: Some(outgoing),
+        close_after: None,
+    };
     let HeaderPrefix {
         api_key,
         api_version,
@@ -160,13 +220,15 @@ async fn handle_frame(
     let Some(entry) = dispatch::lookup(api_key) else {
         return Err(format!("unknown or unsupported api key {api_key}"));
     };
+    // Before login only the SASL APIs pass; the body of anything else is never parsed.
+    session.gate(entry.key)?;
     if api_version < entry.min || api_version > entry.max {
         if entry.key == ApiKey::ApiVersions {
             // Kafka answers an ApiVersions it cannot parse with v0 and its own ranges so the
             // client can retry with a version both sides know.
             let body = ResponseKind::ApiVersions(api_versions::unsupported_version());
             return codec::encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
-                .map(|b| Some(Outgoing::Encoded(b)))
+                .map(|b| respond(Outgoing::Encoded(b)))
                 .map_err(|e| e.to_string());
         }
         return Err(format!(
@@ -176,6 +238,28 @@ async fn handle_frame(
     }
     let request =
         codec::decode_request(entry.key, api_version, frame).map_err(|e| e.to_string())?;
+    let sasl = match &request.body {
+        RequestKind::SaslHandshake(r) => {
+            let (resp, outcome) = session.handshake(r, api_version);
+            Some((ResponseKind::SaslHandshake(resp), outcome))
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            let (resp, outcome) = session.authenticate(r, api_version).await;
+            Some((ResponseKind::SaslAuthenticate(resp), outcome))
+        }
+        _ => None,
+    };
+    if let Some((body, outcome)) = sasl {
+        let bytes = codec::encode_response(entry.key, api_version, correlation_id, &body)
+            .map_err(|e| e.to_string())?;
+        return Ok(Handled {
+            outgoing: Some(Outgoing::Encoded(bytes)),
+            close_after: match outcome {
+                SaslOutcome::Continue => None,
+                SaslOutcome::Close(reason) => Some(reason),
+            },
+        });
+    }
     let ctx = RequestContext {
         api_version,
         correlation_id,
@@ -183,16 +267,21 @@ async fn handle_frame(
         peer: info.peer,
         advertised_host: info.advertised_host.clone(),
         advertised_port: info.advertised_port,
+        principal: session.principal().clone(),
+        listener: info.listener.clone(),
     };
     match dispatch::dispatch(broker, &ctx, entry.key, request.body)
         .await
         .map_err(|e| e.to_string())?
     {
-        Reply::None => Ok(None),
+        Reply::None => Ok(Handled {
+            outgoing: None,
+            close_after: None,
+        }),
         Reply::Ready(body) => codec::encode_response(entry.key, api_version, correlation_id, &body)
-            .map(|b| Some(Outgoing::Encoded(b)))
+            .map(|b| respond(Outgoing::Encoded(b)))
             .map_err(|e| e.to_string()),
-        Reply::Deferred(response) => Ok(Some(Outgoing::Deferred {
+        Reply::Deferred(response) => Ok(respond(Outgoing::Deferred {
             api_key: entry.key,
             version: api_version,
             correlation_id,

@@ -10,6 +10,42 @@ use tokio::sync::{watch, Semaphore};
 use crate::broker::Broker;
 use crate::server::connection::{self, ConnectionInfo};
 use crate::server::limits::Admission;
+use crate::server::session::{Session, SessionPolicy};
+use crate::tls::TlsReloader;
+
+/// Completes the TLS handshake (within the login deadline), maps the client certificate to a
+/// principal, then serves the connection. Every new handshake uses the material current at
+/// accept time, so rotated certificates apply to new connections only.
+async fn serve_tls(
+    stream: tokio::net::TcpStream,
+    info: ConnectionInfo,
+    broker: Arc<Broker>,
+    policy: SessionPolicy,
+    tls: &TlsReloader,
+    shutdown: watch::Receiver<bool>,
+) {
+    let accepted = tokio::time::timeout(policy.auth_timeout, tls.acceptor().accept(stream)).await;
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %info.peer, listener = %info.listener, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %info.peer, listener = %info.listener, "TLS handshake timed out");
+            return;
+        }
+    };
+    let principal = match crate::tls::peer_principal(stream.get_ref().1, tls.principal_mapper()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(peer = %info.peer, listener = %info.listener, "client certificate refused: {e}");
+            return;
+        }
+    };
+    let session = Session::new(policy, principal);
+    connection::serve(stream, info, broker, session, shutdown).await;
+}
 
 /// A bound listener and what it advertises.
 pub struct Listener {
@@ -17,6 +53,9 @@ pub struct Listener {
     pub socket: TcpListener,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// TLS material (reloaded from disk) for SSL and SASL_SSL listeners.
+    pub tls: Option<Arc<TlsReloader>>,
+    pub policy: SessionPolicy,
 }
 
 /// Accepts connections until shutdown. Each connection holds a permit of `limit` until it
@@ -76,8 +115,16 @@ pub async fn accept_loop(
         };
         let broker = broker.clone();
         let shutdown = shutdown.clone();
+        let policy = listener.policy.clone();
+        let tls = listener.tls.clone();
         tokio::spawn(async move {
-            connection::serve(stream, info, broker, shutdown).await;
+            match tls {
+                None => {
+                    let session = Session::new(policy, None);
+                    connection::serve(stream, info, broker, session, shutdown).await;
+                }
+                Some(tls) => serve_tls(stream, info, broker, policy, &tls, shutdown).await,
+            }
             drop(admitted);
             drop(permit);
         });

@@ -4,6 +4,7 @@ pub mod connection;
 pub mod frame;
 pub mod limits;
 pub mod listener;
+pub mod session;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,11 +17,36 @@ use crate::broker::Broker;
 use crate::config::{parse_host_port, Config};
 use listener::Listener;
 
-/// Binds every configured listener. Port 0 binds an ephemeral port; the advertised port then
-/// follows the bound one.
-pub async fn bind(config: &Config) -> std::io::Result<Vec<Listener>> {
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("listener `{listener}`: {source}")]
+    Tls {
+        listener: String,
+        source: crate::tls::TlsError,
+    },
+}
+
+/// Binds every configured listener and loads its TLS material. Port 0 binds an ephemeral
+/// port; the advertised port then follows the bound one.
+pub async fn bind(
+    config: &Config,
+    credentials: &crate::sasl::SharedCredentials,
+) -> Result<Vec<Listener>, BindError> {
     let mut out = Vec::new();
     for l in &config.listeners {
+        let tls = match &l.tls {
+            Some(settings) => Some(Arc::new(
+                crate::tls::TlsReloader::start(settings.clone()).map_err(|source| {
+                    BindError::Tls {
+                        listener: l.name.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
         let socket = TcpListener::bind(l.bind).await.map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -33,11 +59,26 @@ pub async fn bind(config: &Config) -> std::io::Result<Vec<Listener>> {
             Some((host, _)) => (host, i32::from(local.port())),
             None => (local.ip().to_string(), i32::from(local.port())),
         };
+        let policy = session::SessionPolicy {
+            protocol: l.protocol,
+            mechanisms: l.sasl_mechanisms.clone(),
+            credentials: credentials.clone(),
+            lifetime: match config.sasl.session_lifetime_ms {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            failed_login_delay: Duration::from_millis(config.sasl.failed_login_delay_ms),
+            pre_auth_max_frame_bytes: config.sasl.pre_auth_max_frame_bytes,
+            max_frame_bytes: config.limits.max_frame_bytes,
+            auth_timeout: Duration::from_millis(config.sasl.auth_timeout_ms),
+        };
         out.push(Listener {
             name: l.name.clone(),
             socket,
             advertised_host: host,
             advertised_port: port,
+            tls,
+            policy,
         });
     }
     Ok(out)

@@ -292,11 +292,6 @@ pub fn generate_dev_pki(dir: &Path, clients: &[String], force: bool) -> Result<D
             key: dir.join(format!("{name}-key.pem")),
         });
     }
-    files.push((
-        ".gitignore".into(),
-        "# Private keys written by `palisade certs dev`.\n*-key.pem\n".into(),
-        false,
-    ));
 
     std::fs::create_dir_all(dir).map_err(|source| CertsError::Write {
         path: dir.to_path_buf(),
@@ -312,6 +307,7 @@ pub fn generate_dev_pki(dir: &Path, clients: &[String], force: bool) -> Result<D
     for (name, content, secret) in &files {
         write_file(&dir.join(name), content.as_bytes(), *secret, force)?;
     }
+    ensure_gitignore(dir)?;
     Ok(DevPki {
         dir: dir.to_path_buf(),
         ca_cert: dir.join("ca.pem"),
@@ -322,6 +318,26 @@ pub fn generate_dev_pki(dir: &Path, clients: &[String], force: bool) -> Result<D
         clients: dev_clients,
         ca,
     })
+}
+
+/// Makes the directory's `.gitignore` ignore private keys, keeping whatever else it says (a
+/// checkout ships `certs/.gitignore` already).
+fn ensure_gitignore(dir: &Path) -> Result<(), CertsError> {
+    let path = dir.join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(CertsError::Write { path, source }),
+    };
+    if existing.lines().any(|l| l.trim() == "*-key.pem") {
+        return Ok(());
+    }
+    let mut content = existing;
+    if !content.is_empty() && !content.ends_with('\n') {
+        content.push('\n');
+    }
+    content.push_str("# Private keys written by `palisade certs dev`.\n*-key.pem\n");
+    std::fs::write(&path, content).map_err(|source| CertsError::Write { path, source })
 }
 
 /// Creates `path` with its final mode from the start. With `force`, writes a fresh temporary

@@ -22,7 +22,23 @@ use tokio::net::TcpStream;
 
 /// A test config: one PLAINTEXT listener on an ephemeral loopback port, data in `data_dir`.
 pub fn test_config(data_dir: &Path, extra: &[(&str, &str)]) -> Config {
-    let mut text = palisade::config::DEFAULT_CONFIG
+    Config::parse(&plaintext_config_text(data_dir, extra), Path::new("<test>")).unwrap()
+}
+
+/// The dev default reduced to its PLAINTEXT listener on an ephemeral port, with data and
+/// credentials in `data_dir`, then `extra` replacements applied.
+pub fn plaintext_config_text(data_dir: &Path, extra: &[(&str, &str)]) -> String {
+    let default = palisade::config::DEFAULT_CONFIG;
+    let first = default.find("\n[[listeners]]\n").unwrap();
+    let second = first + 1 + default[first + 1..].find("\n[[listeners]]\n").unwrap();
+    let sasl = default.find("\n[sasl]\n").unwrap();
+    let without_tls = format!("{}{}", &default[..second], &default[sasl..]);
+    let credentials = data_dir.join("credentials.json");
+    let mut text = without_tls
+        .replace(
+            "credentials = \"./credentials.json\"",
+            &format!("credentials = {:?}", credentials.display().to_string()),
+        )
         .replace("bind = \"127.0.0.1:9092\"", "bind = \"127.0.0.1:0\"")
         .replace("advertised = \"127.0.0.1:9092\"\n", "")
         .replace(
@@ -34,7 +50,7 @@ pub fn test_config(data_dir: &Path, extra: &[(&str, &str)]) -> Config {
         assert!(text.contains(from), "test config has no `{from}`");
         text = text.replace(from, to);
     }
-    Config::parse(&text, Path::new("<test>")).unwrap()
+    text
 }
 
 pub async fn start(data_dir: &Path) -> Running {
