@@ -407,6 +407,12 @@ impl DefaultKind for RequestKind {
             }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
             ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
+            ApiKey::DescribeUserScramCredentials => {
+                RequestKind::DescribeUserScramCredentials(Default::default())
+            }
+            ApiKey::AlterUserScramCredentials => {
+                RequestKind::AlterUserScramCredentials(Default::default())
+            }
             ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
             other => panic!("advertised API {other:?} has no default request in this test"),
         }

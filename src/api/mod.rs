@@ -12,6 +12,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod producer_id;
+pub mod scram_credentials;
 pub mod topics;
 
 use std::net::SocketAddr;

@@ -48,6 +48,8 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DeleteGroups, 0, 2),
     entry(ApiKey::IncrementalAlterConfigs, 0, 1),
     entry(ApiKey::DescribeCluster, 0, 1),
+    entry(ApiKey::DescribeUserScramCredentials, 0, 0),
+    entry(ApiKey::AlterUserScramCredentials, 0, 0),
     // Answered by the connection's session (server::session), never by dispatch. v0 is
     // advertised because librdkafka requires it to enable SASL at all, but a v0 handshake
     // (raw SASL tokens without Kafka framing afterwards) is refused.
@@ -126,6 +128,12 @@ pub async fn dispatch(
         }
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(api::delete_records::handle(broker, ctx, r))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            api::scram_credentials::describe(broker, ctx, r),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(api::scram_credentials::alter(broker, ctx, r))
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(api::producer_id::handle(broker, ctx, r))
