@@ -37,9 +37,25 @@ pub fn describe(
 ) -> DescribeUserScramCredentialsResponse {
     if !is_super_user(broker, ctx) {
         tracing::warn!(principal = %ctx.principal, "DescribeUserScramCredentials denied");
-        return DescribeUserScramCredentialsResponse::default()
-            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(s("only super users may describe SCRAM credentials")));
+        let denied = "only super users may describe SCRAM credentials";
+        // Named users get the error per user: librdkafka 2.16 frees an invalid pointer when a
+        // top-level error comes with named users (seen with confluent-kafka's AdminClient).
+        return match req.users.filter(|u| !u.is_empty()) {
+            Some(users) => DescribeUserScramCredentialsResponse::default().with_results(
+                users
+                    .into_iter()
+                    .map(|u| {
+                        DescribeUserScramCredentialsResult::default()
+                            .with_user(u.name)
+                            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                            .with_error_message(Some(s(denied)))
+                    })
+                    .collect(),
+            ),
+            None => DescribeUserScramCredentialsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(s(denied))),
+        };
     }
     let store = broker.credentials.current();
     let users: Vec<(String, bool)> = match req.users {

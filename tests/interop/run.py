@@ -31,15 +31,33 @@ def free_port():
         return s.getsockname()[1]
 
 
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+
 class Broker:
+    """The dev default config with every listener on a free port, state under `workdir`."""
+
     def __init__(self, binary, workdir):
-        self.port = free_port()
+        self.workdir = workdir
+        self.port, self.sasl_port, self.ssl_port = free_port(), free_port(), free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
+        self.ssl_bootstrap = f"127.0.0.1:{self.ssl_port}"
+        self.certs = os.path.join(workdir, "certs")
+        subprocess.run([binary, "certs", "dev", "--dir", self.certs, "--client", "alice"],
+                       check=True, capture_output=True)
+        self.credentials = os.path.join(workdir, "credentials.json")
+        for user, password in PASSWORDS.items():
+            subprocess.run([binary, "user", "add", user, "--password-stdin", "--store", self.credentials],
+                           input=password + "\n", text=True, check=True, capture_output=True)
         default = subprocess.run([binary, "config", "print-default"], check=True,
                                  capture_output=True, text=True).stdout
-        config = (default.replace('bind = "127.0.0.1:9092"', f'bind = "{self.bootstrap}"')
-                  .replace('advertised = "127.0.0.1:9092"', f'advertised = "{self.bootstrap}"')
-                  .replace('data_dir = "./data"', f'data_dir = "{workdir}/data"'))
+        config = default
+        for old, new in [("9092", self.port), ("9093", self.sasl_port), ("9094", self.ssl_port)]:
+            config = config.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+        config = (config.replace('data_dir = "./data"', f'data_dir = "{workdir}/data"')
+                  .replace('"./certs/', f'"{self.certs}/')
+                  .replace('credentials = "./credentials.json"', f'credentials = "{self.credentials}"'))
         path = os.path.join(workdir, "palisade.toml")
         with open(path, "w") as f:
             f.write(config)
@@ -49,7 +67,8 @@ class Broker:
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                for port in (self.port, self.sasl_port, self.ssl_port):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 return
             except OSError:
                 if self.proc.poll() is not None:
@@ -108,7 +127,102 @@ def kcat_produce_and_consume(broker):
     assert out.splitlines() == lines, out[:500]
 
 
+def kcat_sasl(broker, mechanism, user, password):
+    return ["-b", broker.sasl_bootstrap, "-X", "security.protocol=sasl_ssl", "-X", f"sasl.mechanisms={mechanism}",
+            "-X", f"sasl.username={user}", "-X", f"sasl.password={password}",
+            "-X", f"ssl.ca.location={broker.certs}/ca.pem"]
+
+
+@check
+def kcat_scram_and_plain_over_sasl_ssl(broker):
+    topic = unique("kcat-sasl")
+    create_topic_kafka_python(broker, topic, 1)
+    for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"):
+        args = kcat_sasl(broker, mechanism, "alice", PASSWORDS["alice"])
+        kcat(*args, "-P", "-t", topic, "-p", "0", input=f"via {mechanism}\n")
+    out = kcat(*kcat_sasl(broker, "SCRAM-SHA-512", "alice", PASSWORDS["alice"]),
+               "-C", "-t", topic, "-o", "beginning", "-e", "-q")
+    assert out.splitlines() == ["via SCRAM-SHA-512", "via SCRAM-SHA-256", "via PLAIN"], out
+
+
+@check
+def kcat_wrong_password_and_unknown_user_are_refused(broker):
+    for user, password in (("alice", "not-her-password"), ("mallory", "whatever")):
+        r = subprocess.run(["kcat", *kcat_sasl(broker, "SCRAM-SHA-256", user, password), "-L", "-m", "3"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0, f"{user} logged in with a wrong password"
+        assert "authentication failed" in r.stderr, r.stderr[-400:]
+
+
+@check
+def kcat_mtls_on_the_ssl_listener(broker):
+    base = ["-b", broker.ssl_bootstrap, "-X", "security.protocol=ssl", "-X", f"ssl.ca.location={broker.certs}/ca.pem"]
+    out = kcat(*base, "-X", f"ssl.certificate.location={broker.certs}/alice.pem",
+               "-X", f"ssl.key.location={broker.certs}/alice-key.pem", "-L")
+    assert f"127.0.0.1:{broker.ssl_port}" in out, out
+    r = subprocess.run(["kcat", *base, "-L", "-m", "3"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, "a client without a certificate was accepted"
+
+
+@check
+def plaintext_client_on_the_tls_port_is_refused(broker):
+    r = subprocess.run(["kcat", "-b", broker.ssl_bootstrap, "-L", "-m", "3"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, "plaintext client accepted on the TLS port"
+
+
 # ---------------------------------------------------------------- confluent-kafka (librdkafka 2.16)
+
+def confluent_sasl(broker, user, mechanism="SCRAM-SHA-256"):
+    return {"bootstrap.servers": broker.sasl_bootstrap, "security.protocol": "SASL_SSL",
+            "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": PASSWORDS.get(user, ""),
+            "ssl.ca.location": f"{broker.certs}/ca.pem"}
+
+
+@check
+def confluent_scram_producer_consumer(broker):
+    from confluent_kafka import Consumer, Producer
+    topic = unique("ck-sasl")
+    create_topic_kafka_python(broker, topic, 2)
+    p = Producer({**confluent_sasl(broker, "alice", "SCRAM-SHA-512"), "acks": "all"})
+    for i in range(200):
+        p.produce(topic, value=f"s{i}")
+    assert p.flush(30) == 0
+    c = Consumer({**confluent_sasl(broker, "alice"), "group.id": topic + "-g", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    seen, deadline = set(), time.time() + 60
+    while len(seen) < 200 and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and m.error() is None:
+            seen.add(m.value().decode())
+    c.close()
+    assert len(seen) == 200, f"{len(seen)} of 200 over SASL_SSL"
+
+
+@check
+def confluent_admin_manages_scram_credentials(broker):
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    admin = AdminClient(confluent_sasl(broker, "admin"))
+    upsert = UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192),
+                                          b"carol-secret")
+    for f in admin.alter_user_scram_credentials([upsert]).values():
+        f.result(timeout=15)
+    described = admin.describe_user_scram_credentials(["carol"])["carol"].result(timeout=15)
+    info = described.scram_credential_infos[0]
+    assert info.mechanism == ScramMechanism.SCRAM_SHA_256 and info.iterations == 8192, info
+    # The new user logs in with the password the admin set.
+    PASSWORDS["carol"] = "carol-secret"
+    out = kcat(*kcat_sasl(broker, "SCRAM-SHA-256", "carol", "carol-secret"), "-L")
+    assert "1 brokers" in out
+    # A user who is not a super user may not even describe credentials.
+    other = AdminClient(confluent_sasl(broker, "alice"))
+    try:
+        result = other.describe_user_scram_credentials(["carol"])["carol"].result(timeout=15)
+        raise AssertionError(f"non-super user described credentials: {result}")
+    except KafkaException as e:
+        assert "CLUSTER_AUTHORIZATION_FAILED" in str(e) or "authoriz" in str(e).lower(), e
+
 
 @check
 def confluent_producer_and_consumer_group(broker):
