@@ -113,6 +113,7 @@ pub struct SaslSection {
     pub pre_auth_max_frame_bytes: i32,
     pub auth_timeout_ms: u64,
     pub failed_login_delay_ms: u64,
+    pub max_failed_login_delay_ms: u64,
     pub super_users: Vec<String>,
 }
 

@@ -43,7 +43,7 @@ async fn serve_tls(
             return;
         }
     };
-    let session = Session::new(policy, principal);
+    let session = Session::new(policy, info.peer.ip(), principal);
     connection::serve(stream, info, broker, session, shutdown).await;
 }
 
@@ -120,7 +120,7 @@ pub async fn accept_loop(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let session = Session::new(policy, None);
+                    let session = Session::new(policy, info.peer.ip(), None);
                     connection::serve(stream, info, broker, session, shutdown).await;
                 }
                 Some(tls) => serve_tls(stream, info, broker, policy, &tls, shutdown).await,

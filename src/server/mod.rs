@@ -4,6 +4,7 @@ pub mod connection;
 pub mod frame;
 pub mod limits;
 pub mod listener;
+pub mod login_throttle;
 pub mod session;
 
 use std::future::Future;
@@ -35,6 +36,11 @@ pub async fn bind(
     credentials: &crate::sasl::SharedCredentials,
 ) -> Result<Vec<Listener>, BindError> {
     let mut out = Vec::new();
+    // One throttle for all listeners: guessing on another port does not reset the count.
+    let throttle = Arc::new(login_throttle::LoginThrottle::new(
+        Duration::from_millis(config.sasl.failed_login_delay_ms),
+        Duration::from_millis(config.sasl.max_failed_login_delay_ms),
+    ));
     for l in &config.listeners {
         let tls = match &l.tls {
             Some(settings) => Some(Arc::new(
@@ -67,7 +73,7 @@ pub async fn bind(
                 0 => None,
                 ms => Some(Duration::from_millis(ms)),
             },
-            failed_login_delay: Duration::from_millis(config.sasl.failed_login_delay_ms),
+            throttle: throttle.clone(),
             pre_auth_max_frame_bytes: config.sasl.pre_auth_max_frame_bytes,
             max_frame_bytes: config.limits.max_frame_bytes,
             auth_timeout: Duration::from_millis(config.sasl.auth_timeout_ms),

@@ -28,7 +28,8 @@ pub struct SessionPolicy {
     pub credentials: SharedCredentials,
     /// KIP-368 maximum session lifetime; `None` = unlimited.
     pub lifetime: Option<Duration>,
-    pub failed_login_delay: Duration,
+    /// Delays refused logins, doubling per repeated failure from one address.
+    pub throttle: std::sync::Arc<super::login_throttle::LoginThrottle>,
     pub pre_auth_max_frame_bytes: i32,
     pub max_frame_bytes: i32,
     pub auth_timeout: Duration,
@@ -44,6 +45,7 @@ pub enum SaslOutcome {
 
 pub struct Session {
     policy: SessionPolicy,
+    peer: std::net::IpAddr,
     principal: Principal,
     authenticated: bool,
     exchange: Option<(&'static str, Authenticator)>,
@@ -55,7 +57,11 @@ pub struct Session {
 
 impl Session {
     /// A new connection's session; `tls_principal` is the mapped client certificate, if any.
-    pub fn new(policy: SessionPolicy, tls_principal: Option<String>) -> Self {
+    pub fn new(
+        policy: SessionPolicy,
+        peer: std::net::IpAddr,
+        tls_principal: Option<String>,
+    ) -> Self {
         let principal = match tls_principal {
             Some(name) => Principal {
                 name,
@@ -67,6 +73,7 @@ impl Session {
         Session {
             authenticated: !policy.protocol.uses_sasl(),
             policy,
+            peer,
             principal,
             exchange: None,
             fingerprint: None,
@@ -234,6 +241,7 @@ impl Session {
                     method: AuthMethod::Sasl(mechanism),
                 };
                 self.fingerprint = authenticator.fingerprint();
+                self.policy.throttle.succeeded(self.peer);
                 self.expires = self.policy.lifetime.map(|l| Instant::now() + l);
                 tracing::info!(
                     principal = %self.principal,
@@ -266,8 +274,8 @@ impl Session {
         code: i16,
         message: &str,
     ) -> (SaslAuthenticateResponse, SaslOutcome) {
-        tracing::warn!(mechanism, "login refused: {message}");
-        tokio::time::sleep(self.policy.failed_login_delay).await;
+        tracing::warn!(peer = %self.peer, mechanism, "login refused: {message}");
+        tokio::time::sleep(self.policy.throttle.failed(self.peer)).await;
         (
             response
                 .with_error_code(code)
