@@ -20,166 +20,14 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
-struct Args {
-    messages: usize,
-    size: usize,
-    seconds: u64,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        messages: 300_000,
-        size: 1024,
-        seconds: 5,
-    };
-    let argv: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < argv.len() {
-        let value = argv.get(i + 1).and_then(|v| v.parse().ok());
-        match (argv[i].as_str(), value) {
-            ("--messages", Some(v)) => a.messages = v,
-            ("--size", Some(v)) => a.size = v,
-            ("--seconds", Some(v)) => a.seconds = v as u64,
-            _ => {}
-        }
-        i += 1;
-    }
-    a
-}
-
-#[derive(Clone, Default)]
-struct Latencies {
-    acked: Arc<AtomicUsize>,
-    errors: Arc<AtomicUsize>,
-    micros: Arc<Mutex<Vec<u64>>>,
-}
-
-impl ClientContext for Latencies {}
-impl ProducerContext for Latencies {
-    type DeliveryOpaque = Box<Instant>;
-    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
-        if result.is_ok() {
-            self.micros
-                .lock()
-                .unwrap()
-                .push(sent.elapsed().as_micros() as u64);
-            self.acked.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx] as f64 / 1000.0
-}
-
-struct Row {
-    name: String,
-    msgs_per_s: f64,
-    mb_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn producer(bootstrap: &str, acks: &str, ctx: Latencies) -> ThreadedProducer<Latencies> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .set("compression.type", "none")
-        .create_with_context(ctx)
-        .unwrap()
-}
-
-fn produce(name: &str, bootstrap: &str, topic: &str, acks: &str, n: usize, size: usize) -> Row {
-    let ctx = Latencies::default();
-    let p = producer(bootstrap, acks, ctx.clone());
-    let payload = vec![b'x'; size];
-    let start = Instant::now();
-    for i in 0..n {
-        let mut record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
-            .partition((i % 3) as i32)
-            .payload(&payload);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(120)).unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(
-        ctx.errors.load(Ordering::Relaxed),
-        0,
-        "{name}: delivery errors"
-    );
-    let mut lat = ctx.micros.lock().unwrap().clone();
-    lat.sort_unstable();
-    Row {
-        name: name.to_string(),
-        msgs_per_s: n as f64 / elapsed,
-        mb_per_s: (n * size) as f64 / elapsed / 1e6,
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-    }
-}
-
-fn consume(bootstrap: &str, topic: &str, n: usize) -> Row {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "load-consume")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.max.messages.kbytes", "1048576")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let start = Instant::now();
-    let (mut count, mut bytes) = (0usize, 0usize);
-    while count < n {
-        if let Some(m) = c.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            bytes += m.payload().map_or(0, |p| p.len());
-            count += 1;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "consume stalled at {count}"
-        );
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    Row {
-        name: "consume (from beginning)".into(),
-        msgs_per_s: count as f64 / elapsed,
-        mb_per_s: bytes as f64 / elapsed / 1e6,
-        p50_ms: f64::NAN,
-        p99_ms: f64::NAN,
-    }
-}
+use support::{args, consume, create, percentile, print_rows, produce, t, Latencies, Row};
 
 /// Fetch throughput of the broker itself: a minimal client of our own (kafka-protocol over
 /// one TCP connection) fetching all 3 partitions from the beginning with 16 MiB per partition,
@@ -384,21 +232,6 @@ fn start_broker(
         .unwrap()
 }
 
-fn create(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let t = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
-    for r in rt
-        .block_on(admin.create_topics([&t], &AdminOptions::new()))
-        .unwrap()
-    {
-        r.unwrap();
-    }
-}
-
 fn main() {
     let a = args();
     if std::env::args().any(|x| x == "--test") {
@@ -424,58 +257,45 @@ fn main() {
         "palisade load: {} messages of {} bytes, 3 partitions, loopback",
         a.messages, a.size
     );
+    let (d, c) = (d.as_str(), c.as_str());
     let mut rows = vec![
         produce(
             "produce acks=1 (group-commit broker)",
-            &d,
-            "acks1",
+            &t(d, "acks1"),
             "1",
             a.messages,
             a.size,
         ),
         produce(
             "produce acks=all, fsync group commit",
-            &d,
-            "acksall",
+            &t(d, "acksall"),
             "all",
             a.messages,
             a.size,
         ),
         produce(
             "produce acks=all, page-cache flush policy",
-            &c,
-            "cache",
+            &t(c, "cache"),
             "all",
             a.messages,
             a.size,
         ),
     ];
-    rows.push(consume(&d, "acksall", a.messages));
+    rows.push(consume(
+        "consume (from beginning)",
+        &t(d, "acksall"),
+        a.messages,
+    ));
     rows.push(raw_fetch(
         &rt,
         durable.addresses[0],
         "acksall",
         (a.messages / 3) as i64,
     ));
-    let (ack, e2e) = paced(&d, "paced", a.size, a.seconds);
+    let (ack, e2e) = paced(d, "paced", a.size, a.seconds);
     rows.push(ack);
     rows.push(e2e);
-    let base = rows[0].mb_per_s;
-    println!(
-        "{:<58} {:>12} {:>10} {:>9} {:>9} {:>8}",
-        "scenario", "msgs/s", "MB/s", "p50 ms", "p99 ms", "ratio"
-    );
-    for r in &rows {
-        println!(
-            "{:<58} {:>12.0} {:>10.1} {:>9.2} {:>9.2} {:>8.2}",
-            r.name,
-            r.msgs_per_s,
-            r.mb_per_s,
-            r.p50_ms,
-            r.p99_ms,
-            r.mb_per_s / base
-        );
-    }
+    print_rows(&rows, 0);
     println!(
         "peak RSS of this process (brokers + clients): {:.0} MB",
         rss_mb()

@@ -1,0 +1,229 @@
+//! Client-side helpers shared by the load tools: argument parsing, a librdkafka producer that
+//! records ack latency, a consumer that counts bytes, and the result table.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+pub struct Args {
+    pub messages: usize,
+    pub size: usize,
+    pub seconds: u64,
+}
+
+pub fn args() -> Args {
+    let mut a = Args {
+        messages: 300_000,
+        size: 1024,
+        seconds: 5,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < argv.len() {
+        let value = argv.get(i + 1).and_then(|v| v.parse().ok());
+        match (argv[i].as_str(), value) {
+            ("--messages", Some(v)) => a.messages = v,
+            ("--size", Some(v)) => a.size = v,
+            ("--seconds", Some(v)) => a.seconds = v as u64,
+            _ => {}
+        }
+        i += 1;
+    }
+    a
+}
+
+#[derive(Clone, Default)]
+pub struct Latencies {
+    pub acked: Arc<AtomicUsize>,
+    pub errors: Arc<AtomicUsize>,
+    pub micros: Arc<Mutex<Vec<u64>>>,
+}
+
+impl ClientContext for Latencies {}
+impl ProducerContext for Latencies {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Instant>) {
+        if result.is_ok() {
+            self.micros
+                .lock()
+                .unwrap()
+                .push(sent.elapsed().as_micros() as u64);
+            self.acked.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+pub struct Row {
+    pub name: String,
+    pub msgs_per_s: f64,
+    pub mb_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// `client`: extra librdkafka settings (security protocol, SASL, TLS) for every client.
+pub fn client_config(bootstrap: &str, client: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in client {
+        c.set(*k, *v);
+    }
+    c
+}
+
+fn producer(
+    bootstrap: &str,
+    client: &[(&str, &str)],
+    acks: &str,
+    ctx: Latencies,
+) -> ThreadedProducer<Latencies> {
+    client_config(bootstrap, client)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("compression.type", "none")
+        .create_with_context(ctx)
+        .unwrap()
+}
+
+pub struct Target<'a> {
+    pub bootstrap: &'a str,
+    pub client: &'a [(&'a str, &'a str)],
+    pub topic: &'a str,
+}
+
+/// A plaintext target: no client security settings.
+pub fn t<'a>(bootstrap: &'a str, topic: &'a str) -> Target<'a> {
+    Target {
+        bootstrap,
+        client: &[],
+        topic,
+    }
+}
+
+pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) -> Row {
+    let (topic, ctx) = (t.topic, Latencies::default());
+    let p = producer(t.bootstrap, t.client, acks, ctx.clone());
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    for i in 0..n {
+        let mut record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition((i % 3) as i32)
+            .payload(&payload);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(
+        ctx.errors.load(Ordering::Relaxed),
+        0,
+        "{name}: delivery errors"
+    );
+    let mut lat = ctx.micros.lock().unwrap().clone();
+    lat.sort_unstable();
+    Row {
+        name: name.to_string(),
+        msgs_per_s: n as f64 / elapsed,
+        mb_per_s: (n * size) as f64 / elapsed / 1e6,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+pub fn consume(name: &str, t: &Target<'_>, n: usize) -> Row {
+    let topic = t.topic;
+    let c: BaseConsumer = client_config(t.bootstrap, t.client)
+        .set("group.id", "load-consume")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "1048576")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let (mut count, mut bytes) = (0usize, 0usize);
+    while count < n {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            bytes += m.payload().map_or(0, |p| p.len());
+            count += 1;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "consume stalled at {count}"
+        );
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Row {
+        name: name.to_string(),
+        msgs_per_s: count as f64 / elapsed,
+        mb_per_s: bytes as f64 / elapsed / 1e6,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+    }
+}
+
+pub fn create(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = client_config(bootstrap, &[]).create().unwrap();
+    let t = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
+    for r in rt
+        .block_on(admin.create_topics([&t], &AdminOptions::new()))
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+/// Prints the rows with each one's MB/s ratio against `rows[baseline]`.
+pub fn print_rows(rows: &[Row], baseline: usize) {
+    let base = rows.get(baseline).map_or(f64::NAN, |r| r.mb_per_s);
+    println!(
+        "{:<58} {:>12} {:>10} {:>9} {:>9} {:>8}",
+        "scenario", "msgs/s", "MB/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for r in rows {
+        println!(
+            "{:<58} {:>12.0} {:>10.1} {:>9.2} {:>9.2} {:>8.2}",
+            r.name,
+            r.msgs_per_s,
+            r.mb_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.mb_per_s / base
+        );
+    }
+}
