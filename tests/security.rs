@@ -157,9 +157,11 @@ impl Drop for Background {
 // librdkafka helpers
 // ---------------------------------------------------------------------------------------------
 
+type Reported = Vec<(Option<RDKafkaErrorCode>, String)>;
+
 /// Records every error librdkafka reports through the client context.
 #[derive(Clone, Default)]
-struct Errors(Arc<Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>);
+struct Errors(Arc<Mutex<Reported>>);
 
 impl ClientContext for Errors {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -985,7 +987,7 @@ async fn revoked_certificate_is_refused_on_new_connections_while_open_ones_conti
         .pki
         .ca
         .crl_pem(
-            &[carol.serial.clone()],
+            std::slice::from_ref(&carol.serial),
             now - time::Duration::minutes(1),
             now + time::Duration::days(30),
         )
@@ -1508,5 +1510,98 @@ async fn reauthentication_as_another_user_is_refused_and_closed() {
     let mut c = logged_in(addr, &fx, "alice", "alice-secret").await;
     let resp = c.plain_login("alice", "wrong").await;
     assert_refused_and_closed(&mut c, &resp, SASL_AUTHENTICATION_FAILED).await;
+    running.shutdown().await;
+}
+
+// =============================================================================================
+// Extra probes of the SASL state machine
+// =============================================================================================
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_misuse_is_refused_and_closed() {
+    let fx = Fixture::new();
+    let running = start(&fx, &[]).await;
+    add_user(&running, "alice", "alice-secret");
+    let addr = running.addresses[SASL_SSL];
+
+    // SaslAuthenticate without a SaslHandshake.
+    let mut c = tls_connect(addr, &fx.pki.ca_cert, None).await.unwrap();
+    let resp = c.authenticate(b"\0alice\0alice-secret").await;
+    assert_refused_and_closed(&mut c, &resp, ILLEGAL_SASL_STATE).await;
+
+    // SaslHandshake v0 (unframed tokens) is not supported: error, then closed.
+    let mut c = tls_connect(addr, &fx.pki.ca_cert, None).await.unwrap();
+    let req = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    let resp: SaslHandshakeResponse = c.request(ApiKey::SaslHandshake, 0, &req).await;
+    assert_ne!(resp.error_code, 0);
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+
+    // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM (33), then closed.
+    let mut c = tls_connect(addr, &fx.pki.ca_cert, None).await.unwrap();
+    let resp = c.handshake("GSSAPI").await;
+    assert_eq!(resp.error_code, 33);
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+
+    // A second handshake in the middle of an exchange.
+    let mut c = tls_connect(addr, &fx.pki.ca_cert, None).await.unwrap();
+    assert_eq!(c.handshake("PLAIN").await.error_code, 0);
+    let resp = c.handshake("PLAIN").await;
+    assert_eq!(resp.error_code, ILLEGAL_SASL_STATE);
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_get_a_stable_salt_shaped_like_a_real_one() {
+    let fx = Fixture::new();
+    let running = start(&fx, &[]).await;
+    // A user created with the broker's default iteration count (`palisade user add`).
+    running
+        .broker
+        .credentials
+        .update(|s| {
+            s.add_user(
+                "alice",
+                &Mechanism::ALL,
+                palisade::sasl::DEFAULT_ITERATIONS,
+                b"alice-secret",
+            )
+        })
+        .unwrap();
+    let addr = running.addresses[SASL_SSL];
+    let mut firsts = Vec::new();
+    for user in ["alice", "alice", "mallory", "mallory"] {
+        let mut c = tls_connect(addr, &fx.pki.ca_cert, None).await.unwrap();
+        let client = ScramClient::new(Alg::Sha256, user, "x");
+        let server_first = scram_until_final(&mut c, &client, "n,,").await;
+        let salt = server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix("s="))
+            .unwrap()
+            .to_string();
+        let iterations = server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix("i="))
+            .unwrap()
+            .to_string();
+        firsts.push((B64.decode(&salt).unwrap(), iterations));
+    }
+    // A real user's salt does not change between attempts; an unknown one's must not either,
+    // or probing twice tells them apart.
+    assert_eq!(firsts[0], firsts[1]);
+    assert_eq!(
+        firsts[2], firsts[3],
+        "an unknown user's salt changes between attempts"
+    );
+    assert_ne!(firsts[0].0, firsts[2].0);
+    assert_eq!(
+        firsts[0].0.len(),
+        firsts[2].0.len(),
+        "salt length tells users apart"
+    );
+    assert_eq!(
+        firsts[0].1, firsts[2].1,
+        "iteration count tells users apart"
+    );
     running.shutdown().await;
 }
