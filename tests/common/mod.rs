@@ -316,3 +316,42 @@ impl Drop for BackgroundBroker {
         }
     }
 }
+
+/// The full dev default (PLAINTEXT, SASL_SSL, SSL listeners, in that order) on ephemeral
+/// loopback ports, with data and credentials in `dir`, every `./certs/...` path pointing into
+/// `certs` (a `generate_dev_pki` directory), a 50 ms failed-login delay, log level `warn`, then
+/// `extra` replacements applied.
+pub fn secure_config_text(dir: &Path, certs: &Path, extra: &[(&str, &str)]) -> String {
+    let credentials = dir.join("credentials.json");
+    let data = dir.join("data");
+    let mut text = palisade::config::DEFAULT_CONFIG.to_string();
+    for port in [9092, 9093, 9094] {
+        text = text
+            .replace(
+                &format!("bind = \"127.0.0.1:{port}\""),
+                "bind = \"127.0.0.1:0\"",
+            )
+            .replace(&format!("advertised = \"127.0.0.1:{port}\"\n"), "");
+    }
+    let mut text = text
+        .replace("\"./certs/", &format!("\"{}/", certs.display()))
+        .replace(
+            "credentials = \"./credentials.json\"",
+            &format!("credentials = {:?}", credentials.display().to_string()),
+        )
+        .replace(
+            "data_dir = \"./data\"",
+            &format!("data_dir = {:?}", data.display().to_string()),
+        )
+        .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50")
+        .replace("level = \"info\"", "level = \"warn\"");
+    assert!(
+        !text.contains("\"./"),
+        "relative path left in the secure test config"
+    );
+    for (from, to) in extra {
+        assert!(text.contains(from), "secure test config has no `{from}`");
+        text = text.replace(from, to);
+    }
+    text
+}
