@@ -22,6 +22,7 @@ async fn serve_tls(
     broker: Arc<Broker>,
     policy: SessionPolicy,
     tls: &TlsReloader,
+    accepted_at: Instant,
     shutdown: watch::Receiver<bool>,
 ) {
     let accepted = tokio::time::timeout(policy.auth_timeout, tls.acceptor().accept(stream)).await;
@@ -43,7 +44,7 @@ async fn serve_tls(
             return;
         }
     };
-    let session = Session::new(policy, info.peer.ip(), principal);
+    let session = Session::new(policy, info.peer.ip(), accepted_at, principal);
     connection::serve(stream, info, broker, session, shutdown).await;
 }
 
@@ -93,6 +94,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let accepted_at = Instant::now();
         let admitted = match admission.admit(peer.ip()) {
             Ok(a) => a,
             Err(refused) => {
@@ -120,10 +122,12 @@ pub async fn accept_loop(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let session = Session::new(policy, info.peer.ip(), None);
+                    let session = Session::new(policy, info.peer.ip(), accepted_at, None);
                     connection::serve(stream, info, broker, session, shutdown).await;
                 }
-                Some(tls) => serve_tls(stream, info, broker, policy, &tls, shutdown).await,
+                Some(tls) => {
+                    serve_tls(stream, info, broker, policy, &tls, accepted_at, shutdown).await
+                }
             }
             drop(admitted);
             drop(permit);

@@ -57,9 +57,12 @@ pub struct Session {
 
 impl Session {
     /// A new connection's session; `tls_principal` is the mapped client certificate, if any.
+    /// `accepted` is when the TCP connection was accepted: the login deadline covers the TLS
+    /// handshake and the SASL exchange together.
     pub fn new(
         policy: SessionPolicy,
         peer: std::net::IpAddr,
+        accepted: Instant,
         tls_principal: Option<String>,
     ) -> Self {
         let principal = match tls_principal {
@@ -69,7 +72,7 @@ impl Session {
             },
             None => Principal::anonymous(),
         };
-        let deadline = Instant::now() + policy.auth_timeout;
+        let deadline = accepted + policy.auth_timeout;
         Session {
             authenticated: !policy.protocol.uses_sasl(),
             policy,
