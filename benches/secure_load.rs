@@ -48,7 +48,10 @@ fn secure_config(dir: &Path) -> palisade::config::Config {
         )
         .replace("level = \"info\"", "level = \"warn\"")
         // The handshake measurement opens connections as fast as it can from one address.
-        .replace("new_connections_per_second_per_ip = 200", "new_connections_per_second_per_ip = 0");
+        .replace(
+            "new_connections_per_second_per_ip = 200",
+            "new_connections_per_second_per_ip = 0",
+        );
     palisade::config::Config::parse(&text, Path::new("<secure_load>")).unwrap()
 }
 

@@ -339,8 +339,24 @@ impl CredentialStore {
     }
 
     /// The credential an unknown user appears to have: salt `HMAC(secret, mechanism, name)`,
-    /// [`DEFAULT_ITERATIONS`], and keys no password produces (also derived from the secret).
-    /// Deterministic, so repeated attempts see the same salt, like a real user.
+    /// the iteration count most real users of the mechanism have (so the count does not tell
+    /// an unknown user from a real one; [`DEFAULT_ITERATIONS`] in an empty store), and keys no
+    /// password produces (also derived from the secret). Deterministic, so repeated attempts
+    /// see the same salt, like a real user.
+    /// The most common iteration count among stored credentials of `mechanism`.
+    fn typical_iterations(&self, mechanism: Mechanism) -> u32 {
+        let mut counts: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+        for creds in self.inner.users.values() {
+            if let Some(c) = creds.get(&mechanism) {
+                *counts.entry(c.iterations).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(iterations, n)| (*n, *iterations))
+            .map_or(DEFAULT_ITERATIONS, |(iterations, _)| iterations)
+    }
+
     pub fn fake_credential(
         &self,
         name: &str,
@@ -362,7 +378,7 @@ impl CredentialStore {
         };
         Ok(ScramCredential {
             salt: derive("fake salt", SALT_LEN)?,
-            iterations: DEFAULT_ITERATIONS,
+            iterations: self.typical_iterations(mechanism),
             stored_key: derive("fake stored key", mechanism.key_len())?,
             server_key: derive("fake server key", mechanism.key_len())?,
         })
@@ -373,6 +389,27 @@ impl CredentialStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn unknown_users_get_the_iteration_count_real_users_have() {
+        let mut store = CredentialStore::new().unwrap();
+        assert_eq!(
+            store
+                .fake_credential("ghost", Mechanism::ScramSha256)
+                .unwrap()
+                .iterations,
+            DEFAULT_ITERATIONS
+        );
+        for name in ["a", "b"] {
+            store
+                .add_user(name, &[Mechanism::ScramSha256], MIN_ITERATIONS, b"pw")
+                .unwrap();
+        }
+        let fake = store
+            .fake_credential("ghost", Mechanism::ScramSha256)
+            .unwrap();
+        assert_eq!(fake.iterations, MIN_ITERATIONS);
+    }
 
     #[test]
     fn add_list_remove() {
