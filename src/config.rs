@@ -385,6 +385,43 @@ mod tests {
     }
 
     #[test]
+    fn clear_text_listener_on_a_public_address_needs_an_explicit_opt_in() {
+        let public = DEFAULT_CONFIG.replace("bind = \"127.0.0.1:9092\"", "bind = \"0.0.0.0:9092\"");
+        let err = Config::parse(&public, Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_insecure_non_loopback"), "{err}");
+        let opted_in = public.replace(
+            "protocol = \"PLAINTEXT\"",
+            "protocol = \"PLAINTEXT\"\nallow_insecure_non_loopback = true",
+        );
+        assert!(Config::parse(&opted_in, Path::new("p.toml")).is_ok());
+        // TLS listeners may bind anywhere.
+        let tls_public =
+            DEFAULT_CONFIG.replace("bind = \"127.0.0.1:9093\"", "bind = \"0.0.0.0:9093\"");
+        assert!(Config::parse(&tls_public, Path::new("p.toml")).is_ok());
+    }
+
+    #[test]
+    fn tls_protocols_need_tls_settings_and_plain_needs_tls() {
+        let no_tls = DEFAULT_CONFIG.replacen("[listeners.tls]", "[listeners.tls_removed]", 1);
+        assert!(Config::parse(&no_tls, Path::new("t.toml")).is_err());
+        let sasl_plaintext = DEFAULT_CONFIG.replacen(
+            "protocol = \"SASL_SSL\"",
+            "protocol = \"SASL_PLAINTEXT\"",
+            1,
+        );
+        let err = Config::parse(&sasl_plaintext, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        // SASL_PLAINTEXT with a tls section, and with PLAIN offered: both refused.
+        assert!(
+            err.contains("does not use TLS") || err.contains("allow_plain_without_tls"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_default_key_has_a_comment() {
         let mut previous = "";
         for line in DEFAULT_CONFIG.lines() {
