@@ -57,7 +57,10 @@ class Broker:
             config = config.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
         config = (config.replace('data_dir = "./data"', f'data_dir = "{workdir}/data"')
                   .replace('"./certs/', f'"{self.certs}/')
-                  .replace('credentials = "./credentials.json"', f'credentials = "{self.credentials}"'))
+                  .replace('credentials = "./credentials.json"', f'credentials = "{self.credentials}"')
+                  # Refused logins are delayed (doubling per failure from one address); keep the
+                  # refusal checks quick without switching the delay off.
+                  .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50"))
         path = os.path.join(workdir, "palisade.toml")
         with open(path, "w") as f:
             f.write(config)
