@@ -13,7 +13,9 @@
 //!
 //! # Use from a listener
 //!
-//! ```ignore
+//! As `server::listener::serve_tls` does:
+//!
+//! ```text
 //! let tls = TlsReloader::start(settings)?;           // once per listener
 //! let stream = tls.acceptor().accept(tcp).await?;     // per connection: fresh acceptor
 //! let principal = peer_principal(stream.get_ref().1, tls.principal_mapper())?;
