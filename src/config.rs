@@ -352,6 +352,14 @@ fn m_plain(l: &ListenerConfig) -> bool {
 }
 
 /// Splits `host:port` (IPv6 hosts in brackets).
+///
+/// ```
+/// use palisade::config::parse_host_port;
+/// assert_eq!(parse_host_port("broker-1:9093"), Some(("broker-1".to_string(), 9093)));
+/// assert_eq!(parse_host_port("[::1]:9092"), Some(("::1".to_string(), 9092)));
+/// assert_eq!(parse_host_port("no-port"), None);
+/// assert_eq!(parse_host_port(":9092"), None);
+/// ```
 pub fn parse_host_port(s: &str) -> Option<(String, i32)> {
     let (host, port) = s.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
