@@ -42,6 +42,7 @@ use std::path::PathBuf;
 
 mod batch;
 mod chain;
+mod entry_file;
 mod flusher;
 mod fsutil;
 mod index;

@@ -32,6 +32,12 @@ impl Partition {
                 .read(offset, max_bytes)
                 .map_err(io_err(segment.log_path()))?;
             if let Some(records) = found {
+                // The segment may already hold batches appended after the high watermark was
+                // read above; return only what the answer's high watermark covers.
+                let records = below_high_watermark(records, high_watermark);
+                if records.is_empty() {
+                    return Ok(empty(high_watermark));
+                }
                 return Ok(ReadResult {
                     records,
                     high_watermark,
@@ -73,4 +79,17 @@ impl Partition {
         }
         best
     }
+}
+
+/// The leading whole batches of `records` whose offsets are all below `high_watermark`.
+fn below_high_watermark(records: Bytes, high_watermark: i64) -> Bytes {
+    let mut end = 0usize;
+    while let Some(frame) = records.get(end..).and_then(super::batch::BatchFrame::peek) {
+        let next = end.saturating_add(frame.size);
+        if frame.last_offset >= high_watermark || next > records.len() {
+            break;
+        }
+        end = next;
+    }
+    records.slice(..end)
 }

@@ -13,10 +13,10 @@ use std::path::Path;
 use super::batch::BatchHeader;
 use super::chain::{self, ChainContents, ChainFile, Digest};
 use super::fsutil::{io_err, segment_file};
-use super::index::{OffsetIndex, INDEX_INTERVAL_BYTES};
+use super::index::{OffsetEntry, OffsetIndex, INDEX_INTERVAL_BYTES};
 use super::scan::{BatchScanner, Scan};
 use super::segment::{Segment, SegmentParts};
-use super::time_index::TimeIndex;
+use super::time_index::{TimeEntry, TimeIndex};
 use super::StorageError;
 
 pub struct Recovered {
@@ -33,8 +33,8 @@ pub struct Recovered {
 struct IndexBuilder {
     base_offset: i64,
     bytes_since_index: u64,
-    offsets: Vec<(u32, u32)>,
-    times: Vec<(i64, u32)>,
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
     max_timestamp: (i64, i64),
 }
 
@@ -44,9 +44,9 @@ impl IndexBuilder {
     }
 
     fn push_time(&mut self, (ts, offset): (i64, i64)) {
-        if ts >= 0 && self.times.last().is_none_or(|&(last, _)| ts > last) {
+        if ts >= 0 && self.times.last().is_none_or(|last| ts > last.0) {
             let rel = self.rel(offset);
-            self.times.push((ts, rel));
+            self.times.push(TimeEntry(ts, rel));
         }
     }
 
@@ -55,7 +55,7 @@ impl IndexBuilder {
             self.push_time(self.max_timestamp);
             let rel = self.rel(header.frame.base_offset);
             self.offsets
-                .push((rel, u32::try_from(pos).unwrap_or(u32::MAX)));
+                .push(OffsetEntry(rel, u32::try_from(pos).unwrap_or(u32::MAX)));
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += header.frame.size as u64;

@@ -15,9 +15,9 @@ use parking_lot::Mutex;
 use super::batch::{first_record_at_or_after, BatchFrame, PEEK_LEN};
 use super::chain::{ChainEntry, ChainFile};
 use super::fsutil::segment_file;
-use super::index::{OffsetIndex, INDEX_INTERVAL_BYTES};
+use super::index::{OffsetEntry, OffsetIndex, INDEX_INTERVAL_BYTES};
 use super::scan::{BatchScanner, Scan};
-use super::time_index::TimeIndex;
+use super::time_index::{TimeEntry, TimeIndex};
 
 /// Extra bytes read beyond `max_bytes` so that skipping from the indexed position to the
 /// requested batch rarely needs a second read.
@@ -152,9 +152,11 @@ impl Segment {
             .map_err(|_| std::io::Error::other("segment position exceeds u32"))?;
         if index_here {
             if let Some((ts, offset)) = self.max_timestamp() {
-                self.time_index.maybe_append(ts, self.relative(offset))?;
+                self.time_index
+                    .append(TimeEntry(ts, self.relative(offset)))?;
             }
-            self.index.append(self.relative(frame.base_offset), pos32)?;
+            self.index
+                .append(OffsetEntry(self.relative(frame.base_offset), pos32))?;
         }
         self.log.write_all_at(bytes, pos)?;
         let length =
@@ -180,7 +182,8 @@ impl Segment {
     /// last entry bounds the whole segment, and asks the next flush to sync the indexes.
     pub fn seal(&self) -> std::io::Result<()> {
         if let Some((ts, offset)) = self.max_timestamp() {
-            self.time_index.maybe_append(ts, self.relative(offset))?;
+            self.time_index
+                .append(TimeEntry(ts, self.relative(offset)))?;
         }
         self.sealed.store(true, Ordering::Release);
         Ok(())
