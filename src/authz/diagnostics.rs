@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(line_col(text, 1), (1, 2));
         assert_eq!(line_col(text, 3), (2, 1));
         assert_eq!(line_col(text, 7), (2, 4)); // after the two-byte `é`
-        assert_eq!(line_col(text, 9), (3, 1));
+        assert_eq!(line_col(text, 8), (3, 1));
         assert_eq!(line_col(text, 99), (3, 2));
     }
 
