@@ -1,6 +1,11 @@
 //! The Cedar policy engine end to end: real policies on disk, the shipped schema, the watcher,
 //! and the `palisade policy` commands of the real binary.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::net::IpAddr;
 use std::path::Path;
