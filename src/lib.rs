@@ -18,6 +18,7 @@
 //! [`cli`] the `palisade` subcommands.
 
 pub mod api;
+pub mod authz;
 pub mod broker;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 
 pub mod certs;
 pub mod config_cmd;
+pub mod policy;
 pub mod serve;
 pub mod user;
 pub mod verify;
@@ -45,6 +46,9 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Check, test and explain Cedar policies.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Generate certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -88,6 +92,8 @@ pub enum CliError {
     #[error(transparent)]
     Credentials(#[from] crate::sasl::CredentialError),
     #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -107,5 +113,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             force,
         }) => certs::dev(&dir, &clients, force),
         Command::User(command) => user::run(command),
+        Command::Policy(command) => policy::run(command),
     }
 }

@@ -1,0 +1,252 @@
+//! [`Authorizer`]: the current [`Generation`], the decision cache and the super users; and
+//! [`decide`], one cold Cedar evaluation.
+//!
+//! Semantics, stricter than plain Cedar:
+//! - default deny; a `forbid` that applies beats any `permit`;
+//! - **any evaluation error denies**. Cedar skips a policy whose condition errors, so a
+//!   `forbid` that errors would silently stop forbidding; here the error itself denies, and
+//!   the erroring policies are reported as determining;
+//! - configured super users are allowed without evaluating policies (logged at info).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use cedar_policy::{AuthorizationError, Decision as CedarDecision};
+use parking_lot::Mutex;
+
+use super::cache::DecisionCache;
+use super::diagnostics::PolicyDiagnostic;
+use super::ids::PolicyRef;
+use super::load::{Generation, PolicyStore};
+use super::request::Request;
+
+/// The answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The policies that decided: the permits that allowed, the forbids that denied, or the
+    /// policies whose evaluation errored. Empty for a default deny and for super users.
+    pub determining: Vec<PolicyRef>,
+    /// Evaluation errors (each one denies), as `policy `id`: message`.
+    pub errors: Vec<String>,
+    /// The generation that decided.
+    pub generation: u64,
+    /// Allowed because the principal is a configured super user (no policy evaluated).
+    pub super_user: bool,
+    /// Answered from the decision cache.
+    pub cached: bool,
+}
+
+impl Decision {
+    fn deny_with_error(generation: u64, error: String) -> Self {
+        Decision {
+            allowed: false,
+            determining: Vec::new(),
+            errors: vec![error],
+            generation,
+            super_user: false,
+            cached: false,
+        }
+    }
+}
+
+fn origin_of(generation: &Generation, id: &str) -> PolicyRef {
+    generation.origin(id).cloned().unwrap_or_else(|| PolicyRef {
+        id: Arc::from(id),
+        file: Arc::from("<unknown>"),
+        line: 0,
+    })
+}
+
+/// Evaluates `request` against `generation` with Cedar, without cache or super users.
+pub fn decide(
+    cedar: &cedar_policy::Authorizer,
+    generation: &Generation,
+    request: &Request<'_>,
+) -> Decision {
+    let number = generation.number;
+    let kind = request.resource.kind();
+    let Some(partition) = generation.index.get(request.action, kind) else {
+        return Decision::deny_with_error(
+            number,
+            format!(
+                "action `{}` does not apply to `{}`",
+                request.action,
+                kind.type_name()
+            ),
+        );
+    };
+    let (cedar_request, entities) = match request.cedar_form(generation) {
+        Ok(r) => r,
+        Err(e) => return Decision::deny_with_error(number, e),
+    };
+    let response = cedar.is_authorized(&cedar_request, &partition.set, &entities);
+    let diagnostics = response.diagnostics();
+    let mut errors = Vec::new();
+    let mut erroring = Vec::new();
+    for e in diagnostics.errors() {
+        match e {
+            AuthorizationError::PolicyEvaluationError(e) => {
+                erroring.push(origin_of(generation, e.policy_id().as_ref()));
+            }
+        }
+        errors.push(e.to_string());
+    }
+    let allowed = response.decision() == CedarDecision::Allow && errors.is_empty();
+    let determining = if errors.is_empty() {
+        diagnostics
+            .reason()
+            .map(|id| origin_of(generation, id.as_ref()))
+            .collect()
+    } else {
+        erroring
+    };
+    Decision {
+        allowed,
+        determining,
+        errors,
+        generation: number,
+        super_user: false,
+        cached: false,
+    }
+}
+
+/// Decides requests against the current generation. Share it in an `Arc`.
+#[derive(Debug)]
+pub struct Authorizer {
+    current: ArcSwap<Generation>,
+    last_error: Mutex<Option<Vec<PolicyDiagnostic>>>,
+    cache: DecisionCache,
+    super_users: HashSet<String>,
+    cedar: cedar_policy::Authorizer,
+}
+
+impl Authorizer {
+    /// An authorizer serving `generation`; `super_users` (principal names) bypass policy.
+    pub fn new<S: Into<String>>(
+        generation: Generation,
+        super_users: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Authorizer {
+            current: ArcSwap::from_pointee(generation),
+            last_error: Mutex::new(None),
+            cache: DecisionCache::default(),
+            super_users: super_users.into_iter().map(Into::into).collect(),
+            cedar: cedar_policy::Authorizer::new(),
+        }
+    }
+
+    /// Loads `dir` ([`PolicyStore::load`]) and serves it.
+    pub fn load<S: Into<String>>(
+        dir: &Path,
+        super_users: impl IntoIterator<Item = S>,
+    ) -> Result<Self, Vec<PolicyDiagnostic>> {
+        Ok(Authorizer::new(PolicyStore::load(dir)?, super_users))
+    }
+
+    /// Decides `request`: super users first, then the cache, then Cedar.
+    pub fn authorize(&self, request: &Request<'_>) -> Decision {
+        // In-flight requests keep the generation they started with.
+        let generation = self.current.load_full();
+        if self.super_users.contains(request.principal) {
+            tracing::info!(
+                principal = request.principal,
+                action = %request.action,
+                resource = request.resource.name(),
+                "super user bypasses policy"
+            );
+            return Decision {
+                allowed: true,
+                determining: Vec::new(),
+                errors: Vec::new(),
+                generation: generation.number,
+                super_user: true,
+                cached: false,
+            };
+        }
+        let context_use = generation
+            .index
+            .get(request.action, request.resource.kind())
+            .map(|p| p.context_use);
+        let cacheable = context_use.is_some_and(|u| u.cacheable());
+        let with_client_id = context_use.is_some_and(|u| u.client_id);
+        if cacheable {
+            if let Some(mut hit) = self.cache.get(generation.number, request, with_client_id) {
+                hit.cached = true;
+                return hit;
+            }
+        }
+        let decision = decide(&self.cedar, &generation, request);
+        if cacheable {
+            self.cache
+                .insert(generation.number, request, with_client_id, &decision);
+        }
+        if !decision.allowed {
+            tracing::debug!(
+                principal = request.principal,
+                action = %request.action,
+                resource = request.resource.name(),
+                errors = ?decision.errors,
+                "denied"
+            );
+        }
+        decision
+    }
+
+    /// The generation serving new requests.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// The number of the generation serving new requests.
+    pub fn generation(&self) -> u64 {
+        self.current.load().number
+    }
+
+    /// The diagnostics of the last refused reload; `None` once a reload succeeds.
+    pub fn last_error(&self) -> Option<Vec<PolicyDiagnostic>> {
+        self.last_error.lock().clone()
+    }
+
+    /// Serves `generation` from now on and forgets cached decisions.
+    pub fn install(&self, generation: Generation) {
+        let number = generation.number;
+        self.current.store(Arc::new(generation));
+        self.cache.clear();
+        *self.last_error.lock() = None;
+        tracing::info!(generation = number, "policy generation installed");
+    }
+
+    /// Reloads the current generation's directory. A broken directory keeps the current
+    /// generation; every diagnostic is logged (file:line:col) and kept for [`last_error`].
+    ///
+    /// [`last_error`]: Authorizer::last_error
+    pub fn reload(&self) -> Result<u64, Vec<PolicyDiagnostic>> {
+        let dir = self.current.load().dir.clone();
+        match PolicyStore::load(&dir) {
+            Ok(generation) => {
+                let number = generation.number;
+                self.install(generation);
+                Ok(number)
+            }
+            Err(diagnostics) => {
+                for d in &diagnostics {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        "policy reload refused, keeping generation {}: {d}",
+                        self.generation()
+                    );
+                }
+                *self.last_error.lock() = Some(diagnostics.clone());
+                Err(diagnostics)
+            }
+        }
+    }
+
+    /// How many decisions are cached.
+    pub fn cached_decisions(&self) -> usize {
+        self.cache.len()
+    }
+}

@@ -1,0 +1,212 @@
+//! [`PolicyIndex`]: policies pre-partitioned by (action, resource type) at load time.
+//!
+//! Cedar has no index and evaluates every policy of the set it is given (~1 µs each). A
+//! policy's scope names the actions (`action == ..`, `action in [..]`, or any) and the resource
+//! type (`resource is T`, `resource == T::".."`, or any) it can apply to; it is added to the
+//! [`Partition`] of every pair that scope and the schema's `appliesTo` allow, so a decision
+//! evaluates only the policies that could apply.
+//!
+//! Each partition also records which context attributes its policies read ([`ContextUse`]),
+//! so the decision cache keys on exactly those and skips time-dependent partitions.
+
+use std::collections::HashMap;
+
+use cedar_policy::{ActionConstraint, PolicySet, ResourceConstraint};
+use serde_json::Value;
+
+use super::diagnostics::PolicyDiagnostic;
+use super::ids::ParsedPolicy;
+use super::schema::{Action, ResourceKind};
+
+/// Which `context` attributes the policies of a partition read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContextUse {
+    /// `context.time`: decisions depend on the clock and are never cached.
+    pub time: bool,
+    /// `context.client_id`: the client id becomes part of the cache key.
+    pub client_id: bool,
+    /// `context` used other than through a known attribute: never cached.
+    pub whole: bool,
+}
+
+impl ContextUse {
+    /// Whether a decision under these policies may be cached.
+    pub fn cacheable(self) -> bool {
+        !self.time && !self.whole
+    }
+
+    fn merge(&mut self, other: ContextUse) {
+        self.time |= other.time;
+        self.client_id |= other.client_id;
+        self.whole |= other.whole;
+    }
+}
+
+/// The policies that could apply to one (action, resource type) pair.
+#[derive(Debug, Clone, Default)]
+pub struct Partition {
+    pub set: PolicySet,
+    pub context_use: ContextUse,
+}
+
+/// Every partition of one generation.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyIndex {
+    partitions: HashMap<(Action, ResourceKind), Partition>,
+}
+
+impl PolicyIndex {
+    /// Partitions `policies` (already validated against the schema).
+    pub fn build(policies: &[ParsedPolicy]) -> Result<Self, Vec<PolicyDiagnostic>> {
+        let mut partitions: HashMap<(Action, ResourceKind), Partition> = HashMap::new();
+        for action in Action::ALL {
+            for &kind in action.resource_kinds() {
+                partitions.insert((action, kind), Partition::default());
+            }
+        }
+        let mut errors = Vec::new();
+        for p in policies {
+            let actions = actions_of(p);
+            let kinds = kinds_of(p);
+            let used = context_use(p);
+            for &action in &actions {
+                for &kind in &kinds {
+                    let Some(partition) = partitions.get_mut(&(action, kind)) else {
+                        continue; // the schema says this action never applies to this type
+                    };
+                    if let Err(e) = partition.set.add(p.policy.clone()) {
+                        errors.push(PolicyDiagnostic {
+                            file: p.origin.file.to_string(),
+                            line: p.origin.line,
+                            column: 1,
+                            message: e.to_string(),
+                            help: None,
+                        });
+                    }
+                    partition.context_use.merge(used);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(PolicyIndex { partitions })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The partition for `(action, kind)`; `None` when the action does not apply to the type.
+    pub fn get(&self, action: Action, kind: ResourceKind) -> Option<&Partition> {
+        self.partitions.get(&(action, kind))
+    }
+}
+
+fn actions_of(p: &ParsedPolicy) -> Vec<Action> {
+    match p.policy.action_constraint() {
+        ActionConstraint::Any => Action::ALL.to_vec(),
+        ActionConstraint::Eq(uid) => Action::from_uid(&uid).into_iter().collect(),
+        ActionConstraint::In(uids) => uids.iter().filter_map(Action::from_uid).collect(),
+    }
+}
+
+fn kinds_of(p: &ParsedPolicy) -> Vec<ResourceKind> {
+    let one = |kind: Option<ResourceKind>| kind.into_iter().collect();
+    match p.policy.resource_constraint() {
+        ResourceConstraint::Any | ResourceConstraint::In(_) => ResourceKind::ALL.to_vec(),
+        ResourceConstraint::Eq(uid) => one(ResourceKind::from_type_name(uid.type_name())),
+        ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => {
+            one(ResourceKind::from_type_name(&ty))
+        }
+    }
+}
+
+/// Which context attributes a policy reads, from its JSON form. A policy that cannot be
+/// rendered as JSON is treated as reading the whole context (never cached).
+pub fn context_use(p: &ParsedPolicy) -> ContextUse {
+    let mut used = ContextUse::default();
+    match p.policy.to_json() {
+        Ok(json) => walk(&json, &mut used),
+        Err(_) => used.whole = true,
+    }
+    used
+}
+
+fn is_context_var(v: &Value) -> bool {
+    v.get("Var").and_then(Value::as_str) == Some("context")
+}
+
+fn walk(v: &Value, used: &mut ContextUse) {
+    match v {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let attr_access =
+                    (key == "." || key == "has") && inner.get("left").is_some_and(is_context_var);
+                if attr_access {
+                    match inner.get("attr").and_then(Value::as_str) {
+                        Some("time") => used.time = true,
+                        Some("client_id") => used.client_id = true,
+                        Some(_) => {}
+                        None => used.whole = true,
+                    }
+                } else if key == "Var" && inner.as_str() == Some("context") {
+                    used.whole = true;
+                } else {
+                    walk(inner, used);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| walk(i, used)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::authz::ids::parse_file;
+
+    fn index(text: &str) -> PolicyIndex {
+        PolicyIndex::build(&parse_file("t.cedar", text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn policies_land_only_in_partitions_they_can_apply_to() {
+        let idx = index(
+            r#"permit(principal, action == Palisade::Action::"Read", resource is Palisade::Topic);
+               permit(principal, action in [Palisade::Action::"Write", Palisade::Action::"Describe"], resource);
+               forbid(principal, action, resource == Palisade::ConsumerGroup::"g");"#,
+        );
+        let count = |a, k| idx.get(a, k).unwrap().set.policies().count();
+        assert_eq!(count(Action::Read, ResourceKind::Topic), 1);
+        assert_eq!(count(Action::Read, ResourceKind::ConsumerGroup), 1);
+        assert_eq!(count(Action::Write, ResourceKind::Topic), 1);
+        assert_eq!(count(Action::Describe, ResourceKind::Cluster), 1);
+        assert_eq!(count(Action::Describe, ResourceKind::ConsumerGroup), 2);
+        assert_eq!(count(Action::Create, ResourceKind::Topic), 0);
+        assert!(idx.get(Action::Read, ResourceKind::Cluster).is_none());
+    }
+
+    #[test]
+    fn context_use_is_detected() {
+        let idx = index(
+            r#"permit(principal, action == Palisade::Action::"Read", resource) when { context.time > 5 };
+               permit(principal, action == Palisade::Action::"Write", resource) when { context has client_id && context.client_id == "x" };
+               permit(principal, action == Palisade::Action::"Describe", resource) when { context.tls };"#,
+        );
+        let read = idx
+            .get(Action::Read, ResourceKind::Topic)
+            .unwrap()
+            .context_use;
+        assert!(read.time && !read.cacheable());
+        let write = idx
+            .get(Action::Write, ResourceKind::Topic)
+            .unwrap()
+            .context_use;
+        assert!(write.client_id && write.cacheable());
+        let describe = idx
+            .get(Action::Describe, ResourceKind::Topic)
+            .unwrap()
+            .context_use;
+        assert_eq!(describe, ContextUse::default());
+    }
+}
