@@ -13,6 +13,7 @@
 //! - [`cache`]: the sharded decision cache.
 //! - [`reload`]: [`PolicyWatcher`], reloading a new generation when the directory changes.
 
+pub mod api_map;
 pub mod cache;
 pub mod decide;
 pub mod diagnostics;
