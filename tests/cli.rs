@@ -21,10 +21,30 @@ fn printed_default_passes_check_and_a_misspelt_key_fails_naming_key_and_file() {
     let (ok, default, _) = palisade(&["config", "print-default"]);
     assert!(ok);
     assert!(default.contains("bind = \"127.0.0.1:9092\""));
+    // The dev default's TLS listeners need certificates: without them check fails, naming them.
     let good = dir.path().join("good.toml");
+    std::fs::write(&good, &default).unwrap();
+    let (ok, _, err) = palisade(&["config", "check", good.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("SASL_SSL") && err.contains("server.pem"),
+        "{err}"
+    );
+    let certs = dir.path().join("certs");
+    let (ok, _, err) = palisade(&["certs", "dev", "--dir", certs.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let default = default.replace("\"./certs/", &format!("\"{}/", certs.display()));
     std::fs::write(&good, &default).unwrap();
     let (ok, out, err) = palisade(&["config", "check", good.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
+    // A key that does not match the certificate is found before `serve` would start.
+    std::fs::copy(certs.join("ca-key.pem"), certs.join("server-key.pem")).unwrap();
+    let (ok, _, err) = palisade(&["config", "check", good.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("server-key.pem") || err.contains("key"),
+        "{err}"
+    );
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(

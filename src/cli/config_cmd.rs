@@ -1,4 +1,4 @@
-//! `palisade config check`.
+//! `palisade config check`: everything `serve` would refuse, found before starting it.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,14 +7,27 @@ use super::CliError;
 use crate::config::Config;
 
 pub fn check(file: &Path) -> Result<ExitCode, CliError> {
-    match Config::load(file) {
-        Ok(_) => {
-            println!("{}: ok", file.display());
-            Ok(ExitCode::SUCCESS)
-        }
+    let config = match Config::load(file) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // The TLS material of every listener must load as `serve` would load it: certificate
+    // and key that match, a CA bundle, unexpired CRLs.
+    let mut failed = false;
+    for listener in &config.listeners {
+        if let Some(tls) = &listener.tls {
+            if let Err(e) = crate::tls::load_material(tls) {
+                eprintln!("error: listener `{}`: {e}", listener.name);
+                failed = true;
+            }
         }
     }
+    if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("{}: ok", file.display());
+    Ok(ExitCode::SUCCESS)
 }
