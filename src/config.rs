@@ -219,6 +219,65 @@ impl Config {
         if self.limits.max_frame_bytes <= 0 {
             return Err("`limits.max_frame_bytes` must be positive".into());
         }
+        // Durations become deadlines (`Instant + duration`); bound them so no setting can
+        // overflow one.
+        const HOUR_MS: u64 = 3_600_000;
+        const YEAR_MS: u64 = 365 * 24 * HOUR_MS;
+        for (key, value, max) in [
+            ("sasl.auth_timeout_ms", self.sasl.auth_timeout_ms, HOUR_MS),
+            (
+                "sasl.session_lifetime_ms",
+                self.sasl.session_lifetime_ms,
+                YEAR_MS,
+            ),
+            (
+                "sasl.failed_login_delay_ms",
+                self.sasl.failed_login_delay_ms,
+                HOUR_MS,
+            ),
+            (
+                "sasl.max_failed_login_delay_ms",
+                self.sasl.max_failed_login_delay_ms,
+                HOUR_MS,
+            ),
+            (
+                "limits.idle_timeout_ms",
+                self.limits.idle_timeout_ms,
+                YEAR_MS,
+            ),
+            (
+                "broker.shutdown_grace_ms",
+                self.broker.shutdown_grace_ms,
+                HOUR_MS,
+            ),
+            (
+                "storage.flush_interval_ms",
+                self.storage.flush_interval_ms,
+                HOUR_MS,
+            ),
+            (
+                "storage.retention_check_interval_ms",
+                self.storage.retention_check_interval_ms,
+                YEAR_MS,
+            ),
+            (
+                "groups.initial_rebalance_delay_ms",
+                self.groups.initial_rebalance_delay_ms,
+                HOUR_MS,
+            ),
+            (
+                "groups.max_session_timeout_ms",
+                self.groups.max_session_timeout_ms,
+                YEAR_MS,
+            ),
+        ] {
+            if value > max {
+                return Err(format!("`{key}` = {value} is above the maximum of {max}"));
+            }
+        }
+        if self.sasl.auth_timeout_ms == 0 {
+            return Err("`sasl.auth_timeout_ms` must be positive".into());
+        }
         if self.sasl.pre_auth_max_frame_bytes <= 0 {
             return Err("`sasl.pre_auth_max_frame_bytes` must be positive".into());
         }
@@ -427,6 +486,20 @@ mod tests {
             err.contains("does not use TLS") || err.contains("allow_plain_without_tls"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let huge = DEFAULT_CONFIG.replace(
+            "auth_timeout_ms = 10000",
+            "auth_timeout_ms = 9223372036854775807",
+        );
+        let err = Config::parse(&huge, Path::new("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sasl.auth_timeout_ms"), "{err}");
+        let zero = DEFAULT_CONFIG.replace("auth_timeout_ms = 10000", "auth_timeout_ms = 0");
+        assert!(Config::parse(&zero, Path::new("d.toml")).is_err());
     }
 
     #[test]
