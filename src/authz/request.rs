@@ -150,7 +150,7 @@ impl<'a> Request<'a> {
     ) -> Result<(cedar_policy::Request, Entities), String> {
         let principal_uid = uid(USER_TYPE, self.principal)?;
         let principal = match generation.users.get(self.principal) {
-            Some(entity) => entity.clone(),
+            Some(user) => user.entity.clone(),
             None => Entity::new_no_attrs(principal_uid.clone(), HashSet::new()),
         };
         let resource = self.resource_entity()?;
