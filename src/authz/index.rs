@@ -138,16 +138,25 @@ fn principal_bucket(policy: &Policy) -> Option<EntityUid> {
 /// Every partition of one generation.
 #[derive(Debug, Default)]
 pub struct PolicyIndex {
-    partitions: HashMap<(Action, ResourceKind), Partition>,
+    /// By [`slot`]; `None` where the action does not apply to the type.
+    partitions: Vec<Option<Partition>>,
+}
+
+/// The position of `(action, kind)` in [`PolicyIndex::partitions`].
+fn slot(action: Action, kind: ResourceKind) -> usize {
+    action as usize * ResourceKind::ALL.len() + kind as usize
 }
 
 impl PolicyIndex {
     /// Partitions `policies` (already validated against the schema).
     pub fn build(policies: &[ParsedPolicy]) -> Result<Self, Vec<PolicyDiagnostic>> {
-        let mut partitions: HashMap<(Action, ResourceKind), Partition> = HashMap::new();
+        let mut partitions: Vec<Option<Partition>> = Vec::new();
+        partitions.resize_with(Action::ALL.len() * ResourceKind::ALL.len(), || None);
         for action in Action::ALL {
             for &kind in action.resource_kinds() {
-                partitions.insert((action, kind), Partition::default());
+                if let Some(p) = partitions.get_mut(slot(action, kind)) {
+                    *p = Some(Partition::default());
+                }
             }
         }
         let mut errors = Vec::new();
@@ -157,7 +166,7 @@ impl PolicyIndex {
             let used = context_use(p);
             for &action in &actions {
                 for &kind in &kinds {
-                    let Some(partition) = partitions.get_mut(&(action, kind)) else {
+                    let Some(Some(partition)) = partitions.get_mut(slot(action, kind)) else {
                         continue; // the schema says this action never applies to this type
                     };
                     if let Err(e) = partition.add(&p.policy) {
@@ -182,7 +191,7 @@ impl PolicyIndex {
 
     /// The partition for `(action, kind)`; `None` when the action does not apply to the type.
     pub fn get(&self, action: Action, kind: ResourceKind) -> Option<&Partition> {
-        self.partitions.get(&(action, kind))
+        self.partitions.get(slot(action, kind))?.as_ref()
     }
 }
 
