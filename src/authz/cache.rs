@@ -5,14 +5,14 @@
 //! authentication and ip, plus the client id when a policy of the partition reads it
 //! (partitions that read `context.time` are never cached; see
 //! [`ContextUse`](super::index::ContextUse)). Lookups hash the borrowed request (no allocation)
-//! and compare the stored key field by field. 16 shards, each a `parking_lot::RwLock` over a
+//! and compare the stored key field by field; the hash is `foldhash` (fast, seeded per process). 16 shards, each a `parking_lot::RwLock` over a
 //! bounded map that is simply cleared when full.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 
 use super::decide::Decision;
@@ -117,7 +117,7 @@ impl DecisionCache {
         DecisionCache {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             per_shard: (capacity / SHARDS).max(1),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 

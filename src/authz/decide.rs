@@ -21,6 +21,7 @@ use super::diagnostics::PolicyDiagnostic;
 use super::ids::PolicyRef;
 use super::load::{Generation, PolicyStore};
 use super::request::Request;
+use super::schema::{uid, USER_TYPE};
 
 /// The answer to one [`Request`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +83,13 @@ pub fn decide(
         Ok(r) => r,
         Err(e) => return Decision::deny_with_error(number, e),
     };
-    let response = cedar.is_authorized(&cedar_request, &partition.set, &entities);
+    let policies = partition.policies_for(request.principal, || {
+        match generation.users.get(request.principal) {
+            Some(user) => user.scope.clone(),
+            None => uid(USER_TYPE, request.principal).into_iter().collect(),
+        }
+    });
+    let response = cedar.is_authorized(&cedar_request, &policies, &entities);
     let diagnostics = response.diagnostics();
     let mut errors = Vec::new();
     let mut erroring = Vec::new();
@@ -149,7 +156,7 @@ impl Authorizer {
     /// Decides `request`: super users first, then the cache, then Cedar.
     pub fn authorize(&self, request: &Request<'_>) -> Decision {
         // In-flight requests keep the generation they started with.
-        let generation = self.current.load_full();
+        let generation = self.current.load();
         if self.super_users.contains(request.principal) {
             tracing::info!(
                 principal = request.principal,
@@ -248,5 +255,98 @@ impl Authorizer {
     /// How many decisions are cached.
     pub fn cached_decisions(&self) -> usize {
         self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::authz::request::{RequestContextFacts, Resource};
+    use crate::authz::schema::Action;
+
+    const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
+
+    /// alice is in team-a and dept; bob is in team-b. (The schema does not nest groups.)
+    const ENTITIES: &str = r#"[
+      { "uid": { "type": "Palisade::Group", "id": "dept" }, "attrs": {}, "parents": [] },
+      { "uid": { "type": "Palisade::Group", "id": "team-a" }, "attrs": {}, "parents": [] },
+      { "uid": { "type": "Palisade::Group", "id": "team-b" }, "attrs": {}, "parents": [] },
+      { "uid": { "type": "Palisade::User", "id": "alice" }, "attrs": {},
+        "parents": [{ "type": "Palisade::Group", "id": "team-a" },
+                    { "type": "Palisade::Group", "id": "dept" }] },
+      { "uid": { "type": "Palisade::User", "id": "bob" }, "attrs": {},
+        "parents": [{ "type": "Palisade::Group", "id": "team-b" }] }
+    ]"#;
+
+    fn authorizer(policies: &str) -> (tempfile::TempDir, Authorizer) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("schema.cedarschema"), SCHEMA).unwrap();
+        std::fs::write(dir.path().join("entities.json"), ENTITIES).unwrap();
+        std::fs::write(dir.path().join("p.cedar"), policies).unwrap();
+        let a = Authorizer::load(dir.path(), Vec::<String>::new()).unwrap();
+        (dir, a)
+    }
+
+    fn write<'a>(principal: &'a str, tags: &'a [String]) -> Request<'a> {
+        Request {
+            principal,
+            action: Action::Write,
+            resource: Resource::Topic { name: "t", tags },
+            context: RequestContextFacts {
+                ip: "192.168.1.1".parse().unwrap(),
+                listener: "PLAINTEXT",
+                tls: false,
+                authentication: "PLAIN",
+                client_id: "",
+                time: 1,
+            },
+        }
+    }
+
+    fn ids(d: &Decision) -> Vec<&str> {
+        d.determining.iter().map(|r| &*r.id).collect()
+    }
+
+    #[test]
+    fn principal_buckets_apply_only_to_their_principals() {
+        let (_dir, a) = authorizer(
+            r#"@id("b-write") permit(principal in Palisade::Group::"team-b", action, resource);
+               @id("a-write") permit(principal in Palisade::Group::"team-a", action, resource is Palisade::Topic) when { resource.tags.contains("ok") };
+               @id("dept-no") forbid(principal in Palisade::Group::"dept", action, resource is Palisade::Topic) when { resource.tags.contains("secret") };
+               @id("carol") permit(principal == Palisade::User::"carol", action, resource);
+               @id("any-err") forbid(principal, action, resource is Palisade::Topic) when { resource.tags.contains("boom") && context.time + 9223372036854775807 < 0 };"#,
+        );
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = tags(&[]);
+        let ok = tags(&["ok"]);
+        let secret = tags(&["ok", "secret"]);
+        let boom = tags(&["ok", "boom"]);
+
+        // A permit scoped to another group does not apply.
+        let d = a.authorize(&write("alice", &none));
+        assert!(!d.allowed && d.determining.is_empty() && d.errors.is_empty());
+        // bob's group permit applies to bob only.
+        let d = a.authorize(&write("bob", &secret));
+        assert!(d.allowed);
+        assert_eq!(ids(&d), ["b-write"]);
+        // alice's own group permit applies.
+        let d = a.authorize(&write("alice", &ok));
+        assert!(d.allowed);
+        assert_eq!(ids(&d), ["a-write"]);
+        // A forbid scoped to one of alice's groups applies and wins.
+        let d = a.authorize(&write("alice", &secret));
+        assert!(!d.allowed);
+        assert_eq!(ids(&d), ["dept-no"]);
+        // A principal named by `==` only, not in entities.json.
+        assert!(a.authorize(&write("carol", &none)).allowed);
+        assert!(!a.authorize(&write("dave", &none)).allowed);
+        // An erroring unconstrained forbid still denies everyone, reported as determining.
+        for who in ["alice", "bob", "carol"] {
+            let d = a.authorize(&write(who, &boom));
+            assert!(!d.allowed, "{who}");
+            assert_eq!(ids(&d), ["any-err"], "{who}");
+            assert!(!d.errors.is_empty());
+        }
     }
 }

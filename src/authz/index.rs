@@ -6,12 +6,23 @@
 //! [`Partition`] of every pair that scope and the schema's `appliesTo` allow, so a decision
 //! evaluates only the policies that could apply.
 //!
+//! Within a partition, policies are bucketed by principal scope: `principal == X` and
+//! `principal in X` (also `principal is T in X`) go to the bucket of `X`, any other principal
+//! scope to the "any" bucket. A policy of the bucket `X` can only apply to a principal that is
+//! `X` or has `X` among its (transitive) ancestors, so a decision evaluates the "any" bucket
+//! plus the buckets of the principal and of its groups ([`Partition::policies_for`]); the
+//! merged sets are built lazily and kept per principal for the generation.
+//!
 //! Each partition also records which context attributes its policies read ([`ContextUse`]),
 //! so the decision cache keys on exactly those and skips time-dependent partitions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use cedar_policy::{ActionConstraint, PolicySet, ResourceConstraint};
+use cedar_policy::{
+    ActionConstraint, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint,
+};
+use parking_lot::RwLock;
 use serde_json::Value;
 
 use super::diagnostics::PolicyDiagnostic;
@@ -43,25 +54,109 @@ impl ContextUse {
 }
 
 /// The policies that could apply to one (action, resource type) pair.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Partition {
+    /// Every policy of the partition.
     pub set: PolicySet,
     pub context_use: ContextUse,
+    /// Policies whose principal scope is unconstrained (or only `is T`).
+    any: Arc<PolicySet>,
+    /// Policies whose principal scope is `== X` or `in X`, by `X`.
+    by_principal: HashMap<EntityUid, Vec<Policy>>,
+    /// Merged sets ("any" plus the principal's buckets) by principal name. Only principals
+    /// with at least one non-empty bucket are kept: bounded by the users of `entities.json`
+    /// plus the principals policies name.
+    merged: RwLock<HashMap<String, Arc<PolicySet>>>,
+}
+
+impl Partition {
+    fn add(&mut self, policy: &Policy) -> Result<(), String> {
+        self.set.add(policy.clone()).map_err(|e| e.to_string())?;
+        match principal_bucket(policy) {
+            Some(uid) => self
+                .by_principal
+                .entry(uid)
+                .or_default()
+                .push(policy.clone()),
+            None => Arc::make_mut(&mut self.any)
+                .add(policy.clone())
+                .map_err(|e| e.to_string())?,
+        }
+        Ok(())
+    }
+
+    /// The policies that may apply to the principal `name`, given `scope`: its uid and the
+    /// uids of its (transitive) ancestors. Policies left out have a principal scope that
+    /// cannot match, so Cedar would neither satisfy them nor report errors for them.
+    pub fn policies_for(
+        &self,
+        name: &str,
+        scope: impl FnOnce() -> Vec<EntityUid>,
+    ) -> Arc<PolicySet> {
+        if self.by_principal.is_empty() {
+            return Arc::clone(&self.any);
+        }
+        if let Some(set) = self.merged.read().get(name) {
+            return Arc::clone(set);
+        }
+        let mut scope = scope();
+        scope.sort_unstable();
+        scope.dedup();
+        let buckets: Vec<&Vec<Policy>> = scope
+            .iter()
+            .filter_map(|uid| self.by_principal.get(uid))
+            .collect();
+        if buckets.is_empty() {
+            return Arc::clone(&self.any);
+        }
+        let mut set = (*self.any).clone();
+        for policy in buckets.into_iter().flatten() {
+            if set.add(policy.clone()).is_err() {
+                // Cannot happen (ids are unique); evaluating everything is always correct.
+                return Arc::new(self.set.clone());
+            }
+        }
+        let set = Arc::new(set);
+        self.merged
+            .write()
+            .insert(name.to_string(), Arc::clone(&set));
+        set
+    }
+}
+
+/// The bucket of a policy: the `X` of `principal == X`, `principal in X` or
+/// `principal is T in X`; `None` for an unconstrained principal (or `is T` only).
+fn principal_bucket(policy: &Policy) -> Option<EntityUid> {
+    match policy.principal_constraint() {
+        PrincipalConstraint::Any | PrincipalConstraint::Is(_) => None,
+        PrincipalConstraint::Eq(uid)
+        | PrincipalConstraint::In(uid)
+        | PrincipalConstraint::IsIn(_, uid) => Some(uid),
+    }
 }
 
 /// Every partition of one generation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PolicyIndex {
-    partitions: HashMap<(Action, ResourceKind), Partition>,
+    /// By [`slot`]; `None` where the action does not apply to the type.
+    partitions: Vec<Option<Partition>>,
+}
+
+/// The position of `(action, kind)` in [`PolicyIndex::partitions`].
+fn slot(action: Action, kind: ResourceKind) -> usize {
+    action as usize * ResourceKind::ALL.len() + kind as usize
 }
 
 impl PolicyIndex {
     /// Partitions `policies` (already validated against the schema).
     pub fn build(policies: &[ParsedPolicy]) -> Result<Self, Vec<PolicyDiagnostic>> {
-        let mut partitions: HashMap<(Action, ResourceKind), Partition> = HashMap::new();
+        let mut partitions: Vec<Option<Partition>> = Vec::new();
+        partitions.resize_with(Action::ALL.len() * ResourceKind::ALL.len(), || None);
         for action in Action::ALL {
             for &kind in action.resource_kinds() {
-                partitions.insert((action, kind), Partition::default());
+                if let Some(p) = partitions.get_mut(slot(action, kind)) {
+                    *p = Some(Partition::default());
+                }
             }
         }
         let mut errors = Vec::new();
@@ -71,15 +166,15 @@ impl PolicyIndex {
             let used = context_use(p);
             for &action in &actions {
                 for &kind in &kinds {
-                    let Some(partition) = partitions.get_mut(&(action, kind)) else {
+                    let Some(Some(partition)) = partitions.get_mut(slot(action, kind)) else {
                         continue; // the schema says this action never applies to this type
                     };
-                    if let Err(e) = partition.set.add(p.policy.clone()) {
+                    if let Err(e) = partition.add(&p.policy) {
                         errors.push(PolicyDiagnostic {
                             file: p.origin.file.to_string(),
                             line: p.origin.line,
                             column: 1,
-                            message: e.to_string(),
+                            message: e,
                             help: None,
                         });
                     }
@@ -96,7 +191,7 @@ impl PolicyIndex {
 
     /// The partition for `(action, kind)`; `None` when the action does not apply to the type.
     pub fn get(&self, action: Action, kind: ResourceKind) -> Option<&Partition> {
-        self.partitions.get(&(action, kind))
+        self.partitions.get(slot(action, kind))?.as_ref()
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cedar_policy::{Entities, Entity, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{Entities, Entity, EntityUid, PolicySet, Schema, ValidationMode, Validator};
 
 use super::diagnostics::{from_miette, PolicyDiagnostic};
 use super::ids::{duplicate_ids, parse_file, ParsedPolicy, PolicyRef};
@@ -28,7 +28,7 @@ pub struct Generation {
     pub(crate) schema: Schema,
     pub(crate) index: PolicyIndex,
     /// Users of `entities.json` by name, with their attributes and (transitive) groups.
-    pub(crate) users: HashMap<String, Entity>,
+    pub(crate) users: HashMap<String, User>,
     /// Where each policy id came from.
     pub(crate) origins: HashMap<String, PolicyRef>,
     pub(crate) files: usize,
@@ -58,6 +58,30 @@ impl Generation {
     /// Where the policy `id` came from.
     pub fn origin(&self, id: &str) -> Option<&PolicyRef> {
         self.origins.get(id)
+    }
+}
+
+/// A user of `entities.json`.
+#[derive(Debug)]
+pub(crate) struct User {
+    pub(crate) entity: Entity,
+    /// Its uid and the uids of all its (transitive) ancestors: the principal scopes that can
+    /// match it.
+    pub(crate) scope: Vec<EntityUid>,
+}
+
+impl User {
+    fn new(entity: &Entity) -> Self {
+        let uid = entity.uid();
+        let (_, _, ancestors) = entity.clone().into_inner();
+        let mut scope: Vec<EntityUid> = ancestors.into_iter().collect();
+        scope.push(uid);
+        scope.sort_unstable();
+        scope.dedup();
+        User {
+            entity: entity.clone(),
+            scope,
+        }
     }
 }
 
@@ -162,7 +186,7 @@ fn policy_files(dir: &Path) -> Result<Vec<String>, PolicyDiagnostic> {
 }
 
 /// Reads `entities.json` if present, validated against the schema; returns its users.
-fn load_entities(dir: &Path, schema: &Schema) -> Result<HashMap<String, Entity>, PolicyDiagnostic> {
+fn load_entities(dir: &Path, schema: &Schema) -> Result<HashMap<String, User>, PolicyDiagnostic> {
     if !dir.join(ENTITIES_FILE).exists() {
         return Ok(HashMap::new());
     }
@@ -179,6 +203,6 @@ fn load_entities(dir: &Path, schema: &Schema) -> Result<HashMap<String, Entity>,
     Ok(entities
         .iter()
         .filter(|e| e.uid().type_name().to_string() == USER_TYPE)
-        .map(|e| (e.uid().id().unescaped().to_string(), e.clone()))
+        .map(|e| (e.uid().id().unescaped().to_string(), User::new(e)))
         .collect())
 }

@@ -6,7 +6,8 @@
 //! built from the request itself: a topic carries its `name` and its `tags` (the topic config
 //! `palisade.tags`, comma separated; see [`parse_tags`]).
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -109,6 +110,30 @@ pub fn parse_tags(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// `ip("<ip>")`. `RestrictedExpression::new_ip` runs Cedar's parser on the name `ip` every
+/// time (about a fifth of a cold decision), so the expressions are remembered per thread and
+/// address (at most [`IP_MEMO`] of them).
+fn ip_expression(ip: IpAddr) -> RestrictedExpression {
+    thread_local! {
+        static MEMO: RefCell<HashMap<IpAddr, RestrictedExpression>> = RefCell::new(HashMap::new());
+    }
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if let Some(e) = memo.get(&ip) {
+            return e.clone();
+        }
+        if memo.len() >= IP_MEMO {
+            memo.clear();
+        }
+        let e = RestrictedExpression::new_ip(ip.to_string());
+        memo.insert(ip, e.clone());
+        e
+    })
+}
+
+/// How many `ip(..)` expressions each thread remembers.
+const IP_MEMO: usize = 1024;
+
 /// One authorization question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Request<'a> {
@@ -150,17 +175,14 @@ impl<'a> Request<'a> {
     ) -> Result<(cedar_policy::Request, Entities), String> {
         let principal_uid = uid(USER_TYPE, self.principal)?;
         let principal = match generation.users.get(self.principal) {
-            Some(entity) => entity.clone(),
+            Some(user) => user.entity.clone(),
             None => Entity::new_no_attrs(principal_uid.clone(), HashSet::new()),
         };
         let resource = self.resource_entity()?;
         let resource_uid = resource.uid();
         let c = &self.context;
         let context = Context::from_pairs([
-            (
-                "ip".to_string(),
-                RestrictedExpression::new_ip(c.ip.to_string()),
-            ),
+            ("ip".to_string(), ip_expression(c.ip)),
             (
                 "listener".to_string(),
                 RestrictedExpression::new_string(c.listener.to_string()),

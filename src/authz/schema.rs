@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid};
 
@@ -172,9 +173,33 @@ pub const CLUSTER_ID: &str = "kafka-cluster";
 
 /// Builds `Type::"id"`; errors only if `type_name` is not a Cedar type name.
 pub fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
-    let ty = EntityTypeName::from_str(type_name)
-        .map_err(|e| format!("bad entity type `{type_name}`: {e}"))?;
-    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+    Ok(EntityUid::from_type_name_and_id(
+        parsed_type_name(type_name)?,
+        EntityId::new(id),
+    ))
+}
+
+/// `type_name` parsed; the known type names are parsed once (Cedar's parser costs
+/// microseconds, and every decision names three entities).
+fn parsed_type_name(type_name: &str) -> Result<EntityTypeName, String> {
+    static KNOWN: LazyLock<Vec<(&'static str, EntityTypeName)>> = LazyLock::new(|| {
+        [
+            USER_TYPE,
+            GROUP_TYPE,
+            TOPIC_TYPE,
+            CONSUMER_GROUP_TYPE,
+            TRANSACTIONAL_ID_TYPE,
+            CLUSTER_TYPE,
+            ACTION_TYPE,
+        ]
+        .into_iter()
+        .filter_map(|name| Some((name, EntityTypeName::from_str(name).ok()?)))
+        .collect()
+    });
+    if let Some((_, ty)) = KNOWN.iter().find(|(name, _)| *name == type_name) {
+        return Ok(ty.clone());
+    }
+    EntityTypeName::from_str(type_name).map_err(|e| format!("bad entity type `{type_name}`: {e}"))
 }
 
 #[cfg(test)]
