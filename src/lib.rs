@@ -22,6 +22,7 @@ pub mod authz;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod fswatch;
 pub mod group;
 pub mod principal;
 pub mod protocol;

@@ -9,16 +9,15 @@
 
 use std::path::Path;
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::decide::Authorizer;
 use super::schema::{ENTITIES_FILE, SCHEMA_FILE};
 
 /// Quiet time after the last event before reloading.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+pub use crate::fswatch::DEBOUNCE;
 /// Longest delay between the first event and the reload.
 pub const MAX_DELAY: Duration = Duration::from_millis(500);
 
@@ -77,12 +76,7 @@ fn is_policy_file(path: &Path) -> bool {
 }
 
 fn is_relevant(event: &Event) -> bool {
-    let kind_matters = match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    };
-    kind_matters && event.paths.iter().any(|p| is_policy_file(p))
+    crate::fswatch::is_content_change(&event.kind) && event.paths.iter().any(|p| is_policy_file(p))
 }
 
 /// Runs until the watcher (the channel's sender) is dropped.
@@ -94,32 +88,10 @@ fn run(authorizer: &Authorizer, rx: &mpsc::Receiver<notify::Result<Event>>) {
             true
         }
     };
-    while let Ok(event) = rx.recv() {
-        if !relevant(event) {
-            continue;
-        }
-        let deadline = Instant::now() + MAX_DELAY;
-        let mut quiet_until = Instant::now() + DEBOUNCE;
-        loop {
-            let wait = quiet_until
-                .min(deadline)
-                .saturating_duration_since(Instant::now());
-            if wait.is_zero() {
-                break;
-            }
-            match rx.recv_timeout(wait) {
-                Ok(event) => {
-                    if relevant(event) {
-                        quiet_until = Instant::now() + DEBOUNCE;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
-        // `reload` logs every diagnostic and keeps the last good generation on error.
+    // `reload` logs every diagnostic and keeps the last good generation on error.
+    crate::fswatch::debounce(rx, MAX_DELAY, relevant, || {
         let _ = authorizer.reload();
-    }
+    });
 }
 
 #[cfg(test)]

@@ -10,16 +10,15 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::credentials::CredentialError;
 use super::SharedCredentials;
 
 /// Quiet time after the last event before reloading.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+pub use crate::fswatch::DEBOUNCE;
 
 /// Longest delay between the first event and the reload, however busy the directory.
 pub const MAX_DELAY: Duration = Duration::from_millis(500);
@@ -72,12 +71,7 @@ impl CredentialWatcher {
 
 /// Whether an event may have changed the file named `file_name`.
 fn is_relevant(event: &Event, file_name: &OsString) -> bool {
-    let kind_matters = match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    };
-    kind_matters
+    crate::fswatch::is_content_change(&event.kind)
         && event
             .paths
             .iter()
@@ -97,34 +91,10 @@ fn run(
             true
         }
     };
-    while let Ok(event) = rx.recv() {
-        if !relevant(event) {
-            continue;
-        }
-        // Debounce: wait until DEBOUNCE passes without another relevant event, but never
-        // longer than MAX_DELAY in all (a busy directory must not postpone the reload).
-        let deadline = Instant::now() + MAX_DELAY;
-        let mut quiet_until = Instant::now() + DEBOUNCE;
-        loop {
-            let wait = quiet_until
-                .min(deadline)
-                .saturating_duration_since(Instant::now());
-            if wait.is_zero() {
-                break;
-            }
-            match rx.recv_timeout(wait) {
-                Ok(event) => {
-                    if relevant(event) {
-                        quiet_until = Instant::now() + DEBOUNCE;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
-        // Errors are logged by `reload`, which keeps the last good store.
+    // Errors are logged by `reload`, which keeps the last good store.
+    crate::fswatch::debounce(rx, MAX_DELAY, relevant, || {
         let _ = shared.reload();
-    }
+    });
 }
 
 #[cfg(test)]
@@ -132,6 +102,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sasl::{CredentialStore, Mechanism};
+    use std::time::Instant;
 
     fn wait_for(shared: &SharedCredentials, users: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(3);

@@ -11,13 +11,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use rustls::ServerConfig;
 
 use super::error::TlsError;
@@ -25,8 +24,6 @@ use super::mapping::PrincipalMapper;
 use super::material::{load_material, TlsMaterial};
 use super::settings::TlsSettings;
 
-/// Quiet time after the last file event before reloading.
-const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Upper bound of the debounce while events keep coming.
 const MAX_DELAY: Duration = Duration::from_millis(400);
 
@@ -73,7 +70,7 @@ impl TlsReloader {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-                Ok(event) if is_change(&event.kind) => {
+                Ok(event) if crate::fswatch::is_content_change(&event.kind) => {
                     let _ = tx.send(());
                 }
                 Ok(_) => {}
@@ -177,27 +174,15 @@ impl Shared {
 
 /// Waits for file events, debounces them, reloads; ends when the watcher is dropped.
 fn reload_loop(shared: &Shared, rx: &Receiver<()>) {
-    while rx.recv().is_ok() {
-        let deadline = Instant::now() + MAX_DELAY;
-        loop {
-            match rx.recv_timeout(DEBOUNCE) {
-                Ok(()) if Instant::now() < deadline => {}
-                Ok(()) | Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-        // The outcome is logged and recorded by `reload`.
-        let _ = shared.reload();
-    }
-}
-
-/// Writes, renames, creations, removals, attribute changes; not reads.
-fn is_change(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
+    // The outcome is logged and recorded by `reload`.
+    crate::fswatch::debounce(
+        rx,
+        MAX_DELAY,
+        |()| true,
+        || {
+            let _ = shared.reload();
+        },
+    );
 }
 
 /// The distinct parent directories of every configured file, canonicalized.
