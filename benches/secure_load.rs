@@ -28,7 +28,7 @@ use support::{
 fn secure_config(dir: &Path) -> palisade::config::Config {
     let certs = dir.join("certs").display().to_string();
     let mut text = palisade::config::DEFAULT_CONFIG.to_string();
-    for port in ["9092", "9093", "9094"] {
+    for port in ["9092", "9093", "9094", "9644"] {
         text = text
             .replace(
                 &format!("bind = \"127.0.0.1:{port}\""),

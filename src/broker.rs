@@ -16,6 +16,10 @@ pub struct Broker {
     /// SCRAM credentials (reloaded when the file changes).
     pub credentials: crate::sasl::SharedCredentials,
     _credential_watcher: Option<crate::sasl::CredentialWatcher>,
+    /// The audit trail (file + topic sinks).
+    pub audit: crate::audit::Audit,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub node_id: i32,
     pub cluster_id: String,
 }
@@ -32,6 +36,8 @@ pub enum StartError {
     Bind(#[from] crate::server::BindError),
     #[error(transparent)]
     Credentials(#[from] crate::sasl::CredentialError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl Broker {
@@ -54,7 +60,17 @@ impl Broker {
                 None
             }
         };
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let audit = crate::audit::Audit::start(
+            &config.audit,
+            &config.storage.data_dir,
+            &logs,
+            &topic_defaults,
+            metrics.clone(),
+        )?;
         Ok(Arc::new(Broker {
+            audit,
+            metrics,
             node_id: config.broker.node_id,
             cluster_id: config.broker.cluster_id.clone(),
             config: Arc::new(config),
@@ -68,6 +84,8 @@ impl Broker {
 
     /// Flushes logs and group state; called once every connection has finished.
     pub fn close(&self) {
+        // The audit writer appends to the audit topic: stop it before the logs.
+        self.audit.close();
         if let Err(e) = self.logs.shutdown() {
             tracing::error!("flushing logs on shutdown failed: {e}");
         }
@@ -82,6 +100,8 @@ pub struct Running {
     pub broker: Arc<Broker>,
     /// Bound address of each listener, in config order.
     pub addresses: Vec<std::net::SocketAddr>,
+    /// Bound address of the metrics endpoint, when `[metrics] bind` is set.
+    pub metrics_address: Option<std::net::SocketAddr>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -96,17 +116,23 @@ impl Running {
             .filter_map(|l| l.socket.local_addr().ok())
             .collect();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let side = crate::server::side_tasks::start(&broker, &listeners)
+            .await
+            .map_err(crate::server::BindError::from)?;
+        let metrics_address = side.metrics_address;
         let serving = broker.clone();
         let task = tokio::spawn(async move {
             crate::server::run(serving.clone(), listeners, async {
                 let _ = stopped.await;
             })
             .await;
+            side.stop().await;
             serving.close();
         });
         Ok(Running {
             broker,
             addresses,
+            metrics_address,
             stop,
             task,
         })

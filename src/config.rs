@@ -39,6 +39,12 @@ pub struct Config {
     pub topic_defaults: TopicDefaultsSection,
     pub groups: GroupsSection,
     pub log: LogSection,
+    /// The audit trail (on by default when the section is absent).
+    #[serde(default)]
+    pub audit: crate::audit::AuditSection,
+    /// The Prometheus endpoint (off when the section is absent).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +298,8 @@ impl Config {
         if self.broker.default_partitions <= 0 {
             return Err("`broker.default_partitions` must be positive".into());
         }
+        self.audit.validate()?;
+        self.metrics.validate()?;
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return Err(format!(
                 "`log.format` must be `human` or `json`, not `{}`",

@@ -18,12 +18,14 @@
 //! [`cli`] the `palisade` subcommands.
 
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod fswatch;
 pub mod group;
+pub mod metrics;
 pub mod principal;
 pub mod protocol;
 pub mod records;

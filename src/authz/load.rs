@@ -32,6 +32,8 @@ pub struct Generation {
     /// Where each policy id came from.
     pub(crate) origins: HashMap<String, PolicyRef>,
     pub(crate) files: usize,
+    /// SHA-256 (hex) of the schema, policy and entities texts this generation was built from.
+    pub(crate) digest: String,
 }
 
 impl Generation {
@@ -50,6 +52,11 @@ impl Generation {
     /// How many `.cedar` files they came from.
     pub fn file_count(&self) -> usize {
         self.files
+    }
+    /// SHA-256 (hex) of exactly the texts loaded (see [`content_digest`]): what the audit
+    /// trail records for a policy generation.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
     /// The schema policies and entities were validated against.
     pub fn schema(&self) -> &Schema {
@@ -103,6 +110,8 @@ impl PolicyStore {
             Err(e) => return Err(vec![from_miette(SCHEMA_FILE, &schema_text, &e)]),
         };
 
+        let mut digest = ContentDigest::default();
+        digest.feed(SCHEMA_FILE, &schema_text);
         let mut diagnostics = Vec::new();
         let mut texts: HashMap<String, String> = HashMap::new();
         let mut policies: Vec<ParsedPolicy> = Vec::new();
@@ -115,6 +124,7 @@ impl PolicyStore {
                     continue;
                 }
             };
+            digest.feed(name, &text);
             match parse_file(name, &text) {
                 Ok(parsed) => policies.extend(parsed),
                 Err(errs) => diagnostics.extend(errs),
@@ -142,6 +152,9 @@ impl PolicyStore {
             diagnostics.push(from_miette(file, text, e));
         }
 
+        if let Ok(text) = std::fs::read_to_string(dir.join(ENTITIES_FILE)) {
+            digest.feed(ENTITIES_FILE, &text);
+        }
         let users = match load_entities(dir, &schema) {
             Ok(users) => users,
             Err(d) => {
@@ -161,8 +174,46 @@ impl PolicyStore {
             users,
             origins,
             files: files.len(),
+            digest: digest.finish(),
         })
     }
+}
+
+/// SHA-256 over (name, text) of the schema, each policy file in sorted order, then
+/// `entities.json`; each length-prefixed so no two directory contents collide.
+#[derive(Default)]
+struct ContentDigest(sha2::Sha256);
+
+impl ContentDigest {
+    fn feed(&mut self, name: &str, text: &str) {
+        use sha2::Digest;
+        for part in [name.as_bytes(), text.as_bytes()] {
+            self.0.update((part.len() as u64).to_be_bytes());
+            self.0.update(part);
+        }
+    }
+    fn finish(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.0.finalize())
+    }
+}
+
+/// The digest [`Generation::digest`] would have for the current content of `dir`, loadable or
+/// not (for auditing a refused reload).
+pub fn content_digest(dir: &Path) -> String {
+    let mut digest = ContentDigest::default();
+    if let Ok(text) = std::fs::read_to_string(dir.join(SCHEMA_FILE)) {
+        digest.feed(SCHEMA_FILE, &text);
+    }
+    for name in policy_files(dir).unwrap_or_default() {
+        if let Ok(text) = std::fs::read_to_string(dir.join(&name)) {
+            digest.feed(&name, &text);
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join(ENTITIES_FILE)) {
+        digest.feed(ENTITIES_FILE, &text);
+    }
+    digest.finish()
 }
 
 /// The `*.cedar` file names of `dir`, sorted.

@@ -6,6 +6,7 @@ pub mod limits;
 pub mod listener;
 pub mod login_throttle;
 pub mod session;
+pub mod side_tasks;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -45,7 +45,9 @@ pub fn plaintext_config_text(data_dir: &Path, extra: &[(&str, &str)]) -> String 
             "data_dir = \"./data\"",
             &format!("data_dir = {:?}", data_dir.display().to_string()),
         )
-        .replace("level = \"info\"", "level = \"warn\"");
+        .replace("level = \"info\"", "level = \"warn\"")
+        // Tests run brokers side by side: each gets its own metrics port.
+        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"");
     for (from, to) in extra {
         assert!(text.contains(from), "test config has no `{from}`");
         text = text.replace(from, to);
@@ -344,7 +346,8 @@ pub fn secure_config_text(dir: &Path, certs: &Path, extra: &[(&str, &str)]) -> S
             &format!("data_dir = {:?}", data.display().to_string()),
         )
         .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50")
-        .replace("level = \"info\"", "level = \"warn\"");
+        .replace("level = \"info\"", "level = \"warn\"")
+        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"");
     assert!(
         !text.contains("\"./"),
         "relative path left in the secure test config"

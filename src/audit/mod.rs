@@ -1,0 +1,53 @@
+//! The audit trail: every security-relevant decision and change, recorded as one JSON event,
+//! hash-chained, written to an append-only file and to an internal topic.
+//!
+//! # Layout
+//!
+//! - [`event`]: [`Event`], [`EventType`], [`Outcome`], [`Origin`] (who, from where).
+//! - [`events`]: one constructor per event type (`Event::authentication`, `topic_created` ...).
+//! - [`decisions`]: `Event::authz`, [`Audit::decision`] and the `data_operations` rule.
+//! - [`handle`]: [`Audit`], the cheap-to-clone handle held by the broker; `record()` queues.
+//! - [`queue`]: the bounded buffer and its backpressure choice (wait briefly, then count the
+//!   loss loudly: log + metric + an `audit_events_lost` event in the trail).
+//! - [`chain`]: `seq` and `prev` (SHA-256 of the previous line) on every line.
+//! - [`file_sink`]: `audit-<N>.jsonl` files, size-based rotation, fsync policy.
+//! - [`topic_sink`]: the internal topic [`AUDIT_TOPIC`], written through storage.
+//! - [`protect`]: no client may produce to, delete, trim or reconfigure the audit topic.
+//! - [`verify`]: `palisade audit verify`, naming the first altered, removed or reordered event.
+//! - [`watch`]: events from reloads the broker notices by itself (credentials, TLS).
+//! - [`settings`]: the `[audit]` config section.
+
+pub mod chain;
+pub mod decisions;
+pub mod event;
+pub mod events;
+pub mod file_sink;
+pub mod handle;
+pub mod protect;
+pub mod queue;
+pub mod settings;
+pub mod topic_sink;
+pub mod verify;
+pub mod watch;
+
+use std::path::PathBuf;
+
+pub use decisions::SessionAudit;
+pub use event::{Event, EventType, Origin, Outcome};
+pub use handle::Audit;
+pub use protect::is_audit_topic;
+pub use settings::{AuditSection, DataOperations};
+
+/// The internal audit topic.
+pub const AUDIT_TOPIC: &str = "__palisade_audit";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit file `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit topic: {0}")]
+    Topic(String),
+}
