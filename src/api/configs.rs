@@ -111,7 +111,7 @@ pub fn describe(
 
 pub fn incremental_alter(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let responses = req
@@ -129,6 +129,9 @@ pub fn incremental_alter(
                     ));
                 }
                 let name = r.resource_name.as_str();
+                // The audit topic's retention and configs are the broker's: no client changes
+                // them (validate_only included).
+                crate::audit::protect::guard(broker, ctx, name, "AlterConfigs")?;
                 let topic = broker.logs.topic(name).ok_or((
                     ResponseError::UnknownTopicOrPartition,
                     format!("unknown topic `{name}`"),
@@ -151,6 +154,22 @@ pub fn incremental_alter(
                     .alter_topic_config(name, config)
                     .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
                 tracing::info!(topic = name, "altered topic config");
+                let changes: Vec<(String, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        let value = (c.config_operation == OP_SET)
+                            .then(|| c.value.as_deref().unwrap_or_default().to_string());
+                        (c.name.to_string(), value)
+                    })
+                    .collect();
+                broker
+                    .audit
+                    .record(crate::audit::Event::topic_config_changed(
+                        &crate::audit::Origin::of_request(ctx),
+                        name,
+                        &changes,
+                    ));
                 Ok(())
             })();
             match outcome {

@@ -12,19 +12,23 @@ use crate::broker::Broker;
 
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let protected = crate::audit::protect::guard(broker, ctx, &t.name.0, "Delete").is_err();
             let topic = broker.logs.topic(&t.name.0);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    if protected {
+                        return r.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_low_watermark(-1);
+                    }
                     let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) else {
                         return r.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_low_watermark(-1);
                     };

@@ -35,12 +35,14 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -
             || Instant::now() >= deadline
             || watches.is_empty()
         {
+            count_bytes_out(broker, &responses);
             return FetchResponse::default().with_responses(responses);
         }
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so the answer is current.
             let (responses, _, _) = read_all(broker, &req, max_bytes);
+            count_bytes_out(broker, &responses);
             return FetchResponse::default().with_responses(responses);
         }
     }
@@ -59,6 +61,20 @@ fn subscribe(broker: &Broker, req: &FetchRequest) -> Vec<watch::Receiver<i64>> {
         }
     }
     watches
+}
+
+/// Counts the record bytes sent, per topic.
+fn count_bytes_out(broker: &Broker, responses: &[FetchableTopicResponse]) {
+    for t in responses {
+        let n: usize = t
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .sum();
+        if n > 0 {
+            broker.metrics.bytes_out.with(&[&t.topic.0]).add(n as u64);
+        }
+    }
 }
 
 /// Reads every requested partition once; returns the responses, the bytes gathered and whether

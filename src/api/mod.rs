@@ -31,4 +31,6 @@ pub struct RequestContext {
     pub principal: crate::principal::Principal,
     /// The listener the request arrived on.
     pub listener: String,
+    /// The connection's memory for first-use auditing of data operations.
+    pub audit_session: crate::audit::SessionAudit,
 }

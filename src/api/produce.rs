@@ -33,7 +33,7 @@ type Refusal = (ResponseError, Option<String>);
 /// never reorder, while the connection may read its next request during the group commit.
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ProduceRequest,
 ) -> Option<impl Future<Output = ProduceResponse> + Send + 'static> {
     let acks = req.acks;
@@ -46,7 +46,7 @@ pub fn handle(
     let written: Vec<(TopicName, Vec<(i32, Outcome)>)> = req
         .topic_data
         .into_iter()
-        .map(|t| write_topic(broker, t, durability, transactional))
+        .map(|t| write_topic(broker, ctx, t, durability, transactional))
         .collect();
     if acks == 0 {
         return None;
@@ -78,14 +78,20 @@ pub fn handle(
 
 fn write_topic(
     broker: &Broker,
+    ctx: &RequestContext,
     t: TopicProduceData,
     durability: Result<Durability, ResponseError>,
     transactional: bool,
 ) -> (TopicName, Vec<(i32, Outcome)>) {
     let name = t.name.0.to_string();
-    let topic = match broker.logs.topic(&name) {
-        Some(topic) => Ok(topic),
-        None => topics::auto_create(broker, &name),
+    // No client writes the audit topic, super users included.
+    let topic = if crate::audit::protect::guard(broker, ctx, &name, "Write").is_err() {
+        Err(ResponseError::TopicAuthorizationFailed)
+    } else {
+        match broker.logs.topic(&name) {
+            Some(topic) => Ok(topic),
+            None => topics::auto_create(broker, &name),
+        }
     };
     let partitions = t
         .partition_data
@@ -102,6 +108,7 @@ fn write_topic(
                 (Ok(topic), Ok(durability)) => match topic.partition(index) {
                     None => Outcome::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
                     Some(partition) => {
+                        let bytes = p.records.as_ref().map_or(0, |r| r.len() as u64);
                         match append(
                             broker,
                             &partition,
@@ -109,7 +116,10 @@ fn write_topic(
                             p,
                             durability,
                         ) {
-                            Ok(pending) => Outcome::Pending(pending),
+                            Ok(pending) => {
+                                broker.metrics.bytes_in.with(&[&name]).add(bytes);
+                                Outcome::Pending(pending)
+                            }
                             Err(refusal) => Outcome::Done(Err(refusal)),
                         }
                     }

@@ -143,7 +143,7 @@ pub fn alter(
                     .map_err(|e| (ResponseError::ResourceNotFound, e.to_string())),
             }
         };
-        results.push(result(ctx, &user, "deleted", outcome));
+        results.push(result(broker, ctx, &user, "deleted", outcome));
     }
     for u in req.upsertions {
         let user = u.name.to_string();
@@ -173,18 +173,30 @@ pub fn alter(
                     .map_err(|e| (ResponseError::UnacceptableCredential, e.to_string())),
             }
         };
-        results.push(result(ctx, &user, "upserted", outcome));
+        results.push(result(broker, ctx, &user, "upserted", outcome));
     }
     AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
 fn result(
+    broker: &Broker,
     ctx: &RequestContext,
     user: &str,
     action: &str,
     outcome: Result<(), (ResponseError, String)>,
 ) -> AlterUserScramCredentialsResult {
     let r = AlterUserScramCredentialsResult::default().with_user(s(user));
+    let refusal = outcome.as_ref().err().map(|(_, m)| m.as_str());
+    broker.audit.record(
+        crate::audit::Event::user_credential_changed(
+            &crate::audit::Origin::of_request(ctx),
+            user,
+            None,
+            outcome.is_ok(),
+            refusal,
+        )
+        .detail("change", action),
+    );
     match outcome {
         Ok(()) => {
             tracing::info!(principal = %ctx.principal, user, "SCRAM credential {action}");

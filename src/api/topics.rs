@@ -31,6 +31,14 @@ pub fn auto_create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseEr
     {
         Ok(t) => {
             tracing::info!(topic = name, partitions, "auto-created topic");
+            broker.audit.record(
+                crate::audit::Event::topic_created(
+                    &crate::audit::Origin::broker(),
+                    name,
+                    partitions,
+                )
+                .reason("auto-created on first use"),
+            );
             Ok(t)
         }
         // Another request created it between our lookup and create.
@@ -71,6 +79,11 @@ pub fn create(
             match create_one(broker, &t, req.validate_only) {
                 Ok(None) => {}
                 Ok(Some(created)) => {
+                    broker.audit.record(crate::audit::Event::topic_created(
+                        &crate::audit::Origin::of_request(ctx),
+                        created.topic.name(),
+                        created.partitions,
+                    ));
                     if v >= 5 {
                         result.num_partitions = created.partitions;
                         result.replication_factor = 1;
@@ -208,6 +221,14 @@ pub fn delete(
                     ResponseError::UnknownTopicOrPartition,
                     "unknown topic".to_string(),
                 )),
+                Some(t)
+                    if crate::audit::protect::guard(broker, ctx, t.name(), "Delete").is_err() =>
+                {
+                    Err((
+                        ResponseError::TopicAuthorizationFailed,
+                        format!("`{}` cannot be deleted", t.name()),
+                    ))
+                }
                 Some(t) => {
                     if v >= 6 {
                         result.topic_id = t.id();
@@ -224,6 +245,10 @@ pub fn delete(
                 Ok(deleted) => {
                     broker.groups.topic_deleted(&deleted);
                     tracing::info!(topic = %deleted, "deleted topic");
+                    broker.audit.record(crate::audit::Event::topic_deleted(
+                        &crate::audit::Origin::of_request(ctx),
+                        &deleted,
+                    ));
                 }
                 Err((code, message)) => {
                     result.error_code = code.code();
@@ -240,7 +265,7 @@ pub fn delete(
 
 pub fn create_partitions(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let results = req
@@ -249,6 +274,12 @@ pub fn create_partitions(
         .map(|t| {
             let name = t.name.0.to_string();
             let outcome = match broker.logs.topic(&name) {
+                Some(_) if crate::audit::protect::guard(broker, ctx, &name, "Alter").is_err() => {
+                    Err((
+                        ResponseError::TopicAuthorizationFailed,
+                        format!("`{name}` cannot be altered"),
+                    ))
+                }
                 None => Err((
                     ResponseError::UnknownTopicOrPartition,
                     format!("unknown topic `{name}`"),

@@ -13,6 +13,22 @@ fn outcome(ok: bool) -> Outcome {
     }
 }
 
+/// Config keys whose values may be secrets: their values never enter the trail.
+pub fn is_sensitive_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "credential",
+        "sasl",
+        "ssl",
+        "key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
 impl Event {
     /// A SASL login (or a TLS client certificate accepted/refused). `reason` explains a
     /// failure; it must never hold the secret (SASL errors are safe by construction).

@@ -1,5 +1,6 @@
 //! The `palisade` subcommands. `main.rs` parses flags and calls [`run`].
 
+pub mod audit;
 pub mod certs;
 pub mod config_cmd;
 pub mod policy;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Generate certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,5 +118,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }) => certs::dev(&dir, &clients, force),
         Command::User(command) => user::run(command),
         Command::Policy(command) => policy::run(command),
+        Command::Audit(command) => audit::run(command),
     }
 }

@@ -15,6 +15,20 @@ use std::time::Duration;
 
 pub use family::{Counter, Family, Gauge, Histogram, Render};
 
+/// The name of a Kafka API as a label value (`Produce`, `Fetch` ...), without allocating.
+pub fn api_name(key: kafka_protocol::messages::ApiKey) -> &'static str {
+    static NAMES: std::sync::LazyLock<Vec<(i16, String)>> = std::sync::LazyLock::new(|| {
+        crate::protocol::dispatch::APIS
+            .iter()
+            .map(|e| (e.key as i16, format!("{:?}", e.key)))
+            .collect()
+    });
+    NAMES
+        .iter()
+        .find(|(k, _)| *k == key as i16)
+        .map_or("other", |(_, n)| n.as_str())
+}
+
 /// Every metric the broker exports. Held by the broker in an `Arc`; cheap to record into.
 pub struct Metrics {
     pub requests: Family<Counter>,

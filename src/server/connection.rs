@@ -95,6 +95,7 @@ pub async fn serve<S>(
         ms => Duration::from_millis(ms),
     };
     let mut credentials = session.credentials().subscribe();
+    let audit_session = crate::audit::SessionAudit::default();
     let close = loop {
         // Before login the whole exchange has a deadline; after it, the idle timeout applies.
         let (wait, on_timeout) = match session.login_time_left() {
@@ -123,7 +124,8 @@ pub async fn serve<S>(
             Ok(Ok(None)) => break Close::Eof,
             Ok(Err(e)) => break Close::Frame(e),
         };
-        let handled = match handle_frame(&broker, &info, &mut session, frame).await {
+        let handled = match handle_frame(&broker, &info, &mut session, &audit_session, frame).await
+        {
             Ok(h) => h,
             Err(reason) => break Close::Protocol(reason),
         };
@@ -145,7 +147,10 @@ pub async fn serve<S>(
             tracing::warn!(peer = %info.peer, listener = %info.listener, "closing connection: no login before the deadline")
         }
         Close::SessionExpired => {
-            tracing::info!(peer = %info.peer, principal = %session.principal(), "closing connection: session expired without re-authentication")
+            tracing::info!(peer = %info.peer, principal = %session.principal(), "closing connection: session expired without re-authentication");
+            broker
+                .audit
+                .record(crate::audit::Event::session_expired(&session.origin()));
         }
         Close::CredentialsChanged => {
             tracing::info!(peer = %info.peer, principal = %session.principal(), "closing connection: credentials removed or changed")
@@ -206,6 +211,7 @@ async fn handle_frame(
     broker: &Broker,
     info: &ConnectionInfo,
     session: &mut Session,
+    audit_session: &crate::audit::SessionAudit,
     frame: Bytes,
 ) -> Result<Handled, String> {
     let respond = |outgoing: Outgoing| Handled {
@@ -269,11 +275,20 @@ async fn handle_frame(
         advertised_port: info.advertised_port,
         principal: session.principal().clone(),
         listener: info.listener.clone(),
+        audit_session: audit_session.clone(),
     };
-    match dispatch::dispatch(broker, &ctx, entry.key, request.body)
+    let started = std::time::Instant::now();
+    let reply = dispatch::dispatch(broker, &ctx, entry.key, request.body)
         .await
-        .map_err(|e| e.to_string())?
-    {
+        .map_err(|e| e.to_string())?;
+    let api = crate::metrics::api_name(entry.key);
+    broker.metrics.requests.with(&[api]).inc();
+    broker
+        .metrics
+        .request_latency
+        .with(&[api])
+        .observe(started.elapsed());
+    match reply {
         Reply::None => Ok(Handled {
             outgoing: None,
             close_after: None,

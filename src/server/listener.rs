@@ -41,11 +41,49 @@ async fn serve_tls(
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(peer = %info.peer, listener = %info.listener, "client certificate refused: {e}");
+            audit_certificate(&broker, &info, None, Some(&e.to_string()));
             return;
         }
     };
-    let session = Session::new(policy, info.peer.ip(), accepted_at, principal);
+    if let Some(name) = &principal {
+        audit_certificate(&broker, &info, Some(name), None);
+    }
+    let session = Session::new(policy, info.peer.ip(), accepted_at, principal)
+        .observed_by(observer(&broker, &info.listener));
     connection::serve(stream, info, broker, session, shutdown).await;
+}
+
+/// Audits a TLS client certificate accepted (`principal`) or refused (`refusal`).
+fn audit_certificate(
+    broker: &Broker,
+    info: &ConnectionInfo,
+    principal: Option<&str>,
+    refusal: Option<&str>,
+) {
+    let ok = refusal.is_none();
+    broker
+        .metrics
+        .logins
+        .with(&["mtls", if ok { "success" } else { "failure" }])
+        .inc();
+    let origin = crate::audit::Origin {
+        principal: principal.map(str::to_string),
+        source_ip: Some(info.peer.ip().to_string()),
+        listener: Some(info.listener.clone()),
+        mechanism: Some("mtls".to_string()),
+        client_id: None,
+    };
+    broker
+        .audit
+        .record(crate::audit::Event::authentication(&origin, ok, refusal));
+}
+
+fn observer(broker: &Broker, listener: &str) -> crate::server::session::Observer {
+    crate::server::session::Observer {
+        audit: broker.audit.clone(),
+        metrics: broker.metrics.clone(),
+        listener: listener.to_string(),
+    }
 }
 
 /// A bound listener and what it advertises.
@@ -99,8 +137,16 @@ pub async fn accept_loop(
             Ok(a) => a,
             Err(refused) => {
                 refusals += 1;
+                broker.metrics.throttled.with(&["connection"]).inc();
                 if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                     tracing::warn!(listener = %listener.name, refused_since_last_log = refusals, "connection refused: {refused}");
+                    // Audited like the log line: one event per second standing for `refusals`.
+                    broker.audit.record(crate::audit::Event::connection_limited(
+                        &listener.name,
+                        &peer.ip().to_string(),
+                        &refused.to_string(),
+                        refusals,
+                    ));
                     refusals = 0;
                     last_refusal_log = Some(Instant::now());
                 }
@@ -115,6 +161,9 @@ pub async fn accept_loop(
             advertised_host: listener.advertised_host.clone(),
             advertised_port: listener.advertised_port,
         };
+        broker.metrics.connections.with(&[&listener.name]).inc();
+        let open = broker.metrics.open_connections.with(&[&listener.name]);
+        open.inc();
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let policy = listener.policy.clone();
@@ -122,13 +171,15 @@ pub async fn accept_loop(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let session = Session::new(policy, info.peer.ip(), accepted_at, None);
+                    let session = Session::new(policy, info.peer.ip(), accepted_at, None)
+                        .observed_by(observer(&broker, &info.listener));
                     connection::serve(stream, info, broker, session, shutdown).await;
                 }
                 Some(tls) => {
                     serve_tls(stream, info, broker, policy, &tls, accepted_at, shutdown).await
                 }
             }
+            open.dec();
             drop(admitted);
             drop(permit);
         });

@@ -58,6 +58,11 @@ impl LoginThrottle {
         delay
     }
 
+    /// Failures counted for `ip` in the current window.
+    pub fn failures(&self, ip: IpAddr) -> u32 {
+        self.failures.lock().get(&ip).map_or(0, |(n, _)| *n)
+    }
+
     /// A successful login clears the address's failures.
     pub fn succeeded(&self, ip: IpAddr) {
         self.failures.lock().remove(&ip);

@@ -43,8 +43,17 @@ pub enum SaslOutcome {
     Close(String),
 }
 
+/// Where a session reports logins: the audit trail and the metrics.
+#[derive(Clone, Default)]
+pub struct Observer {
+    pub audit: crate::audit::Audit,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub listener: String,
+}
+
 pub struct Session {
     policy: SessionPolicy,
+    observer: Observer,
     peer: std::net::IpAddr,
     principal: Principal,
     authenticated: bool,
@@ -75,6 +84,7 @@ impl Session {
         let deadline = accepted + policy.auth_timeout;
         Session {
             authenticated: !policy.protocol.uses_sasl(),
+            observer: Observer::default(),
             policy,
             peer,
             principal,
@@ -85,8 +95,44 @@ impl Session {
         }
     }
 
+    /// Reports logins to `observer` (the broker's audit and metrics).
+    pub fn observed_by(mut self, observer: Observer) -> Self {
+        self.observer = observer;
+        self
+    }
+
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+
+    /// Who this session is, for audit events.
+    pub fn origin(&self) -> crate::audit::Origin {
+        crate::audit::Origin {
+            principal: (!self.principal.is_anonymous() || self.authenticated)
+                .then(|| self.principal.to_string()),
+            source_ip: Some(self.peer.to_string()),
+            listener: Some(self.observer.listener.clone()),
+            mechanism: Some(crate::authz::authentication_name(self.principal.method).to_string()),
+            client_id: None,
+        }
+    }
+
+    /// Audits a login attempt that ended (`mechanism` as negotiated).
+    fn audit_login(&self, reauth: bool, mechanism: &str, ok: bool, reason: Option<&str>) {
+        let result = if ok { "success" } else { "failure" };
+        self.observer
+            .metrics
+            .logins
+            .with(&[mechanism, result])
+            .inc();
+        let mut origin = self.origin();
+        origin.mechanism = Some(mechanism.to_string());
+        let event = if reauth {
+            crate::audit::Event::reauthentication(&origin, ok, reason)
+        } else {
+            crate::audit::Event::authentication(&origin, ok, reason)
+        };
+        self.observer.audit.record(event);
     }
 
     /// The largest frame accepted in the current state.
@@ -185,13 +231,21 @@ impl Session {
                 self.exchange = Some(exchange);
                 (response, SaslOutcome::Continue)
             }
-            None => (
-                response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()),
-                SaslOutcome::Close(format!(
-                    "unsupported SASL mechanism `{}`",
-                    wanted.chars().take(64).collect::<String>()
-                )),
-            ),
+            None => {
+                self.audit_login(
+                    self.authenticated,
+                    "unsupported",
+                    false,
+                    Some("unsupported SASL mechanism"),
+                );
+                (
+                    response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()),
+                    SaslOutcome::Close(format!(
+                        "unsupported SASL mechanism `{}`",
+                        wanted.chars().take(64).collect::<String>()
+                    )),
+                )
+            }
         }
     }
 
@@ -252,6 +306,7 @@ impl Session {
                     reauthentication = reauth,
                     "authenticated"
                 );
+                self.audit_login(reauth, mechanism, true, None);
                 let mut response = response.with_auth_bytes(Bytes::from(server_final));
                 if version >= 1 {
                     let ms = self
@@ -278,7 +333,20 @@ impl Session {
         message: &str,
     ) -> (SaslAuthenticateResponse, SaslOutcome) {
         tracing::warn!(peer = %self.peer, mechanism, "login refused: {message}");
-        tokio::time::sleep(self.policy.throttle.failed(self.peer)).await;
+        self.audit_login(self.authenticated, mechanism, false, Some(message));
+        let delay = self.policy.throttle.failed(self.peer);
+        let failures = self.policy.throttle.failures(self.peer);
+        if failures > 1 {
+            self.observer.metrics.throttled.with(&["login"]).inc();
+            self.observer
+                .audit
+                .record(crate::audit::Event::login_throttled(
+                    &self.origin(),
+                    failures,
+                    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                ));
+        }
+        tokio::time::sleep(delay).await;
         (
             response
                 .with_error_code(code)
