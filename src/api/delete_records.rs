@@ -7,24 +7,31 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::errors::storage_code;
+use super::access::Access;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let access = Access::new(broker, ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.logs.topic(&t.name.0);
+            let allowed = access.topic(Action::Delete, &t.name.0);
+            let topic = allowed.then(|| broker.logs.topic(&t.name.0)).flatten();
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    if !allowed {
+                        return r.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_low_watermark(-1);
+                    }
                     let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) else {
                         return r.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_low_watermark(-1);
                     };

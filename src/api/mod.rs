@@ -2,12 +2,14 @@
 //! [`Broker`](crate::broker::Broker), the [`RequestContext`] and the decoded request, and returns
 //! the response; errors are expressed as Kafka error codes inside the response.
 
+pub mod access;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod delete_records;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -31,4 +33,6 @@ pub struct RequestContext {
     pub principal: crate::principal::Principal,
     /// The listener the request arrived on.
     pub listener: String,
+    /// Whether that listener terminates TLS.
+    pub tls: bool,
 }

@@ -13,7 +13,9 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::errors::storage_error;
+use crate::authz::Action;
 use super::{topics, RequestContext};
 use crate::broker::Broker;
 use crate::records::{self, RecordError};
@@ -33,7 +35,7 @@ type Refusal = (ResponseError, Option<String>);
 /// never reorder, while the connection may read its next request during the group commit.
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ProduceRequest,
 ) -> Option<impl Future<Output = ProduceResponse> + Send + 'static> {
     let acks = req.acks;
@@ -43,10 +45,11 @@ pub fn handle(
         _ => Err(ResponseError::InvalidRequiredAcks),
     };
     let transactional = req.transactional_id.as_ref().is_some_and(|t| !t.is_empty());
+    let access = Access::new(broker, ctx);
     let written: Vec<(TopicName, Vec<(i32, Outcome)>)> = req
         .topic_data
         .into_iter()
-        .map(|t| write_topic(broker, t, durability, transactional))
+        .map(|t| write_topic(broker, &access, t, durability, transactional))
         .collect();
     if acks == 0 {
         return None;
@@ -78,14 +81,20 @@ pub fn handle(
 
 fn write_topic(
     broker: &Broker,
+    access: &Access<'_>,
     t: TopicProduceData,
     durability: Result<Durability, ResponseError>,
     transactional: bool,
 ) -> (TopicName, Vec<(i32, Outcome)>) {
     let name = t.name.0.to_string();
-    let topic = match broker.logs.topic(&name) {
-        Some(topic) => Ok(topic),
-        None => topics::auto_create(broker, &name),
+    // Write is decided before existence, so a denied principal cannot probe for topics.
+    let topic = if !access.topic(Action::Write, &name) {
+        Err(ResponseError::TopicAuthorizationFailed)
+    } else {
+        match broker.logs.topic(&name) {
+            Some(topic) => Ok(topic),
+            None => topics::auto_create(broker, access, &name),
+        }
     };
     let partitions = t
         .partition_data

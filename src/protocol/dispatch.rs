@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
-use crate::api::{self, RequestContext};
+use crate::api::{self, groups, RequestContext};
 use crate::broker::Broker;
 
 /// One served API and its version range (never wider than `kafka-protocol` can encode).
@@ -87,7 +87,6 @@ pub async fn dispatch(
     api_key: ApiKey,
     body: RequestKind,
 ) -> Result<Reply, DispatchError> {
-    let v = ctx.api_version;
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api::api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => {
@@ -138,37 +137,28 @@ pub async fn dispatch(
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(api::producer_id::handle(broker, ctx, r))
         }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(broker.groups.join_group(&origin(ctx), r, v).await)
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join(broker, ctx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(broker, ctx, r).await),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(groups::heartbeat(broker, ctx, r).await)
         }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(broker.groups.sync_group(r, v).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(broker.groups.heartbeat(r, v).await),
-        RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(broker.groups.leave_group(r, v).await)
-        }
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(broker, ctx, r).await),
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(broker.groups.offset_commit(r, v).await)
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, ctx, r).await)
         }
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(broker.groups.offset_fetch(r, v).await)
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, ctx, r).await)
         }
-        RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(broker.groups.list_groups(r, v).await)
-        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(broker, ctx, r).await),
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(broker.groups.describe_groups(r, v).await)
+            ResponseKind::DescribeGroups(groups::describe(broker, ctx, r).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(broker.groups.delete_groups(r, v).await)
+            ResponseKind::DeleteGroups(groups::delete(broker, ctx, r).await)
         }
         _ => return Err(DispatchError::NoHandler(api_key)),
     };
     Ok(Reply::Ready(Box::new(response)))
 }
 
-fn origin(ctx: &RequestContext) -> crate::group::MemberOrigin {
-    crate::group::MemberOrigin {
-        client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: format!("/{}", ctx.peer.ip()),
-    }
-}
+

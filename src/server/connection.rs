@@ -38,6 +38,8 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub listener: String,
+    /// Whether the listener terminates TLS (`context.tls` in policies).
+    pub tls: bool,
     pub advertised_host: String,
     pub advertised_port: i32,
 }
@@ -269,6 +271,7 @@ async fn handle_frame(
         advertised_port: info.advertised_port,
         principal: session.principal().clone(),
         listener: info.listener.clone(),
+        tls: info.tls,
     };
     match dispatch::dispatch(broker, &ctx, entry.key, request.body)
         .await
