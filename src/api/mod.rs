@@ -3,6 +3,7 @@
 //! the response; errors are expressed as Kafka error codes inside the response.
 
 pub mod access;
+pub mod acls;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;

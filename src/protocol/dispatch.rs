@@ -50,6 +50,9 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeCluster, 0, 1),
     entry(ApiKey::DescribeUserScramCredentials, 0, 0),
     entry(ApiKey::AlterUserScramCredentials, 0, 0),
+    entry(ApiKey::DescribeAcls, 1, 3),
+    entry(ApiKey::CreateAcls, 1, 3),
+    entry(ApiKey::DeleteAcls, 1, 3),
     // Answered by the connection's session (server::session), never by dispatch. v0 is
     // advertised because librdkafka requires it to enable SASL at all, but a v0 handshake
     // (raw SASL tokens without Kafka framing afterwards) is refused.
@@ -134,6 +137,11 @@ pub async fn dispatch(
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(api::scram_credentials::alter(broker, ctx, r))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(api::acls::create(broker, ctx, r)),
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(api::acls::describe(broker, ctx, r))
+        }
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(api::acls::delete(broker, ctx, r)),
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(api::producer_id::handle(broker, ctx, r))
         }
