@@ -47,6 +47,13 @@ fn secure_config(dir: &Path) -> palisade::config::Config {
             &format!("credentials = \"{}/credentials.json\"", dir.display()),
         )
         .replace("level = \"info\"", "level = \"warn\"")
+        .replace(
+            "policy_dir = \"./policies\"",
+            &format!(
+                "policy_dir = \"{}/tests/fixtures/allow-all\"",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
         // The handshake measurement opens connections as fast as it can from one address.
         .replace(
             "new_connections_per_second_per_ip = 200",

@@ -20,6 +20,9 @@ pub struct Broker {
     pub audit: crate::audit::Audit,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Cedar policies (reloaded when the policy folder changes).
+    pub authorizer: Arc<crate::authz::Authorizer>,
+    _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
 }
@@ -38,6 +41,8 @@ pub enum StartError {
     Credentials(#[from] crate::sasl::CredentialError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error("policy folder `{dir}` does not validate:\n{diagnostics}")]
+    Policies { dir: String, diagnostics: String },
 }
 
 impl Broker {
@@ -60,6 +65,7 @@ impl Broker {
                 None
             }
         };
+        let authorizer = load_policies(&config)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let audit = crate::audit::Audit::start(
             &config.audit,
@@ -68,6 +74,13 @@ impl Broker {
             &topic_defaults,
             metrics.clone(),
         )?;
+        let policy_watcher = match crate::authz::PolicyWatcher::start(authorizer.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!("policy folder is not watched (changes need a restart): {e}");
+                None
+            }
+        };
         Ok(Arc::new(Broker {
             audit,
             metrics,
@@ -79,6 +92,8 @@ impl Broker {
             topic_defaults,
             credentials,
             _credential_watcher: watcher,
+            authorizer,
+            _policy_watcher: policy_watcher,
         }))
     }
 
@@ -93,6 +108,22 @@ impl Broker {
             tracing::error!("flushing group state on shutdown failed: {e}");
         }
     }
+}
+
+/// Loads the policy folder; a folder that does not validate stops the start (fail closed:
+/// serving with no policy would deny everything, serving with a guess would be worse).
+fn load_policies(config: &Config) -> Result<Arc<crate::authz::Authorizer>, StartError> {
+    let section = &config.authorization;
+    crate::authz::Authorizer::load(&section.policy_dir, section.super_users.iter().cloned())
+        .map(Arc::new)
+        .map_err(|diagnostics| StartError::Policies {
+            dir: section.policy_dir.display().to_string(),
+            diagnostics: diagnostics
+                .iter()
+                .map(|d| format!("  {d}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
 }
 
 /// A broker serving on its listeners, as started by `palisade serve` and by tests.

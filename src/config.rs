@@ -35,6 +35,7 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub limits: LimitsSection,
     pub sasl: SaslSection,
+    pub authorization: AuthorizationSection,
     pub storage: StorageSection,
     pub topic_defaults: TopicDefaultsSection,
     pub groups: GroupsSection,
@@ -120,6 +121,13 @@ pub struct SaslSection {
     pub auth_timeout_ms: u64,
     pub failed_login_delay_ms: u64,
     pub max_failed_login_delay_ms: u64,
+}
+
+/// The `[authorization]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationSection {
+    pub policy_dir: PathBuf,
     pub super_users: Vec<String>,
 }
 

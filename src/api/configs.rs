@@ -11,7 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::storage::TopicConfig;
 
@@ -28,9 +30,10 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 pub fn describe(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
+    let access = Access::new(broker, ctx);
     let defaults: Vec<(String, String)> = broker.topic_defaults.entries();
     let results = req
         .resources
@@ -45,6 +48,21 @@ pub fn describe(
                     .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
             };
             match r.resource_type {
+                RESOURCE_TOPIC
+                    if !access.topic(Action::DescribeConfigs, r.resource_name.as_str()) =>
+                {
+                    result
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(s(format!(
+                            "not authorized to describe the configs of topic `{}`",
+                            r.resource_name.as_str()
+                        ))))
+                }
+                RESOURCE_BROKER if !access.cluster(Action::DescribeConfigs) => result
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(s(
+                        "not authorized to describe broker configs (DescribeConfigs on the cluster)",
+                    ))),
                 RESOURCE_TOPIC => match broker.logs.topic(&r.resource_name) {
                     None => result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -114,6 +132,7 @@ pub fn incremental_alter(
     ctx: &RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let access = Access::new(broker, ctx);
     let responses = req
         .resources
         .into_iter()
@@ -132,6 +151,15 @@ pub fn incremental_alter(
                 // The audit topic's retention and configs are the broker's: no client changes
                 // them (validate_only included).
                 crate::audit::protect::guard(broker, ctx, name, "AlterConfigs")?;
+                let not_authorized = || {
+                    (
+                        ResponseError::TopicAuthorizationFailed,
+                        format!("not authorized to alter the configs of topic `{name}`"),
+                    )
+                };
+                if !access.topic(Action::AlterConfigs, name) {
+                    return Err(not_authorized());
+                }
                 let topic = broker.logs.topic(name).ok_or((
                     ResponseError::UnknownTopicOrPartition,
                     format!("unknown topic `{name}`"),
@@ -145,6 +173,15 @@ pub fn incremental_alter(
                         &c.name,
                         c.value.as_deref(),
                     )?;
+                }
+                // Retagging moves a topic between policies: the principal must also be allowed
+                // to alter it as it will be tagged, so nobody tags a topic out of a forbid or
+                // into another team's permits.
+                let new_tags = config.tags();
+                if *new_tags != *topic.tags()
+                    && !access.topic_tagged(Action::AlterConfigs, name, &new_tags)
+                {
+                    return Err(not_authorized());
                 }
                 if req.validate_only {
                     return Ok(());

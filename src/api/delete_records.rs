@@ -6,8 +6,10 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::access::Access;
 use super::errors::storage_code;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 
 pub fn handle(
@@ -15,18 +17,21 @@ pub fn handle(
     ctx: &RequestContext,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let access = Access::new(broker, ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
-            let protected = crate::audit::protect::guard(broker, ctx, &t.name.0, "Delete").is_err();
-            let topic = broker.logs.topic(&t.name.0);
+            // The audit topic is never trimmed by a client, super users included.
+            let allowed = crate::audit::protect::guard(broker, ctx, &t.name.0, "Delete").is_ok()
+                && access.topic(Action::Delete, &t.name.0);
+            let topic = allowed.then(|| broker.logs.topic(&t.name.0)).flatten();
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    if protected {
+                    if !allowed {
                         return r.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_low_watermark(-1);
                     }
                     let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) else {

@@ -13,14 +13,23 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::access::Access;
 use super::errors::storage_code;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 
 /// Upper bound on how long a client may ask us to hold a fetch.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    // Decided once per request: a long-poll finishes under the decision it started with.
+    let access = Access::new(broker, ctx);
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| access.topic(Action::Read, &t.topic.0))
+        .collect();
     let wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms.max(0)).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -28,8 +37,8 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -
     let max_bytes = usize::try_from(req.max_bytes.max(0)).unwrap_or(usize::MAX);
     loop {
         // Subscribe before reading so an append between the read and the wait still wakes us.
-        let mut watches = subscribe(broker, &req);
-        let (responses, total, has_error) = read_all(broker, &req, max_bytes);
+        let mut watches = subscribe(broker, &req, &readable);
+        let (responses, total, has_error) = read_all(broker, &req, &readable, max_bytes);
         if total >= min_bytes.max(1)
             || has_error
             || Instant::now() >= deadline
@@ -41,16 +50,16 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so the answer is current.
-            let (responses, _, _) = read_all(broker, &req, max_bytes);
+            let (responses, _, _) = read_all(broker, &req, &readable, max_bytes);
             count_bytes_out(broker, &responses);
             return FetchResponse::default().with_responses(responses);
         }
     }
 }
 
-fn subscribe(broker: &Broker, req: &FetchRequest) -> Vec<watch::Receiver<i64>> {
+fn subscribe(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> Vec<watch::Receiver<i64>> {
     let mut watches = Vec::new();
-    for t in &req.topics {
+    for (t, _) in req.topics.iter().zip(readable).filter(|(_, r)| **r) {
         if let Some(topic) = broker.logs.topic(&t.topic.0) {
             watches.extend(
                 t.partitions
@@ -82,6 +91,7 @@ fn count_bytes_out(broker: &Broker, responses: &[FetchableTopicResponse]) {
 fn read_all(
     broker: &Broker,
     req: &FetchRequest,
+    readable: &[bool],
     max_bytes: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut remaining = max_bytes;
@@ -90,13 +100,20 @@ fn read_all(
     let responses = req
         .topics
         .iter()
-        .map(|t| {
-            let topic = broker.logs.topic(&t.topic.0);
+        .zip(readable)
+        .map(|(t, &readable)| {
+            // Not looked up when unreadable: the answer must not depend on existence.
+            let topic = readable.then(|| broker.logs.topic(&t.topic.0)).flatten();
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let mut data = PartitionData::default().with_partition_index(p.partition);
+                    if !readable {
+                        data.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        has_error = true;
+                        return data;
+                    }
                     let Some(partition) = topic
                         .as_ref()
                         .and_then(|topic| topic.partition(p.partition))

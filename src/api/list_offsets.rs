@@ -6,8 +6,10 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::access::Access;
 use super::errors::storage_code;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::storage::Partition;
 
@@ -21,11 +23,13 @@ pub fn handle(
     ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let access = Access::new(broker, ctx);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.logs.topic(&t.name.0);
+            let describable = access.topic(Action::Describe, &t.name.0);
+            let topic = describable.then(|| broker.logs.topic(&t.name.0)).flatten();
             let partitions =
                 t.partitions
                     .into_iter()
@@ -36,6 +40,8 @@ pub fn handle(
                             .as_ref()
                             .and_then(|topic| topic.partition(p.partition_index))
                         {
+                            None if !describable => response
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                             None => response
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                             Some(partition) => {

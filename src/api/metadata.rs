@@ -9,7 +9,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::{topics, RequestContext};
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::storage::Topic;
 
@@ -26,11 +28,16 @@ pub async fn handle(
     };
     // v0-v3 have no flag and always auto-create (when the broker allows it).
     let may_create = v < 4 || req.allow_auto_topic_creation;
+    let access = Access::new(broker, ctx);
+    // Only topics the principal may Describe are listed; asking for one by name it may not
+    // describe answers TOPIC_AUTHORIZATION_FAILED whether or not it exists, and by id the
+    // same UNKNOWN_TOPIC_ID as for an id that does not exist.
     let topics = if all {
         broker
             .logs
             .topics()
             .iter()
+            .filter(|t| access.topic(Action::Describe, t.name()))
             .map(|t| describe_topic(broker, t))
             .collect()
     } else {
@@ -43,10 +50,16 @@ pub async fn handle(
                     None => broker
                         .logs
                         .topic_by_id(requested.topic_id)
-                        .map(|t| t.name().to_string()),
+                        .map(|t| t.name().to_string())
+                        .filter(|name| access.topic(Action::Describe, name)),
                 };
                 match found {
-                    Some(name) => lookup_or_create(broker, &name, may_create),
+                    Some(name) if !access.topic(Action::Describe, &name) => {
+                        MetadataResponseTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(name))))
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    }
+                    Some(name) => lookup_or_create(broker, &access, &name, may_create),
                     None => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicId.code())
                         .with_topic_id(requested.topic_id),
@@ -64,10 +77,15 @@ pub async fn handle(
         .with_topics(topics)
 }
 
-fn lookup_or_create(broker: &Broker, name: &str, may_create: bool) -> MetadataResponseTopic {
+fn lookup_or_create(
+    broker: &Broker,
+    access: &Access<'_>,
+    name: &str,
+    may_create: bool,
+) -> MetadataResponseTopic {
     let topic = match broker.logs.topic(name) {
         Some(t) => Ok(t),
-        None if may_create => topics::auto_create(broker, name),
+        None if may_create => topics::auto_create(broker, access, name),
         None => Err(ResponseError::UnknownTopicOrPartition),
     };
     match topic {

@@ -2,12 +2,15 @@
 //! [`Broker`](crate::broker::Broker), the [`RequestContext`] and the decoded request, and returns
 //! the response; errors are expressed as Kafka error codes inside the response.
 
+pub mod access;
+pub mod acls;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod delete_records;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -33,4 +36,6 @@ pub struct RequestContext {
     pub listener: String,
     /// The connection's memory for first-use auditing of data operations.
     pub audit_session: crate::audit::SessionAudit,
+    /// Whether that listener terminates TLS.
+    pub tls: bool,
 }

@@ -13,8 +13,10 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::errors::storage_error;
 use super::{topics, RequestContext};
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::records::{self, RecordError};
 use crate::storage::{AppendBatch, AppendInfo, Durability, PendingAppend, ProducerInfo};
@@ -43,10 +45,11 @@ pub fn handle(
         _ => Err(ResponseError::InvalidRequiredAcks),
     };
     let transactional = req.transactional_id.as_ref().is_some_and(|t| !t.is_empty());
+    let access = Access::new(broker, ctx);
     let written: Vec<(TopicName, Vec<(i32, Outcome)>)> = req
         .topic_data
         .into_iter()
-        .map(|t| write_topic(broker, ctx, t, durability, transactional))
+        .map(|t| write_topic(broker, ctx, &access, t, durability, transactional))
         .collect();
     if acks == 0 {
         return None;
@@ -79,18 +82,22 @@ pub fn handle(
 fn write_topic(
     broker: &Broker,
     ctx: &RequestContext,
+    access: &Access<'_>,
     t: TopicProduceData,
     durability: Result<Durability, ResponseError>,
     transactional: bool,
 ) -> (TopicName, Vec<(i32, Outcome)>) {
     let name = t.name.0.to_string();
-    // No client writes the audit topic, super users included.
-    let topic = if crate::audit::protect::guard(broker, ctx, &name, "Write").is_err() {
+    // No client writes the audit topic, super users included. Write is decided before
+    // existence, so a denied principal cannot probe for topics.
+    let topic = if crate::audit::protect::guard(broker, ctx, &name, "Write").is_err()
+        || !access.topic(Action::Write, &name)
+    {
         Err(ResponseError::TopicAuthorizationFailed)
     } else {
         match broker.logs.topic(&name) {
             Some(topic) => Ok(topic),
-            None => topics::auto_create(broker, &name),
+            None => topics::auto_create(broker, access, &name),
         }
     };
     let partitions = t

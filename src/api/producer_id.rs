@@ -3,18 +3,29 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use super::access::Access;
 use super::errors::storage_code;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 
 pub fn handle(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    let access = Access::new(broker, ctx);
+    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        if !access.transactional_id(Action::Write, id) {
+            return response
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+        }
+    } else if !access.cluster(Action::IdempotentWrite) {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if req.transactional_id.is_some() {
         // Transactions are not supported (and not advertised); refuse rather than pretend.
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());

@@ -18,12 +18,15 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::sasl::{CredentialStore, Mechanism};
 
-fn is_super_user(broker: &Broker, ctx: &RequestContext) -> bool {
-    !ctx.principal.is_anonymous() && broker.config.sasl.super_users.contains(&ctx.principal.name)
+/// Describe needs Describe on the cluster, alter needs Alter on it (Kafka's table).
+fn allowed(broker: &Broker, ctx: &RequestContext, action: Action) -> bool {
+    Access::new(broker, ctx).cluster(action)
 }
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -35,9 +38,9 @@ pub fn describe(
     ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    if !is_super_user(broker, ctx) {
+    if !allowed(broker, ctx, Action::Describe) {
         tracing::warn!(principal = %ctx.principal, "DescribeUserScramCredentials denied");
-        let denied = "only super users may describe SCRAM credentials";
+        let denied = "not authorized to describe SCRAM credentials (Describe on the cluster)";
         // Named users get the error per user: librdkafka 2.16 frees an invalid pointer when a
         // top-level error comes with named users (seen with confluent-kafka's AdminClient).
         return match req.users.filter(|u| !u.is_empty()) {
@@ -122,14 +125,14 @@ pub fn alter(
     ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    let allowed = is_super_user(broker, ctx);
+    let permitted = allowed(broker, ctx, Action::Alter);
     let mut results = Vec::new();
     for d in req.deletions {
         let user = d.name.to_string();
-        let outcome = if !allowed {
+        let outcome = if !permitted {
             Err((
                 ResponseError::ClusterAuthorizationFailed,
-                "only super users may alter SCRAM credentials".to_string(),
+                "not authorized to alter SCRAM credentials (Alter on the cluster)".to_string(),
             ))
         } else {
             match Mechanism::from_kafka_type(d.mechanism) {
@@ -147,10 +150,10 @@ pub fn alter(
     }
     for u in req.upsertions {
         let user = u.name.to_string();
-        let outcome = if !allowed {
+        let outcome = if !permitted {
             Err((
                 ResponseError::ClusterAuthorizationFailed,
-                "only super users may alter SCRAM credentials".to_string(),
+                "not authorized to alter SCRAM credentials (Alter on the cluster)".to_string(),
             ))
         } else {
             match (

@@ -14,15 +14,26 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::access::Access;
 use super::errors::storage_error;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::storage::{StorageError, Topic, TopicConfig};
 
-/// Creates a topic with the broker defaults on first use, when the config allows it.
-pub fn auto_create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseError> {
+/// Creates a topic with the broker defaults on first use, when the config allows it and the
+/// principal may create it (Create on the cluster or on the topic, as Kafka asks); otherwise
+/// `TOPIC_AUTHORIZATION_FAILED`, as Kafka answers an unauthorized auto-creation.
+pub fn auto_create(
+    broker: &Broker,
+    access: &Access<'_>,
+    name: &str,
+) -> Result<Arc<Topic>, ResponseError> {
     if !broker.config.broker.auto_create_topics {
         return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    if !may_create(access, name, &broker.topic_defaults.tags()) {
+        return Err(ResponseError::TopicAuthorizationFailed);
     }
     let partitions = broker.config.broker.default_partitions;
     match broker
@@ -33,7 +44,7 @@ pub fn auto_create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseEr
             tracing::info!(topic = name, partitions, "auto-created topic");
             broker.audit.record(
                 crate::audit::Event::topic_created(
-                    &crate::audit::Origin::broker(),
+                    &crate::audit::Origin::of_request(access.context()),
                     name,
                     partitions,
                 )
@@ -49,6 +60,18 @@ pub fn auto_create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseEr
         Err(StorageError::InvalidConfig(_)) => Err(ResponseError::InvalidTopicException),
         Err(e) => Err(storage_error(&e)),
     }
+}
+
+/// Create on the cluster, or on the topic as it will be tagged.
+fn may_create(access: &Access<'_>, name: &str, tags: &[String]) -> bool {
+    access.cluster(Action::Create) || access.topic_tagged(Action::Create, name, tags)
+}
+
+fn denied(action: &str, name: &str) -> Refusal {
+    (
+        ResponseError::TopicAuthorizationFailed,
+        format!("not authorized to {action} topic `{name}`"),
+    )
 }
 
 fn str_bytes(s: impl Into<String>) -> StrBytes {
@@ -71,12 +94,13 @@ pub fn create(
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let v = ctx.api_version;
+    let access = Access::new(broker, ctx);
     let results = req
         .topics
         .into_iter()
         .map(|t| {
             let mut result = CreatableTopicResult::default().with_name(t.name.clone());
-            match create_one(broker, &t, req.validate_only) {
+            match create_one(broker, &access, &t, req.validate_only) {
                 Ok(None) => {}
                 Ok(Some(created)) => {
                     broker.audit.record(crate::audit::Event::topic_created(
@@ -121,6 +145,7 @@ pub fn create(
 /// Validates and (unless `validate_only`) creates one topic.
 fn create_one(
     broker: &Broker,
+    access: &Access<'_>,
     t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
     validate_only: bool,
 ) -> Result<Option<Created>, Refusal> {
@@ -157,6 +182,11 @@ fn create_one(
             .set(&c.name, &value)
             .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     }
+    // Decided on the tags the topic will carry, so a policy can let a team create only
+    // topics tagged for it.
+    if !may_create(access, &name, &config.tags()) {
+        return Err(denied("create", &name));
+    }
     if validate_only {
         if broker.logs.topic(&name).is_some() {
             return Err((
@@ -191,6 +221,7 @@ pub fn delete(
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let v = ctx.api_version;
+    let access = Access::new(broker, ctx);
     // v0-v5 name topics in `topic_names`; v6+ in `topics` by name or id.
     let targets: Vec<(Option<String>, uuid::Uuid)> = if v >= 6 {
         req.topics
@@ -212,7 +243,14 @@ pub fn delete(
             };
             let mut result = DeletableTopicResult::default()
                 .with_name(name.clone().map(|n| TopicName(str_bytes(n))));
+            let allowed = match (&topic, &name) {
+                (Some(t), _) => access.topic(Action::Delete, t.name()),
+                (None, Some(n)) => access.topic(Action::Delete, n),
+                (None, None) => true,
+            };
             let outcome = match topic {
+                // Denied before existence is revealed.
+                _ if !allowed => Err(denied("delete", name.as_deref().unwrap_or_default())),
                 None if name.is_none() => Err((
                     ResponseError::UnknownTopicId,
                     "unknown topic id".to_string(),
@@ -268,18 +306,18 @@ pub fn create_partitions(
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let access = Access::new(broker, ctx);
     let results = req
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
             let outcome = match broker.logs.topic(&name) {
-                Some(_) if crate::audit::protect::guard(broker, ctx, &name, "Alter").is_err() => {
-                    Err((
-                        ResponseError::TopicAuthorizationFailed,
-                        format!("`{name}` cannot be altered"),
-                    ))
-                }
+                _ if crate::audit::protect::guard(broker, ctx, &name, "Alter").is_err() => Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("`{name}` cannot be altered"),
+                )),
+                _ if !access.topic(Action::Alter, &name) => Err(denied("alter", &name)),
                 None => Err((
                     ResponseError::UnknownTopicOrPartition,
                     format!("unknown topic `{name}`"),

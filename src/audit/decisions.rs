@@ -98,8 +98,7 @@ impl Audit {
     /// enforcement point, once per (action, resource) decided.
     pub fn decision(
         &self,
-        origin: &Origin,
-        session: &SessionAudit,
+        ctx: &crate::api::RequestContext,
         action: Action,
         kind: ResourceKind,
         name: &str,
@@ -119,10 +118,11 @@ impl Audit {
             || match inner.data_operations {
                 DataOperations::Off => false,
                 DataOperations::All => true,
-                DataOperations::FirstUse => session.first_use(action, kind, name),
+                DataOperations::FirstUse => ctx.audit_session.first_use(action, kind, name),
             };
         if audited {
-            self.record(Event::authz(origin, action, kind, name, decision));
+            let origin = Origin::of_request(ctx);
+            self.record(Event::authz(&origin, action, kind, name, decision));
         }
     }
 }

@@ -61,6 +61,8 @@ pub fn required(key: ApiKey) -> Option<Check> {
         ApiKey::DescribeCluster => Check::Each(&[(Describe, Cluster)]),
         ApiKey::DescribeUserScramCredentials => Check::Each(&[(Describe, Cluster)]),
         ApiKey::AlterUserScramCredentials => Check::Each(&[(Alter, Cluster)]),
+        ApiKey::DescribeAcls => Check::Each(&[(Describe, Cluster)]),
+        ApiKey::CreateAcls | ApiKey::DeleteAcls => Check::Each(&[(Alter, Cluster)]),
         _ => return None,
     };
     Some(check)
@@ -121,6 +123,6 @@ mod tests {
     #[test]
     fn unknown_apis_fail_closed() {
         assert_eq!(required(ApiKey::EndTxn), None);
-        assert_eq!(required(ApiKey::CreateAcls), None);
+        assert_eq!(required(ApiKey::DescribeDelegationToken), None);
     }
 }

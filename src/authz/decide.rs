@@ -127,8 +127,20 @@ pub struct Authorizer {
     last_error: Mutex<Option<Vec<PolicyDiagnostic>>>,
     cache: DecisionCache,
     super_users: HashSet<String>,
+    /// Super user bypasses already logged (see `log_super_user`).
+    super_user_seen: Mutex<HashSet<SuperUserUse>>,
     cedar: cedar_policy::Authorizer,
 }
+
+type SuperUserUse = (
+    String,
+    super::schema::Action,
+    super::schema::ResourceKind,
+    String,
+);
+
+/// How many distinct super user bypasses are remembered before the memory starts over.
+const SUPER_USER_SEEN_MAX: usize = 10_000;
 
 impl Authorizer {
     /// An authorizer serving `generation`; `super_users` (principal names) bypass policy.
@@ -141,6 +153,7 @@ impl Authorizer {
             last_error: Mutex::new(None),
             cache: DecisionCache::default(),
             super_users: super_users.into_iter().map(Into::into).collect(),
+            super_user_seen: Mutex::new(HashSet::new()),
             cedar: cedar_policy::Authorizer::new(),
         }
     }
@@ -158,12 +171,7 @@ impl Authorizer {
         // In-flight requests keep the generation they started with.
         let generation = self.current.load();
         if self.super_users.contains(request.principal) {
-            tracing::info!(
-                principal = request.principal,
-                action = %request.action,
-                resource = request.resource.name(),
-                "super user bypasses policy"
-            );
+            self.log_super_user(request);
             return Decision {
                 allowed: true,
                 determining: Vec::new(),
@@ -202,6 +210,31 @@ impl Authorizer {
         decision
     }
 
+    /// Logs a super user's bypass once per (principal, action, resource) and generation: every
+    /// bypass is visible, without a log line per produce request.
+    fn log_super_user(&self, request: &Request<'_>) {
+        let key = (
+            request.principal.to_string(),
+            request.action,
+            request.resource.kind(),
+            request.resource.name().to_string(),
+        );
+        let mut seen = self.super_user_seen.lock();
+        if seen.contains(&key) {
+            return;
+        }
+        if seen.len() >= SUPER_USER_SEEN_MAX {
+            seen.clear();
+        }
+        seen.insert(key);
+        tracing::info!(
+            principal = request.principal,
+            action = %request.action,
+            resource = request.resource.name(),
+            "super user bypasses policy"
+        );
+    }
+
     /// The generation serving new requests.
     pub fn current(&self) -> Arc<Generation> {
         self.current.load_full()
@@ -222,6 +255,7 @@ impl Authorizer {
         let number = generation.number;
         self.current.store(Arc::new(generation));
         self.cache.clear();
+        self.super_user_seen.lock().clear();
         *self.last_error.lock() = None;
         tracing::info!(generation = number, "policy generation installed");
     }

@@ -11,8 +11,11 @@
 //! - [`decide`]: [`Authorizer::authorize`] and its [`Decision`] (default deny, forbid wins,
 //!   any evaluation error denies, super users bypass).
 //! - [`cache`]: the sharded decision cache.
+//! - [`acls`], [`acl_store`]: Kafka ACL bindings as generated Cedar policies in a managed file.
 //! - [`reload`]: [`PolicyWatcher`], reloading a new generation when the directory changes.
 
+pub mod acl_store;
+pub mod acls;
 pub mod api_map;
 pub mod cache;
 pub mod decide;

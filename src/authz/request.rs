@@ -21,8 +21,7 @@ use super::schema::{
 use crate::api::RequestContext;
 use crate::principal::AuthMethod;
 
-/// The topic config key holding a topic's tags, comma separated.
-pub const TAGS_CONFIG: &str = "palisade.tags";
+pub use crate::storage::{parse_tags, TAGS_CONFIG};
 
 /// The resource a request acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,16 +99,6 @@ pub fn authentication_name(method: AuthMethod) -> &'static str {
     }
 }
 
-/// Tags from a `palisade.tags` value: comma separated, trimmed, empty entries dropped.
-pub fn parse_tags(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// `ip("<ip>")`. `RestrictedExpression::new_ip` runs Cedar's parser on the name `ip` every
 /// time (about a fifth of a cold decision), so the expressions are remembered per thread and
 /// address (at most [`IP_MEMO`] of them).
@@ -146,13 +135,8 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// The request a Kafka API handler asks: principal, listener, client address and client id
-    /// from its [`RequestContext`]; `tls` from the listener's security protocol; the time now.
-    pub fn from_api(
-        ctx: &'a RequestContext,
-        tls: bool,
-        action: Action,
-        resource: Resource<'a>,
-    ) -> Self {
+    /// and whether the listener is TLS from its [`RequestContext`]; the time now.
+    pub fn from_api(ctx: &'a RequestContext, action: Action, resource: Resource<'a>) -> Self {
         Request {
             principal: &ctx.principal.name,
             action,
@@ -160,7 +144,7 @@ impl<'a> Request<'a> {
             context: RequestContextFacts {
                 ip: ctx.peer.ip(),
                 listener: &ctx.listener,
-                tls,
+                tls: ctx.tls,
                 authentication: authentication_name(ctx.principal.method),
                 client_id: ctx.client_id.as_deref().unwrap_or(""),
                 time: unix_now(),

@@ -25,6 +25,14 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
             }
         }
     }
+    // The policy folder must validate as `serve` would load it.
+    let policies = &config.authorization.policy_dir;
+    if let Err(diagnostics) = crate::authz::PolicyStore::load(policies) {
+        for d in diagnostics {
+            eprintln!("error: policy folder `{}`: {d}", policies.display());
+        }
+        failed = true;
+    }
     if failed {
         return Ok(ExitCode::FAILURE);
     }

@@ -21,6 +21,7 @@ pub fn run(config_path: Option<&Path>) -> Result<ExitCode, CliError> {
     }
     if config_path.is_none() {
         ensure_dev_pki(&config)?;
+        ensure_dev_policies(&config)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,6 +51,34 @@ fn ensure_dev_pki(config: &Config) -> Result<(), CliError> {
         dir = %pki.dir.display(),
         ca = %pki.ca_cert.display(),
         "created a development PKI (CA, server certificate for localhost, client certificate `admin`); for development only"
+    );
+    Ok(())
+}
+
+/// The dev default reads `./policies`: outside a checkout, where there is none, write the
+/// schema and the dev loopback rule there, so `palisade serve` works in any directory while
+/// every non-loopback request is still denied until policies say otherwise.
+fn ensure_dev_policies(config: &Config) -> Result<(), CliError> {
+    let dir = &config.authorization.policy_dir;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in [
+        (
+            "schema.cedarschema",
+            include_str!("../../policies/schema.cedarschema"),
+        ),
+        (
+            "00-dev-loopback.cedar",
+            include_str!("../../policies/00-dev-loopback.cedar"),
+        ),
+    ] {
+        std::fs::write(dir.join(name), text)?;
+    }
+    tracing::warn!(
+        dir = %dir.display(),
+        "created a development policy folder (schema and a rule allowing PLAINTEXT from 127.0.0.1); everything else is denied until you add policies"
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
-use crate::api::{self, RequestContext};
+use crate::api::{self, groups, RequestContext};
 use crate::broker::Broker;
 
 /// One served API and its version range (never wider than `kafka-protocol` can encode).
@@ -50,6 +50,9 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeCluster, 0, 1),
     entry(ApiKey::DescribeUserScramCredentials, 0, 0),
     entry(ApiKey::AlterUserScramCredentials, 0, 0),
+    entry(ApiKey::DescribeAcls, 1, 3),
+    entry(ApiKey::CreateAcls, 1, 3),
+    entry(ApiKey::DeleteAcls, 1, 3),
     // Answered by the connection's session (server::session), never by dispatch. v0 is
     // advertised because librdkafka requires it to enable SASL at all, but a v0 handshake
     // (raw SASL tokens without Kafka framing afterwards) is refused.
@@ -87,7 +90,6 @@ pub async fn dispatch(
     api_key: ApiKey,
     body: RequestKind,
 ) -> Result<Reply, DispatchError> {
-    let v = ctx.api_version;
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api::api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => {
@@ -135,40 +137,34 @@ pub async fn dispatch(
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(api::scram_credentials::alter(broker, ctx, r))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(api::acls::create(broker, ctx, r)),
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(api::acls::describe(broker, ctx, r))
+        }
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(api::acls::delete(broker, ctx, r)),
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(api::producer_id::handle(broker, ctx, r))
         }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(broker.groups.join_group(&origin(ctx), r, v).await)
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join(broker, ctx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(broker, ctx, r).await),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(groups::heartbeat(broker, ctx, r).await)
         }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(broker.groups.sync_group(r, v).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(broker.groups.heartbeat(r, v).await),
-        RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(broker.groups.leave_group(r, v).await)
-        }
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(broker, ctx, r).await),
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(broker.groups.offset_commit(r, v).await)
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, ctx, r).await)
         }
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(broker.groups.offset_fetch(r, v).await)
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, ctx, r).await)
         }
-        RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(broker.groups.list_groups(r, v).await)
-        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(broker, ctx, r).await),
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(broker.groups.describe_groups(r, v).await)
+            ResponseKind::DescribeGroups(groups::describe(broker, ctx, r).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(broker.groups.delete_groups(r, v).await)
+            ResponseKind::DeleteGroups(groups::delete(broker, ctx, r).await)
         }
         _ => return Err(DispatchError::NoHandler(api_key)),
     };
     Ok(Reply::Ready(Box::new(response)))
-}
-
-fn origin(ctx: &RequestContext) -> crate::group::MemberOrigin {
-    crate::group::MemberOrigin {
-        client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: format!("/{}", ctx.peer.ip()),
-    }
 }

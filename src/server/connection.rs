@@ -38,6 +38,8 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub listener: String,
+    /// Whether the listener terminates TLS (`context.tls` in policies).
+    pub tls: bool,
     pub advertised_host: String,
     pub advertised_port: i32,
 }
@@ -276,6 +278,7 @@ async fn handle_frame(
         principal: session.principal().clone(),
         listener: info.listener.clone(),
         audit_session: audit_session.clone(),
+        tls: info.tls,
     };
     let started = std::time::Instant::now();
     let reply = dispatch::dispatch(broker, &ctx, entry.key, request.body)

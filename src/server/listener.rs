@@ -158,6 +158,7 @@ pub async fn accept_loop(
         let info = ConnectionInfo {
             peer,
             listener: listener.name.clone(),
+            tls: listener.tls.is_some(),
             advertised_host: listener.advertised_host.clone(),
             advertised_port: listener.advertised_port,
         };

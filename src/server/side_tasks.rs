@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::audit::watch::TlsWatch;
+use crate::audit::watch::{PolicyWatch, TlsWatch};
 use crate::broker::Broker;
 use crate::server::listener::Listener;
 
@@ -49,7 +49,11 @@ pub async fn start(
         broker.audit.clone(),
         broker.metrics.clone(),
         tls,
-        None,
+        Some(PolicyWatch::new(
+            broker.authorizer.clone(),
+            &broker.audit,
+            &broker.metrics,
+        )),
         stopped,
     )));
     Ok(SideTasks {

@@ -24,6 +24,8 @@ pub struct Topic {
     name: String,
     id: uuid::Uuid,
     config: Arc<RwLock<TopicConfig>>,
+    /// `palisade.tags`, parsed once per config change: policies read them on every request.
+    tags: RwLock<Arc<[String]>>,
     partitions: RwLock<Vec<Arc<Partition>>>,
 }
 
@@ -36,6 +38,10 @@ impl Topic {
     }
     pub fn config(&self) -> TopicConfig {
         self.config.read().clone()
+    }
+    /// The topic's tags (config `palisade.tags`).
+    pub fn tags(&self) -> Arc<[String]> {
+        self.tags.read().clone()
     }
     pub fn partition_count(&self) -> i32 {
         i32::try_from(self.partitions.read().len()).unwrap_or(i32::MAX)
@@ -105,9 +111,11 @@ impl LogManager {
                     &ctx,
                 )?);
             }
+            let tags = RwLock::new(topic_config.read().tags());
             let topic = Topic {
                 name: record.name.clone(),
                 id,
+                tags,
                 config: topic_config,
                 partitions: RwLock::new(partitions),
             };
@@ -184,9 +192,11 @@ impl LogManager {
             )?);
         }
         sync_dir(self.data_dir()).map_err(io_err(self.data_dir()))?;
+        let tags = RwLock::new(topic_config.read().tags());
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
+            tags,
             config: topic_config,
             partitions: RwLock::new(opened),
         });
@@ -261,11 +271,13 @@ impl LogManager {
         let topic = self
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let tags = config.tags();
         let previous = std::mem::replace(&mut *topic.config.write(), config);
         if let Err(err) = self.save(&self.topics.read()) {
             *topic.config.write() = previous;
             return Err(err);
         }
+        *topic.tags.write() = tags;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use super::{StorageError, TopicConfig};
 
 /// Kafka topic configs Palisade stores and returns but does not interpret.
 const PASSTHROUGH_CONFIGS: &[&str] = &[
+    TAGS_CONFIG,
     "compression.type",
     "delete.retention.ms",
     "file.delete.delay.ms",
@@ -70,7 +71,29 @@ fn parse_num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     Ok(n)
 }
 
+/// The topic config holding a topic's tags for policies, comma separated.
+pub const TAGS_CONFIG: &str = "palisade.tags";
+
+/// Tags from a `palisade.tags` value: comma separated, trimmed, empty entries dropped.
+pub fn parse_tags(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl TopicConfig {
+    /// The parsed `palisade.tags`.
+    pub fn tags(&self) -> std::sync::Arc<[String]> {
+        self.extra
+            .get(TAGS_CONFIG)
+            .map(|v| parse_tags(v))
+            .unwrap_or_default()
+            .into()
+    }
+
     /// Sets one config by its Kafka name, validating the value (IncrementalAlterConfigs SET,
     /// CreateTopics configs).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {

@@ -47,12 +47,40 @@ pub fn plaintext_config_text(data_dir: &Path, extra: &[(&str, &str)]) -> String 
         )
         .replace("level = \"info\"", "level = \"warn\"")
         // Tests run brokers side by side: each gets its own metrics port.
-        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"");
+        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"")
+        .replace(DEV_POLICY_DIR, &allow_all_policy_dir());
     for (from, to) in extra {
         assert!(text.contains(from), "test config has no `{from}`");
         text = text.replace(from, to);
     }
     text
+}
+
+/// The policy folder line of the dev default.
+pub const DEV_POLICY_DIR: &str = "policy_dir = \"./policies\"";
+
+/// `policy_dir = "<tests/fixtures/allow-all>"`: a policy folder permitting everything, for
+/// tests of other concerns. Tests of authorization replace it (see [`policy_dir_line`]).
+pub fn allow_all_policy_dir() -> String {
+    policy_dir_line(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all"))
+}
+
+/// `policy_dir = "<dir>"`.
+pub fn policy_dir_line(dir: &Path) -> String {
+    format!("policy_dir = {:?}", dir.display().to_string())
+}
+
+/// A copy of the shipped `policies/` folder in `dest` (tests that edit policies or create
+/// ACLs must not touch the checkout's).
+pub fn copy_shipped_policies(dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 pub async fn start(data_dir: &Path) -> Running {
@@ -347,7 +375,8 @@ pub fn secure_config_text(dir: &Path, certs: &Path, extra: &[(&str, &str)]) -> S
         )
         .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50")
         .replace("level = \"info\"", "level = \"warn\"")
-        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"");
+        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"")
+        .replace(DEV_POLICY_DIR, &allow_all_policy_dir());
     assert!(
         !text.contains("\"./"),
         "relative path left in the secure test config"
