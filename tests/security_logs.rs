@@ -374,4 +374,44 @@ async fn a_traced_sasl_and_tls_session_logs_no_secret() {
         .map(|(what, _)| what)
         .collect();
     assert!(leaks.is_empty(), "secrets in the logs: {leaks:?}");
+
+    // The audit trail of the same session: the file sink and the audit topic's log segments.
+    let trail = audit_trail_bytes(&dir.path().join("data"));
+    assert!(
+        trail.contains("\"event_type\":\"authentication\"")
+            && trail.contains("\"result\":\"failure\""),
+        "the session is in the audit trail"
+    );
+    let leaks: Vec<&String> = forbidden
+        .iter()
+        .filter(|(_, secret)| trail.contains(secret.as_str()))
+        .map(|(what, _)| what)
+        .collect();
+    assert!(leaks.is_empty(), "secrets in the audit trail: {leaks:?}");
+}
+
+/// Every byte of the audit files and of the audit topic's partition directory, as text.
+fn audit_trail_bytes(data: &Path) -> String {
+    let mut out = String::new();
+    let mut dirs = vec![data.join("audit")];
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("__palisade_audit"))
+        {
+            dirs.push(path);
+        }
+    }
+    assert!(dirs.len() >= 2, "no audit topic partition directory in {dirs:?}");
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out
 }
