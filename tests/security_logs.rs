@@ -404,7 +404,10 @@ fn audit_trail_bytes(data: &Path) -> String {
             dirs.push(path);
         }
     }
-    assert!(dirs.len() >= 2, "no audit topic partition directory in {dirs:?}");
+    assert!(
+        dirs.len() >= 2,
+        "no audit topic partition directory in {dirs:?}"
+    );
     for dir in dirs {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
