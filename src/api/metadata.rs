@@ -113,5 +113,6 @@ fn describe_topic(broker: &Broker, topic: &Arc<Topic>) -> MetadataResponseTopic 
             topic.name().to_string(),
         ))))
         .with_topic_id(topic.id())
+        .with_is_internal(crate::audit::is_audit_topic(topic.name()))
         .with_partitions(partitions)
 }

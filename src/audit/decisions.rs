@@ -104,15 +104,16 @@ impl Audit {
         name: &str,
         decision: &Decision,
     ) {
+        if let Some(metrics) = self.metrics() {
+            metrics
+                .decisions
+                .with(&[
+                    action.name(),
+                    if decision.allowed { "allow" } else { "deny" },
+                ])
+                .inc();
+        }
         let Some(inner) = self.inner() else { return };
-        inner
-            .metrics
-            .decisions
-            .with(&[
-                action.name(),
-                if decision.allowed { "allow" } else { "deny" },
-            ])
-            .inc();
         let audited = !decision.allowed
             || !is_data_operation(action)
             || match inner.data_operations {

@@ -20,6 +20,8 @@ use crate::storage::{LogManager, TopicConfig};
 #[derive(Clone, Default)]
 pub struct Audit {
     inner: Option<Arc<Inner>>,
+    /// Decisions are counted even when no sink is configured.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -34,7 +36,7 @@ pub(super) struct Inner {
     queue: Arc<Queue>,
     pub(super) data_operations: DataOperations,
     full_wait: Duration,
-    pub(super) metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     last_loss_log: Mutex<Option<Instant>>,
 }
@@ -50,7 +52,10 @@ struct Writer {
 impl Audit {
     /// A handle that records nothing (audit off, or tests that do not care).
     pub fn disabled() -> Self {
-        Audit { inner: None }
+        Audit {
+            inner: None,
+            metrics: None,
+        }
     }
 
     /// Opens the sinks `settings` asks for and starts the writer thread. The audit topic is
@@ -64,7 +69,10 @@ impl Audit {
     ) -> Result<Self, AuditError> {
         if !settings.file && !settings.topic {
             tracing::warn!("audit trail is off (`audit.file` and `audit.topic` are both false)");
-            return Ok(Audit::disabled());
+            return Ok(Audit {
+                inner: None,
+                metrics: Some(metrics),
+            });
         }
         let (file, head) = if settings.file {
             let dir = settings.resolved_dir(data_dir);
@@ -99,6 +107,7 @@ impl Audit {
                 source,
             })?;
         Ok(Audit {
+            metrics: Some(metrics.clone()),
             inner: Some(Arc::new(Inner {
                 queue,
                 data_operations: settings.data_operations,
@@ -116,6 +125,10 @@ impl Audit {
 
     pub(super) fn inner(&self) -> Option<&Inner> {
         self.inner.as_deref()
+    }
+
+    pub(super) fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
     }
 
     /// Queues `event` for both sinks. Returns at once unless the buffer is full; then it waits

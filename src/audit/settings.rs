@@ -90,3 +90,59 @@ impl AuditSection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::config::{Config, DEFAULT_CONFIG};
+    use std::path::Path;
+
+    fn check(from: &str, to: &str) -> Result<Config, String> {
+        assert!(DEFAULT_CONFIG.contains(from), "{from}");
+        Config::parse(&DEFAULT_CONFIG.replace(from, to), Path::new("a.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_default_audits_to_file_and_topic_with_a_year_of_retention() {
+        let c = Config::dev_default().unwrap();
+        assert!(c.audit.file && c.audit.topic);
+        assert_eq!(c.audit.topic_retention_ms, 31_536_000_000);
+        assert_eq!(c.audit.data_operations, super::DataOperations::FirstUse);
+        assert!(c.metrics.bind.unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn config_check_refuses_a_short_retention_bad_modes_and_a_public_metrics_address() {
+        let err = check(
+            "topic_retention_ms = 31536000000",
+            "topic_retention_ms = 1000",
+        )
+        .unwrap_err();
+        assert!(err.contains("audit.topic_retention_ms"), "{err}");
+        assert!(check(
+            "topic_retention_ms = 31536000000",
+            "topic_retention_ms = -1"
+        )
+        .is_ok());
+        let err = check(
+            "data_operations = \"first-use\"",
+            "data_operations = \"sometimes\"",
+        )
+        .unwrap_err();
+        assert!(err.contains("sometimes"), "{err}");
+        let err = check("buffer_events = 65536", "buffer_events = 0").unwrap_err();
+        assert!(err.contains("audit.buffer_events"), "{err}");
+        let err = check("full_wait_ms = 50", "full_wait_ms = 50\nfsync_every = 3").unwrap_err();
+        assert!(err.contains("fsync_every"), "{err}");
+        let err = check("bind = \"127.0.0.1:9644\"", "bind = \"0.0.0.0:9644\"").unwrap_err();
+        assert!(err.contains("allow_non_loopback"), "{err}");
+        let public = DEFAULT_CONFIG
+            .replace("bind = \"127.0.0.1:9644\"", "bind = \"0.0.0.0:9644\"")
+            .replace("allow_non_loopback = false", "allow_non_loopback = true");
+        assert!(Config::parse(&public, Path::new("a.toml")).is_ok());
+        // Without `bind` there is no endpoint.
+        let c = check("bind = \"127.0.0.1:9644\"\n", "").unwrap();
+        assert!(c.metrics.bind.is_none());
+    }
+}
