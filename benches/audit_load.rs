@@ -176,7 +176,13 @@ fn main() {
     }
 }
 
-/// Audit events written to the file sink so far (from the broker's own metrics).
+/// Audit events written to the file sink so far (from the broker's own metrics), once the
+/// writer has drained what is queued (it runs behind the data path by design).
 fn audit_events(running: &palisade::broker::Running) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.broker.audit.queued() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
     running.broker.metrics.audit_events.with(&["file"]).get() as f64
 }
