@@ -108,7 +108,9 @@ pub fn describe(
     if !Access::new(broker, ctx).cluster(Action::Describe) {
         return DescribeAclsResponse::default()
             .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(s("not authorized to describe ACLs (Describe on the cluster)")));
+            .with_error_message(Some(s(
+                "not authorized to describe ACLs (Describe on the cluster)",
+            )));
     }
     let filter = AclFilter {
         resource_type: req.resource_type_filter,
@@ -161,7 +163,9 @@ pub fn delete(broker: &Broker, ctx: &RequestContext, req: DeleteAclsRequest) -> 
             .map(|_| {
                 DeleteAclsFilterResult::default()
                     .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                    .with_error_message(Some(s("not authorized to delete ACLs (Alter on the cluster)")))
+                    .with_error_message(Some(s(
+                        "not authorized to delete ACLs (Alter on the cluster)",
+                    )))
             })
             .collect();
         return DeleteAclsResponse::default().with_filter_results(results);

@@ -49,7 +49,8 @@ pub fn find_coordinator(
     // are then not offered: transactions are not supported.
     let error_for = |key: &str| {
         if req.key_type == KEY_TYPE_GROUP {
-            (!access.group(Action::Describe, key)).then_some(ResponseError::GroupAuthorizationFailed)
+            (!access.group(Action::Describe, key))
+                .then_some(ResponseError::GroupAuthorizationFailed)
         } else if !access.transactional_id(Action::Describe, key) {
             Some(ResponseError::TransactionalIdAuthorizationFailed)
         } else {

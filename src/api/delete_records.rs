@@ -6,8 +6,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::errors::storage_code;
 use super::access::Access;
+use super::errors::storage_code;
 use super::RequestContext;
 use crate::authz::Action;
 use crate::broker::Broker;

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use super::access::Access;
 use super::errors::storage_code;
-use crate::authz::Action;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 
 /// Upper bound on how long a client may ask us to hold a fetch.
@@ -55,11 +55,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     }
 }
 
-fn subscribe(
-    broker: &Broker,
-    req: &FetchRequest,
-    readable: &[bool],
-) -> Vec<watch::Receiver<i64>> {
+fn subscribe(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> Vec<watch::Receiver<i64>> {
     let mut watches = Vec::new();
     for (t, _) in req.topics.iter().zip(readable).filter(|(_, r)| **r) {
         if let Some(topic) = broker.logs.topic(&t.topic.0) {

@@ -86,8 +86,9 @@ pub async fn offset_commit(
     mut r: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let access = Access::new(broker, ctx);
-    let denied_response = |topics: Vec<_>, code: i16| -> Vec<OffsetCommitResponseTopic> {
-        topics
+    let denied_response =
+        |topics: Vec<_>, code: i16| -> Vec<OffsetCommitResponseTopic> {
+            topics
             .into_iter()
             .map(|t: kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic| {
                 OffsetCommitResponseTopic::default()
@@ -105,16 +106,19 @@ pub async fn offset_commit(
                     )
             })
             .collect()
-    };
+        };
     if !access.group(Action::Read, &r.group_id) {
-        return OffsetCommitResponse::default().with_topics(denied_response(r.topics, GROUP_DENIED));
+        return OffsetCommitResponse::default()
+            .with_topics(denied_response(r.topics, GROUP_DENIED));
     }
     let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
         .into_iter()
         .partition(|t| access.topic(Action::Read, &t.name));
     r.topics = allowed;
     let mut response = broker.groups.offset_commit(r, ctx.api_version).await;
-    response.topics.extend(denied_response(denied, TOPIC_DENIED));
+    response
+        .topics
+        .extend(denied_response(denied, TOPIC_DENIED));
     response
 }
 
@@ -135,7 +139,11 @@ pub async fn offset_fetch(
             .collect();
         let all_topics: Vec<bool> = r.groups.iter().map(|g| g.topics.is_none()).collect();
         let mut response = broker.groups.offset_fetch(r, ctx.api_version).await;
-        for ((group, denied), all) in response.groups.iter_mut().zip(denied_groups).zip(all_topics)
+        for ((group, denied), all) in response
+            .groups
+            .iter_mut()
+            .zip(denied_groups)
+            .zip(all_topics)
         {
             if denied {
                 group.error_code = GROUP_DENIED;
@@ -143,7 +151,9 @@ pub async fn offset_fetch(
                 continue;
             }
             if all {
-                group.topics.retain(|t| access.topic(Action::Describe, &t.name));
+                group
+                    .topics
+                    .retain(|t| access.topic(Action::Describe, &t.name));
             }
             for t in &mut group.topics {
                 if !access.topic(Action::Describe, &t.name) {
@@ -202,7 +212,11 @@ pub async fn offset_fetch(
 }
 
 /// Every group with Describe on the cluster; otherwise the groups the principal may Describe.
-pub async fn list(broker: &Broker, ctx: &RequestContext, r: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn list(
+    broker: &Broker,
+    ctx: &RequestContext,
+    r: ListGroupsRequest,
+) -> ListGroupsResponse {
     let access = Access::new(broker, ctx);
     let mut response = broker.groups.list_groups(r, ctx.api_version).await;
     if !access.cluster(Action::Describe) {

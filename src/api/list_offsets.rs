@@ -8,8 +8,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::access::Access;
 use super::errors::storage_code;
-use crate::authz::Action;
 use super::RequestContext;
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::storage::Partition;
 

@@ -15,8 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use super::errors::storage_error;
-use crate::authz::Action;
 use super::{topics, RequestContext};
+use crate::authz::Action;
 use crate::broker::Broker;
 use crate::records::{self, RecordError};
 use crate::storage::{AppendBatch, AppendInfo, Durability, PendingAppend, ProducerInfo};

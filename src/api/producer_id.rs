@@ -3,8 +3,8 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::errors::storage_code;
 use super::access::Access;
+use super::errors::storage_code;
 use super::RequestContext;
 use crate::authz::Action;
 use crate::broker::Broker;

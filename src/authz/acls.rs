@@ -407,7 +407,12 @@ mod tests {
     fn bindings_round_trip_through_the_managed_file() {
         let bindings = vec![
             binding("orders", pattern_type::LITERAL, 4, permission::ALLOW),
-            binding("pay*\"x", pattern_type::PREFIXED, operation::ALL, permission::DENY),
+            binding(
+                "pay*\"x",
+                pattern_type::PREFIXED,
+                operation::ALL,
+                permission::DENY,
+            ),
             AclBinding {
                 resource_type: resource_type::CLUSTER,
                 resource_name: CLUSTER_ID.into(),
@@ -425,10 +430,20 @@ mod tests {
 
     #[test]
     fn allow_write_implies_describe_and_deny_does_not() {
-        let allow = binding("t", pattern_type::LITERAL, 4, permission::ALLOW).to_cedar().unwrap();
-        assert!(allow.contains("\"Describe\"") && allow.contains("\"Write\""), "{allow}");
-        let deny = binding("t", pattern_type::LITERAL, 4, permission::DENY).to_cedar().unwrap();
-        assert!(!deny.contains("\"Describe\"") && deny.starts_with("@id"), "{deny}");
+        let allow = binding("t", pattern_type::LITERAL, 4, permission::ALLOW)
+            .to_cedar()
+            .unwrap();
+        assert!(
+            allow.contains("\"Describe\"") && allow.contains("\"Write\""),
+            "{allow}"
+        );
+        let deny = binding("t", pattern_type::LITERAL, 4, permission::DENY)
+            .to_cedar()
+            .unwrap();
+        assert!(
+            !deny.contains("\"Describe\"") && deny.starts_with("@id"),
+            "{deny}"
+        );
     }
 
     #[test]

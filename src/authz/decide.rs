@@ -132,7 +132,12 @@ pub struct Authorizer {
     cedar: cedar_policy::Authorizer,
 }
 
-type SuperUserUse = (String, super::schema::Action, super::schema::ResourceKind, String);
+type SuperUserUse = (
+    String,
+    super::schema::Action,
+    super::schema::ResourceKind,
+    String,
+);
 
 /// How many distinct super user bypasses are remembered before the memory starts over.
 const SUPER_USER_SEEN_MAX: usize = 10_000;

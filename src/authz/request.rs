@@ -99,7 +99,6 @@ pub fn authentication_name(method: AuthMethod) -> &'static str {
     }
 }
 
-
 /// `ip("<ip>")`. `RestrictedExpression::new_ip` runs Cedar's parser on the name `ip` every
 /// time (about a fifth of a cold decision), so the expressions are remembered per thread and
 /// address (at most [`IP_MEMO`] of them).

@@ -168,5 +168,3 @@ pub async fn dispatch(
     };
     Ok(Reply::Ready(Box::new(response)))
 }
-
-
