@@ -97,8 +97,43 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("cold", n), &n, |b, _| {
             b.iter(|| black_box(decide(&cedar, &generation, black_box(&request))))
         });
+        cold_percentiles(&authorizer, n, &request);
     }
     group.finish();
+}
+
+/// p50/p99 of cold decisions over many principals and topics (criterion reports means).
+fn cold_percentiles(authorizer: &Authorizer, n: usize, template: &Request<'_>) {
+    let generation = authorizer.current();
+    let cedar = cedar_policy::Authorizer::new();
+    let teams = (n / 5).max(1);
+    let principals: Vec<String> = (0..teams).map(|t| format!("user-{t}")).collect();
+    let tags: Vec<Vec<String>> = (0..teams).map(|t| vec![format!("team-{t}")]).collect();
+    let actions = [Action::Write, Action::Read, Action::Describe];
+    let mut samples = Vec::with_capacity(20_000);
+    for i in 0..20_000usize {
+        let request = Request {
+            principal: &principals[i % teams],
+            action: actions[i % actions.len()],
+            resource: Resource::Topic {
+                name: "orders",
+                tags: &tags[(i / 3) % teams],
+            },
+            ..*template
+        };
+        let started = std::time::Instant::now();
+        black_box(decide(&cedar, &generation, &request));
+        samples.push(started.elapsed().as_nanos() as f64 / 1000.0);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "cold decisions, {n} policies, {} principals: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        teams,
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
 }
 
 criterion_group!(benches, bench);

@@ -414,6 +414,37 @@ impl DefaultKind for RequestKind {
                 RequestKind::AlterUserScramCredentials(Default::default())
             }
             ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+            ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+            // Routed and answered without changing the (shared, read-only) test policy folder:
+            // the binding is invalid and the filter matches nothing.
+            ApiKey::CreateAcls => RequestKind::CreateAcls(
+                kafka_protocol::messages::CreateAclsRequest::default().with_creations(vec![
+                    kafka_protocol::messages::create_acls_request::AclCreation::default()
+                        .with_resource_type(2)
+                        .with_resource_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                            "t",
+                        ))
+                        .with_resource_pattern_type(2)
+                        .with_principal(kafka_protocol::protocol::StrBytes::from_static_str(
+                            "User:x",
+                        ))
+                        .with_host(kafka_protocol::protocol::StrBytes::from_static_str("*"))
+                        .with_operation(3)
+                        .with_permission_type(3),
+                ]),
+            ),
+            ApiKey::DeleteAcls => RequestKind::DeleteAcls(
+                kafka_protocol::messages::DeleteAclsRequest::default().with_filters(vec![
+                    kafka_protocol::messages::delete_acls_request::DeleteAclsFilter::default()
+                        .with_resource_type_filter(2)
+                        .with_resource_name_filter(Some(
+                            kafka_protocol::protocol::StrBytes::from_static_str("none"),
+                        ))
+                        .with_pattern_type_filter(3)
+                        .with_operation(1)
+                        .with_permission_type(1),
+                ]),
+            ),
             other => panic!("advertised API {other:?} has no default request in this test"),
         }
     }

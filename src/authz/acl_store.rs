@@ -63,7 +63,12 @@ pub fn modify<R>(
         Some(text) => parse(text).map_err(|e| AclStoreError::Invalid(e.0))?,
         None => Vec::new(),
     };
+    let before = bindings.clone();
     let result = change(&mut bindings);
+    if bindings == before {
+        // Nothing to write (a duplicate creation, a delete matching nothing).
+        return Ok(result);
+    }
     let text = render(&bindings).map_err(|e| AclStoreError::Invalid(e.0))?;
     write_atomically(&dir, &path, &text)?;
     if let Err(diagnostics) = authorizer.reload() {

@@ -31,7 +31,21 @@ def free_port():
         return s.getsockname()[1]
 
 
-PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret"}
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "dave": "dave-secret"}
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# The shipped policies plus: alice (the SASL/mTLS test user) may use every topic and consumer
+# group; dave gets nothing but what Kafka ACLs grant him.
+INTEROP_POLICY = """
+@id("interop-alice-topics")
+permit(principal == Palisade::User::"alice", action, resource is Palisade::Topic);
+@id("interop-alice-groups")
+permit(principal == Palisade::User::"alice", action, resource is Palisade::ConsumerGroup);
+@id("interop-alice-idempotent")
+permit(principal == Palisade::User::"alice", action == Palisade::Action::"IdempotentWrite",
+       resource == Palisade::Cluster::"kafka-cluster");
+"""
 
 
 class Broker:
@@ -50,6 +64,10 @@ class Broker:
         for user, password in PASSWORDS.items():
             subprocess.run([binary, "user", "add", user, "--password-stdin", "--store", self.credentials],
                            input=password + "\n", text=True, check=True, capture_output=True)
+        self.policies = os.path.join(workdir, "policies")
+        shutil.copytree(os.path.join(REPO, "policies"), self.policies)
+        with open(os.path.join(self.policies, "90-interop.cedar"), "w") as f:
+            f.write(INTEROP_POLICY)
         default = subprocess.run([binary, "config", "print-default"], check=True,
                                  capture_output=True, text=True).stdout
         config = default
@@ -58,6 +76,7 @@ class Broker:
         config = (config.replace('data_dir = "./data"', f'data_dir = "{workdir}/data"')
                   .replace('"./certs/', f'"{self.certs}/')
                   .replace('credentials = "./credentials.json"', f'credentials = "{self.credentials}"')
+                  .replace('policy_dir = "./policies"', f'policy_dir = "{self.policies}"')
                   # Refused logins are delayed (doubling per failure from one address); keep the
                   # refusal checks quick without switching the delay off.
                   .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50"))
@@ -315,6 +334,55 @@ def kafka_python_producer_and_consumer_group(broker):
             break
     c.close()
     assert values == {f"v{i}" for i in range(500)}, f"got {len(values)} of 500"
+
+
+def confluent_produce_one(conf, topic):
+    """Produces one record; returns None on delivery or the error's name."""
+    from confluent_kafka import Producer
+    p = Producer({**conf, "message.timeout.ms": 10000})
+    errors = []
+    p.produce(topic, value=b"x", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert errors, "no delivery report"
+    return None if errors[0] is None else errors[0].name()
+
+
+@check
+def confluent_admin_acls_grant_list_and_revoke(broker):
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       AdminClient, NewTopic, ResourcePatternType, ResourceType)
+    topic = unique("acl")
+    admin = AdminClient(confluent_sasl(broker, "admin", "SCRAM-SHA-512"))
+    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        f.result(timeout=15)
+    dave = confluent_sasl(broker, "dave", "SCRAM-SHA-512")
+    assert confluent_produce_one(dave, topic) == "TOPIC_AUTHORIZATION_FAILED"
+    write = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:dave", "*",
+                       AclOperation.WRITE, AclPermissionType.ALLOW)
+    prefixed = AclBinding(ResourceType.GROUP, "dave-", ResourcePatternType.PREFIXED, "User:dave", "*",
+                          AclOperation.READ, AclPermissionType.ALLOW)
+    for f in admin.create_acls([write, prefixed]).values():
+        f.result(timeout=15)
+    assert confluent_produce_one(dave, topic) is None, "the ACL did not take effect"
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                  AclOperation.ANY, AclPermissionType.ANY)
+    listed = admin.describe_acls(everything).result(timeout=15)
+    assert write in listed and prefixed in listed, listed
+    # A user without Alter on the cluster may not create ACLs.
+    dave_admin = AdminClient(dave)
+    try:
+        for f in dave_admin.create_acls([write]).values():
+            f.result(timeout=15)
+        raise AssertionError("dave created an ACL")
+    except Exception as e:
+        assert "AUTHORIZATION" in str(e).upper(), e
+    only_dave_topic = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:dave",
+                                       None, AclOperation.ANY, AclPermissionType.ANY)
+    deleted = list(admin.delete_acls([only_dave_topic]).values())[0].result(timeout=15)
+    assert deleted == [write], deleted
+    assert confluent_produce_one(dave, topic) == "TOPIC_AUTHORIZATION_FAILED"
+    left = admin.describe_acls(everything).result(timeout=15)
+    assert write not in left and prefixed in left, left
 
 
 def main():
