@@ -46,14 +46,19 @@ pub fn plaintext_config_text(data_dir: &Path, extra: &[(&str, &str)]) -> String 
             &format!("data_dir = {:?}", data_dir.display().to_string()),
         )
         .replace("level = \"info\"", "level = \"warn\"")
-        // Tests run brokers side by side: each gets its own metrics port.
-        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"")
         .replace(DEV_POLICY_DIR, &allow_all_policy_dir());
     for (from, to) in extra {
         assert!(text.contains(from), "test config has no `{from}`");
         text = text.replace(from, to);
     }
-    text
+    ephemeral_metrics_port(text)
+}
+
+/// Tests run brokers side by side: each gets its own metrics port. Applied after the
+/// caller's replacements, so those that rebind the listener (`bind = "127.0.0.1:0"`) never
+/// touch the metrics address.
+fn ephemeral_metrics_port(text: String) -> String {
+    text.replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"")
 }
 
 /// The policy folder line of the dev default.
@@ -375,7 +380,6 @@ pub fn secure_config_text(dir: &Path, certs: &Path, extra: &[(&str, &str)]) -> S
         )
         .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50")
         .replace("level = \"info\"", "level = \"warn\"")
-        .replace("bind = \"127.0.0.1:9644\"", "bind = \"127.0.0.1:0\"")
         .replace(DEV_POLICY_DIR, &allow_all_policy_dir());
     assert!(
         !text.contains("\"./"),
@@ -385,5 +389,5 @@ pub fn secure_config_text(dir: &Path, certs: &Path, extra: &[(&str, &str)]) -> S
         assert!(text.contains(from), "secure test config has no `{from}`");
         text = text.replace(from, to);
     }
-    text
+    ephemeral_metrics_port(text)
 }

@@ -31,7 +31,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "dave": "dave-secret"}
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "dave": "dave-secret",
+             "audrey": "audrey-secret"}
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -54,6 +55,7 @@ class Broker:
     def __init__(self, binary, workdir):
         self.workdir = workdir
         self.port, self.sasl_port, self.ssl_port = free_port(), free_port(), free_port()
+        self.metrics_port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.sasl_bootstrap = f"127.0.0.1:{self.sasl_port}"
         self.ssl_bootstrap = f"127.0.0.1:{self.ssl_port}"
@@ -71,7 +73,8 @@ class Broker:
         default = subprocess.run([binary, "config", "print-default"], check=True,
                                  capture_output=True, text=True).stdout
         config = default
-        for old, new in [("9092", self.port), ("9093", self.sasl_port), ("9094", self.ssl_port)]:
+        for old, new in [("9092", self.port), ("9093", self.sasl_port), ("9094", self.ssl_port),
+                         ("9644", self.metrics_port)]:
             config = config.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
         config = (config.replace('data_dir = "./data"', f'data_dir = "{workdir}/data"')
                   .replace('"./certs/', f'"{self.certs}/')
@@ -147,6 +150,31 @@ def kcat_produce_and_consume(broker):
     kcat("-b", broker.bootstrap, "-P", "-t", topic, "-p", "0", "-X", "acks=all", input="\n".join(lines) + "\n")
     out = kcat("-b", broker.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q")
     assert out.splitlines() == lines, out[:500]
+
+
+@check
+def kcat_auditor_reads_the_audit_trail_others_do_not(broker):
+    # audrey is in the shipped `auditors` group (policies/entities.json, 50-audit.cedar).
+    out = kcat(*kcat_sasl(broker, "SCRAM-SHA-512", "audrey", "audrey-secret"),
+               "-C", "-t", "__palisade_audit", "-o", "beginning", "-c", "5", "-e", "-q")
+    events = [l for l in out.splitlines() if l.strip()]
+    assert len(events) == 5, out[:500]
+    assert all('"prev":"' in e and '"event_type":"' in e for e in events), out[:500]
+    assert "audrey-secret" not in out and "alice-secret" not in out
+    # alice may use every topic in this run's policies, but the audit forbid wins.
+    r = subprocess.run(["kcat", *kcat_sasl(broker, "SCRAM-SHA-256", "alice", "alice-secret"),
+                        "-C", "-t", "__palisade_audit", "-o", "beginning", "-c", "1", "-e", "-q"],
+                       capture_output=True, text=True, timeout=30)
+    assert '"event_type"' not in r.stdout, r.stdout[:500]
+
+
+@check
+def metrics_endpoint_serves_prometheus_text(broker):
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics_port}/metrics", timeout=10).read().decode()
+    assert "# TYPE palisade_requests_total counter" in body, body[:500]
+    assert 'palisade_requests_total{api="Metadata"}' in body, body[:2000]
+    assert 'palisade_logins_total{mechanism="SCRAM-SHA-512",result="success"}' in body, body[:2000]
 
 
 def kcat_sasl(broker, mechanism, user, password):
