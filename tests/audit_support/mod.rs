@@ -148,7 +148,20 @@ pub fn read_audit_topic(
             Some(Ok(m)) => {
                 values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
             }
-            Some(Err(e)) => return Err(e),
+            // Authorization errors are the answer; transport errors (a session that ended
+            // under load, a reconnect) are retried by the client.
+            Some(Err(e))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+                            | rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed
+                    )
+                ) =>
+            {
+                return Err(e)
+            }
+            Some(Err(_)) => {}
             None if until(&values) => return Ok(values),
             None => {}
         }
