@@ -540,6 +540,27 @@ fn every_event_type_reaches_the_file_and_the_topic_and_only_auditors_read_it() {
     });
     assert_eq!(e["policy_ids"][0], "audit-topic-auditors-only", "{e}");
 
+    // Nor can a super user: who reads the audit trail is for policy alone.
+    let denied = read_audit_topic(
+        &bootstrap,
+        &admin_settings,
+        "admin-peek",
+        Duration::from_secs(6),
+        |v| !v.is_empty(),
+    );
+    match denied {
+        Err(e) => assert_eq!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+            "{e}"
+        ),
+        Ok(values) => assert!(
+            values.is_empty(),
+            "the super user read {} audit events",
+            values.len()
+        ),
+    }
+
     // No secret anywhere in the trail.
     let everything = file_lines(&audit).join("\n");
     for secret in [PASSWORD, WRONG] {
