@@ -15,6 +15,8 @@ pub struct Broker {
     pub topic_defaults: TopicConfig,
     /// SCRAM credentials (reloaded when the file changes).
     pub credentials: crate::sasl::SharedCredentials,
+    /// WebAssembly plugins and their keyring (reloaded when their files change).
+    pub plugins: Arc<crate::plugin::PluginHost>,
     _credential_watcher: Option<crate::sasl::CredentialWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -32,6 +34,8 @@ pub enum StartError {
     Bind(#[from] crate::server::BindError),
     #[error(transparent)]
     Credentials(#[from] crate::sasl::CredentialError),
+    #[error(transparent)]
+    Plugins(#[from] crate::plugin::PluginError),
 }
 
 impl Broker {
@@ -47,6 +51,8 @@ impl Broker {
         let groups =
             GroupCoordinator::open_with(&config.storage.data_dir, config.group_settings())?;
         let credentials = crate::sasl::SharedCredentials::open(&config.sasl.credentials)?;
+        let plugins = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir)?;
+        plugins.start_watching();
         let watcher = match crate::sasl::CredentialWatcher::start(credentials.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -62,6 +68,7 @@ impl Broker {
             groups,
             topic_defaults,
             credentials,
+            plugins,
             _credential_watcher: watcher,
         }))
     }

@@ -39,6 +39,9 @@ pub struct Config {
     pub topic_defaults: TopicDefaultsSection,
     pub groups: GroupsSection,
     pub log: LogSection,
+    /// Optional so configs written before plugins existed still load.
+    #[serde(default)]
+    pub plugins: crate::plugin::PluginSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +303,7 @@ impl Config {
         }
         self.topic_defaults()
             .map_err(|e| format!("`topic_defaults`: {e}"))?;
+        self.plugins.validate()?;
         Ok(())
     }
 

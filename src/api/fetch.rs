@@ -17,10 +17,15 @@ use super::errors::storage_code;
 use super::RequestContext;
 use crate::broker::Broker;
 
+/// The error of a partition whose fetch plugins failed. Kafka has no plugin error for Fetch;
+/// librdkafka treats an unknown partition error as temporary (it reports it to the
+/// application and retries after a back-off), which is what a failing plugin needs.
+const PLUGIN_FETCH_ERROR: ResponseError = ResponseError::PolicyViolation;
+
 /// Upper bound on how long a client may ask us to hold a fetch.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let wait =
         Duration::from_millis(u64::try_from(req.max_wait_ms.max(0)).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -29,7 +34,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -
     loop {
         // Subscribe before reading so an append between the read and the wait still wakes us.
         let mut watches = subscribe(broker, &req);
-        let (responses, total, has_error) = read_all(broker, &req, max_bytes);
+        let (responses, total, has_error) = read_all(broker, ctx, &req, max_bytes);
         if total >= min_bytes.max(1)
             || has_error
             || Instant::now() >= deadline
@@ -40,7 +45,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: FetchRequest) -
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so the answer is current.
-            let (responses, _, _) = read_all(broker, &req, max_bytes);
+            let (responses, _, _) = read_all(broker, ctx, &req, max_bytes);
             return FetchResponse::default().with_responses(responses);
         }
     }
@@ -65,6 +70,7 @@ fn subscribe(broker: &Broker, req: &FetchRequest) -> Vec<watch::Receiver<i64>> {
 /// any partition had an error (errors are answered at once, as Kafka does).
 fn read_all(
     broker: &Broker,
+    ctx: &RequestContext,
     req: &FetchRequest,
     max_bytes: usize,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
@@ -109,6 +115,26 @@ fn read_all(
                                 // Only the first partition may exceed the limits.
                                 read.records = bytes::Bytes::new();
                             }
+                            // The topic's fetch plugins see the batches for this principal;
+                            // a failure answers the partition with an error, never raw data.
+                            let records = match crate::plugin::gate::fetch(
+                                broker,
+                                ctx,
+                                &t.topic.0,
+                                p.partition,
+                                std::mem::take(&mut read.records),
+                            ) {
+                                Ok(records) => records,
+                                Err(_) => {
+                                    data.error_code = PLUGIN_FETCH_ERROR.code();
+                                    data.high_watermark = read.high_watermark;
+                                    data.last_stable_offset = read.high_watermark;
+                                    data.log_start_offset = read.log_start_offset;
+                                    has_error = true;
+                                    return data;
+                                }
+                            };
+                            read.records = records;
                             let n = read.records.len();
                             total += n;
                             remaining = remaining.saturating_sub(n);

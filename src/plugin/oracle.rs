@@ -1,0 +1,57 @@
+//! The `authorize` host function's question to the policy engine, behind a small trait so the
+//! plugin host does not depend on how authorization is wired into the broker.
+
+use std::net::IpAddr;
+
+use crate::authz::{Action, Authorizer, Request, RequestContextFacts, Resource};
+
+/// The connection facts of the call a plugin is serving, for context-dependent policies.
+#[derive(Debug, Clone)]
+pub struct CallFacts {
+    pub ip: IpAddr,
+    pub listener: String,
+    pub tls: bool,
+    /// `anonymous`, `mtls`, `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    pub authentication: &'static str,
+    pub client_id: String,
+}
+
+/// "May `principal` do `action` on topic `topic`?" Errors and unknown actions are a deny.
+pub trait PolicyOracle: Send + Sync {
+    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool;
+}
+
+/// Denies everything: the oracle of a broker without policies.
+#[derive(Debug, Default)]
+pub struct DenyAll;
+
+impl PolicyOracle for DenyAll {
+    fn allowed(&self, _: &str, _: &str, _: &str, _: &CallFacts) -> bool {
+        false
+    }
+}
+
+impl PolicyOracle for Authorizer {
+    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool {
+        let Ok(action) = action.parse::<Action>() else {
+            return false;
+        };
+        let request = Request {
+            principal,
+            action,
+            resource: Resource::Topic {
+                name: topic,
+                tags: &[],
+            },
+            context: RequestContextFacts {
+                ip: facts.ip,
+                listener: &facts.listener,
+                tls: facts.tls,
+                authentication: facts.authentication,
+                client_id: &facts.client_id,
+                time: crate::authz::request::unix_now(),
+            },
+        };
+        self.authorize(&request).allowed
+    }
+}
