@@ -267,6 +267,7 @@ mod tests {
             .map(|i| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: 7,
                 producer_id: 42,
                 producer_epoch: 3,
