@@ -25,6 +25,11 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
             }
         }
     }
+    // Plugins and the keyring load as `serve` would load them (compiled, `init` run).
+    if let Err(e) = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir) {
+        eprintln!("error: {e}");
+        failed = true;
+    }
     if failed {
         return Ok(ExitCode::FAILURE);
     }

@@ -2,6 +2,9 @@
 
 pub mod certs;
 pub mod config_cmd;
+pub mod keys;
+pub mod plugin;
+pub mod plugin_new;
 pub mod policy;
 pub mod serve;
 pub mod user;
@@ -52,6 +55,12 @@ pub enum Command {
     /// Generate certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Check or scaffold WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Manage the plugin keyring.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +104,8 @@ pub enum CliError {
     Policy(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Keyring(#[from] crate::plugin::keyring::KeyringError),
 }
 
 /// Runs one subcommand.
@@ -114,5 +125,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }) => certs::dev(&dir, &clients, force),
         Command::User(command) => user::run(command),
         Command::Policy(command) => policy::run(command),
+        Command::Plugin(command) => plugin::run(command),
+        Command::Keys(command) => keys::run(command),
     }
 }
