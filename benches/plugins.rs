@@ -27,7 +27,9 @@ use palisade::plugin::chain::{run_fetch, run_produce};
 use palisade::plugin::envelope::EnvelopeStore;
 use palisade::plugin::loader::load_one;
 use palisade::plugin::state::HostServices;
-use palisade::plugin::{CallFacts, CallInput, Keyring, LoadedPlugin, PluginSettings, SharedKeyring};
+use palisade::plugin::{
+    CallFacts, CallInput, Keyring, LoadedPlugin, PluginSettings, SharedKeyring,
+};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 #[path = "../tests/common/mod.rs"]
@@ -40,12 +42,19 @@ const BATCH: usize = 100;
 
 fn build_plugins() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(root.join("plugins/Cargo.toml"))
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .unwrap();
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("plugins/Cargo.toml"))
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .unwrap();
     assert!(status.success(), "building the example plugins failed");
     root.join("plugins/target/wasm32-wasip2/release")
 }
@@ -71,7 +80,10 @@ properties = { id = { type = "string" }, amount = { type = "number", minimum = 0
 fn manifest(name: &str, topic: &str, hooks: &str) -> String {
     let config = match name {
         "json-schema" => SCHEMA_CONFIG.to_string(),
-        "field-encrypt" => "keys = [\"pii\"]\n[config]\nkey = \"pii\"\nfields = [\"card\", \"address.street\"]\n".into(),
+        "field-encrypt" => {
+            "keys = [\"pii\"]\n[config]\nkey = \"pii\"\nfields = [\"card\", \"address.street\"]\n"
+                .into()
+        }
         "signature-verify" => format!(
             "[config]\nkeys = {{ bench = \"{}\" }}\n",
             hex::encode(signing_key().verifying_key().to_bytes())
@@ -180,7 +192,13 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         load_one(name, &wasm, &toml, None, &services, settings.limits()).unwrap()
     };
     let plain: Vec<_> = (0..BATCH)
-        .map(|i| (Some(format!("k{i}").into_bytes()), value(i, size).into_bytes(), vec![]))
+        .map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                value(i, size).into_bytes(),
+                vec![],
+            )
+        })
         .collect();
     let signed: Vec<_> = plain
         .iter()
@@ -205,8 +223,15 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
     ] {
         let chain = vec![load(name, "[\"produce\"]")];
         // Sanity: the plugin accepts (or replaces) these records.
-        assert!(run_produce(&chain, &who, batch, limit).is_ok(), "{name} refused the bench batch");
-        let label = if name == "hostile" { "hostile (accept: call overhead only)" } else { name };
+        assert!(
+            run_produce(&chain, &who, batch, limit).is_ok(),
+            "{name} refused the bench batch"
+        );
+        let label = if name == "hostile" {
+            "hostile (accept: call overhead only)"
+        } else {
+            name
+        };
         g.bench_function(label, |bench| {
             bench.iter(|| run_produce(&chain, &who, batch, limit).unwrap())
         });
@@ -214,7 +239,9 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
     g.finish();
     // The fetch path of field-encrypt: decrypt every record for a permitted consumer.
     let chain = vec![load("field-encrypt", "[\"produce\", \"fetch\"]")];
-    let encrypted = run_produce(&chain, &who, &plain_batch, limit).unwrap().unwrap();
+    let encrypted = run_produce(&chain, &who, &plain_batch, limit)
+        .unwrap()
+        .unwrap();
     let mut g = c.benchmark_group(format!("plugin fetch, batch of {BATCH} x {size} B"));
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("field-encrypt (decrypt, permitted)", |bench| {
@@ -252,7 +279,11 @@ fn produce_json(name: &str, bootstrap: &str, topic: &str, n: usize, size: usize)
     }
     p.flush(Duration::from_secs(300)).unwrap();
     let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(ctx.errors.load(Ordering::Relaxed), 0, "{name}: delivery errors");
+    assert_eq!(
+        ctx.errors.load(Ordering::Relaxed),
+        0,
+        "{name}: delivery errors"
+    );
     let mut lat = ctx.micros.lock().unwrap().clone();
     lat.sort_unstable();
     Row {
@@ -270,14 +301,22 @@ fn throughput(built: &Path, messages: usize, size: usize) {
     std::fs::create_dir_all(&folder).unwrap();
     for (name, topic, hooks) in [
         ("json-schema", "with-json-schema", "[\"produce\"]"),
-        ("field-encrypt", "with-field-encrypt", "[\"produce\", \"fetch\"]"),
+        (
+            "field-encrypt",
+            "with-field-encrypt",
+            "[\"produce\", \"fetch\"]",
+        ),
     ] {
         std::fs::copy(
             built.join(format!("{}.wasm", name.replace('-', "_"))),
             folder.join(format!("{name}.wasm")),
         )
         .unwrap();
-        std::fs::write(folder.join(format!("{name}.toml")), manifest(name, topic, hooks)).unwrap();
+        std::fs::write(
+            folder.join(format!("{name}.toml")),
+            manifest(name, topic, hooks),
+        )
+        .unwrap();
     }
     let keyring = dir.path().join("keyring.json");
     let mut ring = Keyring::default();
@@ -298,7 +337,9 @@ fn throughput(built: &Path, messages: usize, size: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let running = rt.block_on(palisade::broker::Running::start(config)).unwrap();
+    let running = rt
+        .block_on(palisade::broker::Running::start(config))
+        .unwrap();
     let bootstrap = running.addresses[0].to_string();
     let topics = ["no-plugin", "with-json-schema", "with-field-encrypt"];
     for t in topics {
@@ -311,7 +352,10 @@ fn throughput(built: &Path, messages: usize, size: usize) {
         for (i, t) in topics.iter().enumerate() {
             let row = produce_json(&format!("produce to `{t}`"), &bootstrap, t, messages, size);
             eprintln!("round {round}: {} {:.0} msgs/s", row.name, row.msgs_per_s);
-            if best[i].as_ref().is_none_or(|b| b.msgs_per_s < row.msgs_per_s) {
+            if best[i]
+                .as_ref()
+                .is_none_or(|b| b.msgs_per_s < row.msgs_per_s)
+            {
                 best[i] = Some(row);
             }
         }
@@ -327,7 +371,11 @@ fn main() {
     }
     let a = args();
     let size = if a.size == 1024 { 512 } else { a.size };
-    let messages = if a.messages == 300_000 { 100_000 } else { a.messages };
+    let messages = if a.messages == 300_000 {
+        100_000
+    } else {
+        a.messages
+    };
     let built = build_plugins();
     let mut c = Criterion::default()
         .sample_size(30)

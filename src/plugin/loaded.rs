@@ -136,15 +136,21 @@ impl LoadedPlugin {
         {
             return CallError::Memory(self.name.clone(), self.limits.memory_limit);
         }
-        // The first line names the trap; the backtrace that follows is for debugging.
-        let first = text
+        // The trap (or the root cause) says what happened; the wasm backtrace around it is
+        // for debugging and stays out of client-visible messages.
+        let cause = match e.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => e.root_cause().to_string(),
+        };
+        let cause = cause
             .lines()
             .next()
             .unwrap_or("")
             .chars()
             .take(300)
             .collect();
-        CallError::Trap(self.name.clone(), first)
+        tracing::debug!(plugin = %self.name, "plugin trapped: {text}");
+        CallError::Trap(self.name.clone(), cause)
     }
 
     fn instantiate(&self) -> Result<Instance, CallError> {
