@@ -61,6 +61,8 @@ macro_rules! export_plugin {
 
 /// `init`: builds the instance and keeps it for later calls.
 pub fn on_init<P: Plugin>(config: &str) -> Result<(), String> {
+    #[cfg(target_arch = "wasm32")]
+    log_panics();
     let plugin = P::init(config)?;
     INSTANCE.with(|slot| match slot.try_borrow_mut() {
         Ok(mut slot) => {
@@ -89,6 +91,17 @@ pub fn on_fetch<P: Plugin>(ctx: &CallContext, records: &[u8]) -> FetchVerdict {
     };
     with_instance::<P, _>(|p| p.on_fetch(ctx, &list))
         .unwrap_or_else(|| FetchVerdict::Fail("plugin is not initialised".to_string()))
+}
+
+/// Sends panic messages to the broker's log. std's default hook would read the environment and
+/// write to stderr, WASI imports the broker links as traps, so the operator would only see
+/// "unknown import" instead of the message. After the hook the panic aborts: an `unreachable`
+/// trap, as before.
+#[cfg(target_arch = "wasm32")]
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        crate::host::log(crate::LogLevel::Error, &format!("plugin panicked: {info}"));
+    }));
 }
 
 fn with_instance<P: Plugin, R>(f: impl FnOnce(&P) -> R) -> Option<R> {
