@@ -224,3 +224,17 @@ fn bad_configs_fail_init() {
         assert!(FieldEncrypt::init(config).is_err(), "{config}");
     }
 }
+
+/// `plugins/examples/field-encrypt.toml` stays a valid manifest whose `[config]` this plugin accepts.
+#[test]
+fn example_manifest_config_initialises() {
+    let text = include_str!("../../examples/field-encrypt.toml");
+    let manifest: toml::Table = toml::from_str(text).unwrap();
+    for key in ["topics", "hooks", "order", "keys", "config"] {
+        assert!(manifest.contains_key(key), "missing `{key}`");
+    }
+    let config = serde_json::to_string(&manifest["config"]).unwrap();
+    if let Err(e) = FieldEncrypt::init(&config) {
+        panic!("{config}: {e}");
+    }
+}

@@ -202,4 +202,18 @@ mod tests {
         let reason = plugin.check(Some(br#"["a","b","c","d","e"]"#)).unwrap();
         assert!(reason.ends_with("(and 2 more)"), "{reason}");
     }
+
+    /// `plugins/examples/json-schema.toml` stays a valid manifest whose `[config]` this plugin accepts.
+    #[test]
+    fn example_manifest_config_initialises() {
+        let text = include_str!("../../examples/json-schema.toml");
+        let manifest: toml::Table = toml::from_str(text).unwrap();
+        for key in ["topics", "hooks", "order", "keys", "config"] {
+            assert!(manifest.contains_key(key), "missing `{key}`");
+        }
+        let config = serde_json::to_string(&manifest["config"]).unwrap();
+        if let Err(e) = JsonSchema::init(&config) {
+            panic!("{config}: {e}");
+        }
+    }
 }

@@ -198,3 +198,31 @@ fn bad_configs_fail_init() {
     }
     assert!(SignatureVerify::init(r#"{"keys": {}}"#).is_ok());
 }
+
+/// `plugins/examples/signature-verify.toml` stays a valid manifest whose `[config]` this plugin accepts.
+#[test]
+fn example_manifest_config_initialises() {
+    let text = include_str!("../../examples/signature-verify.toml");
+    let manifest: toml::Table = toml::from_str(text).unwrap();
+    for key in ["topics", "hooks", "order", "keys", "config"] {
+        assert!(manifest.contains_key(key), "missing `{key}`");
+    }
+    let config = serde_json::to_string(&manifest["config"]).unwrap();
+    if let Err(e) = SignatureVerify::init(&config) {
+        panic!("{config}: {e}");
+    }
+}
+
+#[test]
+fn example_manifest_key_is_alices_test_key() {
+    let manifest: toml::Table =
+        toml::from_str(include_str!("../../examples/signature-verify.toml")).unwrap();
+    let config = serde_json::to_string(&manifest["config"]).unwrap();
+    let plugin = SignatureVerify::init(&config).unwrap();
+    let bytes = list(&[sign_record(&ALICE, &record("v"), "signature")]);
+    let parsed = RecordList::parse(&bytes).unwrap();
+    assert_eq!(
+        plugin.on_produce(&CallContext::new("ledger", "alice"), &parsed),
+        ProduceVerdict::Accept
+    );
+}
