@@ -1,7 +1,7 @@
 //! Palisade plugin SDK: write a broker plugin as one Rust type, compile it to a Wasm component,
 //! unit-test it natively.
 //!
-//! ```ignore
+//! ```
 //! use palisade_sdk::{export_plugin, CallContext, Plugin, ProduceVerdict, RecordList, Rejection};
 //!
 //! struct NoEmptyValues;
