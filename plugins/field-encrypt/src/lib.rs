@@ -74,9 +74,11 @@ impl Plugin for FieldEncrypt {
     fn on_produce(&self, ctx: &CallContext, records: &RecordList<'_>) -> ProduceVerdict {
         let mut out = RecordListBuilder::new();
         let mut rejections = Vec::new();
+        let mut changed = false;
         for (i, record) in records.iter().enumerate() {
             match self.encrypt_value(&ctx.topic, record.value) {
                 Ok(value) => {
+                    changed |= value.is_some();
                     if let Err(e) = push_with_value(&mut out, &record, value) {
                         rejections.push(Rejection::new(i, e));
                     }
@@ -84,10 +86,13 @@ impl Plugin for FieldEncrypt {
                 Err(reason) => rejections.push(Rejection::new(i, reason)),
             }
         }
-        if rejections.is_empty() {
+        if !rejections.is_empty() {
+            ProduceVerdict::Reject(rejections)
+        } else if changed {
             ProduceVerdict::Replace(out.finish())
         } else {
-            ProduceVerdict::Reject(rejections)
+            // Nothing to encrypt: the broker keeps the batch as produced, without a copy.
+            ProduceVerdict::Accept
         }
     }
 

@@ -116,10 +116,11 @@ fn non_json_and_non_objects_are_rejected_tombstones_pass() {
     b.push(0, 0, Some(b"k"), None, &[]).unwrap();
     let tombstone = b.finish();
     let list = RecordList::parse(&tombstone).unwrap();
-    assert_eq!(
-        plugin.on_produce(&ctx("p"), &list),
-        ProduceVerdict::Replace(tombstone.clone())
-    );
+    assert_eq!(plugin.on_produce(&ctx("p"), &list), ProduceVerdict::Accept);
+    // Objects without any configured field are accepted as they are.
+    let bytes = stub::values(&[r#"{"id": 1}"#]).unwrap();
+    let list = RecordList::parse(&bytes).unwrap();
+    assert_eq!(plugin.on_produce(&ctx("p"), &list), ProduceVerdict::Accept);
 }
 
 #[test]
@@ -236,5 +237,45 @@ fn example_manifest_config_initialises() {
     let config = serde_json::to_string(&manifest["config"]).unwrap();
     if let Err(e) = FieldEncrypt::init(&config) {
         panic!("{config}: {e}");
+    }
+}
+
+#[test]
+fn every_kind_of_json_value_round_trips_exactly() {
+    let plugin = setup();
+    stub::permit("alice", "Decrypt", "orders");
+    let samples = [
+        r#""4111 1111 1111 1111""#,
+        r#""quote \" backslash \\ unicode \u00e9 snowman ☃ newline \n""#,
+        "12.50",
+        "-0",
+        "1e400",
+        "18446744073709551616",
+        "true",
+        "null",
+        "[]",
+        r#"[1, "two", {"three": [3]}]"#,
+        r#"{"number": "5500", "cvc": 123, "nested": {"deep": [null]}}"#,
+        "{}",
+    ];
+    for sample in samples {
+        let value = format!(
+            r#"{{"id":1,"card":{sample},"note":"keep \u00e9","address":{{"street":{sample},"n":2}},"ssn":{sample}}}"#
+        );
+        let stored = produce(&plugin, &[value.as_str()]);
+        let stored_text = values(&stored).remove(0);
+        assert!(
+            stored_text.contains(r#""note":"keep \u00e9""#),
+            "untouched member changed: {stored_text}"
+        );
+        let list = RecordList::parse(&stored).unwrap();
+        let FetchVerdict::Replace(read) = plugin.on_fetch(&ctx("alice"), &list) else {
+            panic!("expected decrypted records for {sample}");
+        };
+        let read = values(&read).remove(0);
+        // Each field comes back as its exact original text.
+        assert!(read.contains(&format!(r#""card":{sample}"#)), "{read}");
+        assert!(read.contains(&format!(r#""street":{sample}"#)), "{read}");
+        assert!(read.contains(&format!(r#""ssn":{sample}"#)), "{read}");
     }
 }
