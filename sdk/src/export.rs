@@ -61,6 +61,8 @@ macro_rules! export_plugin {
 
 /// `init`: builds the instance and keeps it for later calls.
 pub fn on_init<P: Plugin>(config: &str) -> Result<(), String> {
+    #[cfg(target_arch = "wasm32")]
+    log_panics();
     let plugin = P::init(config)?;
     INSTANCE.with(|slot| match slot.try_borrow_mut() {
         Ok(mut slot) => {
@@ -89,6 +91,17 @@ pub fn on_fetch<P: Plugin>(ctx: &CallContext, records: &[u8]) -> FetchVerdict {
     };
     with_instance::<P, _>(|p| p.on_fetch(ctx, &list))
         .unwrap_or_else(|| FetchVerdict::Fail("plugin is not initialised".to_string()))
+}
+
+/// Sends panic messages to the broker's log. std's default hook would read the environment and
+/// write to stderr, WASI imports the broker links as traps, so the operator would only see
+/// "unknown import" instead of the message. After the hook the panic aborts: an `unreachable`
+/// trap, as before.
+#[cfg(target_arch = "wasm32")]
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        crate::host::log(crate::LogLevel::Error, &format!("plugin panicked: {info}"));
+    }));
 }
 
 fn with_instance<P: Plugin, R>(f: impl FnOnce(&P) -> R) -> Option<R> {
@@ -142,5 +155,127 @@ mod wit {
             FetchVerdict::Replace(list) => w::FetchVerdict::Replace(list),
             FetchVerdict::Fail(reason) => w::FetchVerdict::Fail(reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::RecordListBuilder;
+    use crate::verdict::Rejection;
+
+    struct Echo {
+        tag: String,
+    }
+
+    impl Plugin for Echo {
+        fn init(config: &str) -> Result<Self, String> {
+            if config == "bad" {
+                return Err("bad config".to_string());
+            }
+            Ok(Echo {
+                tag: config.to_string(),
+            })
+        }
+
+        fn on_produce(&self, _ctx: &CallContext, records: &RecordList<'_>) -> ProduceVerdict {
+            ProduceVerdict::reject_all(records.len(), &self.tag)
+        }
+    }
+
+    struct Other;
+
+    impl Plugin for Other {
+        fn init(_config: &str) -> Result<Self, String> {
+            Ok(Other)
+        }
+    }
+
+    fn two_records() -> Vec<u8> {
+        let mut b = RecordListBuilder::new();
+        b.push(0, 0, None, Some(b"a"), &[]).unwrap();
+        b.push(1, 0, None, Some(b"b"), &[]).unwrap();
+        b.finish()
+    }
+
+    fn ctx() -> CallContext {
+        CallContext::new("t", "p")
+    }
+
+    #[test]
+    fn hooks_before_init_fail_closed() {
+        INSTANCE.with(|slot| *slot.borrow_mut() = None);
+        assert_eq!(
+            on_produce::<Echo>(&ctx(), &two_records()),
+            ProduceVerdict::Reject(vec![
+                Rejection::new(0, "plugin is not initialised"),
+                Rejection::new(1, "plugin is not initialised"),
+            ])
+        );
+        assert_eq!(
+            on_fetch::<Echo>(&ctx(), &two_records()),
+            FetchVerdict::Fail("plugin is not initialised".to_string())
+        );
+        // A failed init leaves no instance behind either.
+        assert_eq!(on_init::<Echo>("bad"), Err("bad config".to_string()));
+        assert!(matches!(
+            on_fetch::<Echo>(&ctx(), &two_records()),
+            FetchVerdict::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn init_keeps_the_instance_for_later_calls() {
+        on_init::<Echo>("first").unwrap();
+        assert_eq!(
+            on_produce::<Echo>(&ctx(), &two_records()),
+            ProduceVerdict::reject_all(2, "first")
+        );
+        on_init::<Echo>("second").unwrap();
+        assert_eq!(
+            on_produce::<Echo>(&ctx(), &two_records()),
+            ProduceVerdict::reject_all(2, "second")
+        );
+        // Default hooks: fetch passes.
+        assert_eq!(on_fetch::<Echo>(&ctx(), &two_records()), FetchVerdict::Pass);
+        // The kept instance is an Echo: asking for another type fails closed.
+        assert!(matches!(
+            on_produce::<Other>(&ctx(), &two_records()),
+            ProduceVerdict::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn malformed_record_lists_fail_closed() {
+        on_init::<Other>("").unwrap();
+        let mut bytes = two_records();
+        bytes.pop();
+        let ProduceVerdict::Reject(rejections) = on_produce::<Other>(&ctx(), &bytes) else {
+            panic!("expected a rejection");
+        };
+        assert_eq!(rejections.len(), 1);
+        assert!(rejections[0].reason.starts_with("malformed record list"));
+        assert!(matches!(
+            on_fetch::<Other>(&ctx(), &bytes),
+            FetchVerdict::Fail(_)
+        ));
+        // The well-formed list passes Other's default hooks.
+        assert_eq!(
+            on_produce::<Other>(&ctx(), &two_records()),
+            ProduceVerdict::Accept
+        );
+    }
+
+    #[test]
+    fn verdict_helpers() {
+        assert_eq!(
+            ProduceVerdict::reject_all(0, "r"),
+            ProduceVerdict::Reject(vec![Rejection::new(0, "r")])
+        );
+        assert_eq!(
+            ProduceVerdict::reject_or_accept(vec![]),
+            ProduceVerdict::Accept
+        );
+        assert_eq!(Rejection::new(usize::MAX, "r").index, u32::MAX);
     }
 }

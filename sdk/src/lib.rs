@@ -1,7 +1,7 @@
 //! Palisade plugin SDK: write a broker plugin as one Rust type, compile it to a Wasm component,
 //! unit-test it natively.
 //!
-//! ```ignore
+//! ```
 //! use palisade_sdk::{export_plugin, CallContext, Plugin, ProduceVerdict, RecordList, Rejection};
 //!
 //! struct NoEmptyValues;
@@ -29,6 +29,8 @@
 //! - `records`: the record-list encoding of `wit/plugin.wit`, read without copying and written
 //!   by a builder. Shared by the broker (host) and plugins (guests) so both sides agree byte
 //!   for byte. The only module built without the `guest` feature.
+//! - `signature`: the canonical bytes a record signature covers (no crypto; also built without
+//!   `guest`, for producers and the broker's tests).
 //! - `verdict`: the plain Rust types a plugin sees and returns (`CallContext`, the verdicts).
 //! - `plugin`: the `Plugin` trait, one method per hook.
 //! - `host`: the functions the broker gives plugins (logging, crypto by key id, authorization).
@@ -39,6 +41,7 @@
 //! - `export`: the `export_plugin!` macro and the glue between the WIT exports and `Plugin`.
 //! - `bindings` (wasm32 only): the wit-bindgen output; the only unsafe code in the crate.
 pub mod records;
+pub mod signature;
 
 #[cfg(feature = "guest")]
 mod verdict;

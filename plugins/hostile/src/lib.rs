@@ -255,4 +255,18 @@ mod tests {
         assert!(Hostile::init("not json").is_err());
         assert!(Hostile::init(r#"{"init":"fail"}"#).is_err());
     }
+
+    /// `plugins/examples/hostile.toml` stays a valid manifest whose `[config]` this plugin accepts.
+    #[test]
+    fn example_manifest_config_initialises() {
+        let text = include_str!("../../examples/hostile.toml");
+        let manifest: toml::Table = toml::from_str(text).unwrap();
+        for key in ["topics", "hooks", "order", "keys", "config"] {
+            assert!(manifest.contains_key(key), "missing `{key}`");
+        }
+        let config = serde_json::to_string(&manifest["config"]).unwrap();
+        if let Err(e) = Hostile::init(&config) {
+            panic!("{config}: {e}");
+        }
+    }
 }
