@@ -23,7 +23,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-#[allow(unused_imports)] // TEMP
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 // ---------------------------------------------------------------------------------------------
@@ -676,7 +675,6 @@ fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
 // ---------------------------------------------------------------------------------------------
 // signature-verify
 
-#[cfg(any())] // TEMP until the SDK's signature module lands
 #[test]
 fn signed_records_pass_and_altered_or_unsigned_ones_are_rejected() {
     use ed25519_dalek::{Signer, SigningKey};
@@ -959,4 +957,59 @@ fields = ["card", "address.street"]
         assert!(contains(got, b"pal:enc:v1:"));
     }
     assert!(contains(&bob[0], b"Oslo"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// palisade plugin new
+
+/// The scaffold builds on its own (outside this checkout) with one cargo command, and the
+/// component it produces passes `palisade plugin check` with its own manifest.
+#[test]
+fn plugin_new_scaffolds_a_crate_that_builds_and_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_palisade");
+    let out = Command::new(bin)
+        .args(["plugin", "new", "my-filter"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("my-filter");
+    // A second run refuses to overwrite.
+    let again = Command::new(bin)
+        .args(["plugin", "new", "my-filter"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&root)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scaffold build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = root.join("target/wasm32-wasip2/release/my_filter.wasm");
+    let out = Command::new(bin)
+        .args(["plugin", "check"])
+        .arg(&wasm)
+        .arg("--manifest")
+        .arg(root.join("my-filter.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
