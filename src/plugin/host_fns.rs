@@ -16,6 +16,16 @@ const MAX_LOG_CHARS: usize = 2048;
 impl types::Host for State {}
 
 impl State {
+    /// Runs a host function's work off the plugin's clock.
+    fn off_the_clock<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+        let started = super::state::thread_cpu();
+        let r = f(self);
+        if let (Some(start), Some(end)) = (started, super::state::thread_cpu()) {
+            self.clock.in_host += end.saturating_sub(start);
+        }
+        r
+    }
+
     fn check_key(&self, key_id: &str) -> Result<(), String> {
         if self.grant.keys.contains(key_id) {
             Ok(())
@@ -61,11 +71,13 @@ impl host::Host for State {
     ) -> Result<Vec<u8>, String> {
         self.check_key(&key_id)?;
         self.check_topic(&topic)?;
-        let keyring = self.services.keyring.current();
-        self.services
-            .envelopes
-            .encrypt(&keyring, &key_id, &topic, &plaintext, &aad)
-            .map_err(|e| e.to_string())
+        self.off_the_clock(|s| {
+            let keyring = s.services.keyring.current();
+            s.services
+                .envelopes
+                .encrypt(&keyring, &key_id, &topic, &plaintext, &aad)
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn decrypt(
@@ -77,23 +89,27 @@ impl host::Host for State {
         let header = envelope::parse(&ciphertext).map_err(|e| e.to_string())?;
         self.check_key(header.kek)?;
         self.check_topic(&topic)?;
-        let keyring = self.services.keyring.current();
-        self.services
-            .envelopes
-            .decrypt(&keyring, &topic, &ciphertext, &aad)
-            .map_err(|e| e.to_string())
+        self.off_the_clock(|s| {
+            let keyring = s.services.keyring.current();
+            s.services
+                .envelopes
+                .decrypt(&keyring, &topic, &ciphertext, &aad)
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn hmac_sha256(&mut self, key_id: String, data: Vec<u8>) -> Result<Vec<u8>, String> {
         self.check_key(&key_id)?;
-        let keyring = self.services.keyring.current();
-        let key = keyring
-            .get(&key_id)
-            .ok_or_else(|| format!("key `{key_id}` is not in the keyring"))?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes())
-            .map_err(|_| "hmac key".to_string())?;
-        mac.update(&data);
-        Ok(mac.finalize().into_bytes().to_vec())
+        self.off_the_clock(|s| {
+            let keyring = s.services.keyring.current();
+            let key = keyring
+                .get(&key_id)
+                .ok_or_else(|| format!("key `{key_id}` is not in the keyring"))?;
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes())
+                .map_err(|_| "hmac key".to_string())?;
+            mac.update(&data);
+            Ok(mac.finalize().into_bytes().to_vec())
+        })
     }
 
     fn ed25519_verify(
@@ -102,28 +118,34 @@ impl host::Host for State {
         message: Vec<u8>,
         signature: Vec<u8>,
     ) -> bool {
-        let Ok(key) = <[u8; 32]>::try_from(public_key.as_slice()) else {
-            return false;
-        };
-        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
-            return false;
-        };
-        let Ok(signature) = ed25519_dalek::Signature::from_slice(&signature) else {
-            return false;
-        };
-        key.verify_strict(&message, &signature).is_ok()
+        self.off_the_clock(|_| ed25519_verify(&public_key, &message, &signature))
     }
 
     fn sha256(&mut self, data: Vec<u8>) -> Vec<u8> {
-        Sha256::digest(&data).to_vec()
+        self.off_the_clock(|_| Sha256::digest(&data).to_vec())
     }
 
     fn authorize(&mut self, principal: String, action: String, topic: String) -> bool {
-        let Some(call) = &self.call else {
-            return false;
-        };
-        self.services
-            .oracle()
-            .allowed(&principal, &action, &topic, &call.facts)
+        self.off_the_clock(|s| {
+            let Some(call) = &s.call else {
+                return false;
+            };
+            s.services
+                .oracle()
+                .allowed(&principal, &action, &topic, &call.facts)
+        })
     }
+}
+
+fn ed25519_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = <[u8; 32]>::try_from(public_key) else {
+        return false;
+    };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_strict(message, &signature).is_ok()
 }

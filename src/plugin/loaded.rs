@@ -9,13 +9,23 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use std::time::Duration;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, Trap};
+
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+/// A call may take at most this many times its deadline in total, host functions included.
+const HARD_LIMIT_FACTOR: u32 = 50;
+
+/// Epoch ticks covering `d` (rounded up, at least one, plus one for the partial first tick).
+fn ticks_for(d: Duration) -> u64 {
+    super::engine::ticks(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 use super::bindings::{CallContext, FetchVerdict, Plugin, PluginPre, ProduceVerdict};
 use super::manifest::Manifest;
 use super::oracle::CallFacts;
-use super::state::{ActiveCall, Grant, HostServices, State};
+use super::state::{ActiveCall, CallClock, Grant, HostServices, State};
 use super::validate;
 
 /// Limits every call runs under.
@@ -161,7 +171,17 @@ impl LoadedPlugin {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(super::engine::ticks(self.limits.init_deadline_ms));
+        // At each tick past the deadline: go on while the plugin's own time (host calls
+        // excluded) is within budget, else interrupt (a `Trap::Interrupt`).
+        store.epoch_deadline_callback(|ctx| {
+            Ok(match ctx.data().clock.remaining() {
+                Some(left) => UpdateDeadline::Continue(ticks_for(left)),
+                None => UpdateDeadline::Interrupt,
+            })
+        });
+        let init = Duration::from_millis(self.limits.init_deadline_ms);
+        store.data_mut().clock = CallClock::start(init, init);
+        store.set_epoch_deadline(ticks_for(init));
         let bindings = self
             .pre
             .instantiate(&mut store)
@@ -192,9 +212,10 @@ impl LoadedPlugin {
             topic: input.context.topic.clone(),
             facts: input.facts.clone(),
         });
-        instance
-            .store
-            .set_epoch_deadline(super::engine::ticks(self.limits.deadline_ms));
+        let budget = Duration::from_millis(self.limits.deadline_ms);
+        instance.store.data_mut().clock =
+            CallClock::start(budget, budget.saturating_mul(HARD_LIMIT_FACTOR));
+        instance.store.set_epoch_deadline(ticks_for(budget));
         let result = f(&instance.bindings, &mut instance.store);
         match result {
             Ok(r) => {

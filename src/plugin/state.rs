@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -60,12 +61,63 @@ pub struct ActiveCall {
     pub facts: CallFacts,
 }
 
+/// The time budget of the current call, in CPU time of the calling thread: a busy machine
+/// (a reload compiling a plugin, other tenants) must not make a plugin miss its deadline, and
+/// time spent in host functions (Ed25519, AES, a Cedar decision) is not charged to the plugin.
+/// A hard limit in wall-clock time bounds the whole call, host work included.
+#[derive(Debug, Clone, Copy)]
+pub struct CallClock {
+    pub started: Instant,
+    /// CPU time of the calling thread at the start (`None` if the clock is unavailable: then
+    /// wall-clock time is used).
+    pub started_cpu: Option<Duration>,
+    pub in_host: Duration,
+    pub budget: Duration,
+    pub hard_limit: Duration,
+}
+
+impl CallClock {
+    /// Starts the clock on the thread that makes the call.
+    pub fn start(budget: Duration, hard_limit: Duration) -> Self {
+        CallClock {
+            started: Instant::now(),
+            started_cpu: thread_cpu(),
+            in_host: Duration::ZERO,
+            budget,
+            hard_limit,
+        }
+    }
+
+    /// Time left for the plugin, or `None` when it is used up.
+    pub fn remaining(&self) -> Option<Duration> {
+        if self.started.elapsed() >= self.hard_limit {
+            return None;
+        }
+        let cpu = match (self.started_cpu, thread_cpu()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => self.started.elapsed(),
+        };
+        let in_guest = cpu.saturating_sub(self.in_host);
+        self.budget
+            .checked_sub(in_guest)
+            .filter(|left| !left.is_zero())
+    }
+}
+
+/// CPU time consumed by the current thread so far.
+pub fn thread_cpu() -> Option<Duration> {
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
+}
+
 /// The data of one plugin instance's store.
 pub struct State {
     pub limits: StoreLimits,
     pub services: Arc<HostServices>,
     pub grant: Arc<Grant>,
     pub call: Option<ActiveCall>,
+    pub clock: CallClock,
 }
 
 impl State {
@@ -78,6 +130,7 @@ impl State {
             services,
             grant,
             call: None,
+            clock: CallClock::start(Duration::ZERO, Duration::ZERO),
         }
     }
 }
