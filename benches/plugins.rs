@@ -102,7 +102,10 @@ fn signing_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[3u8; 32])
 }
 
-fn batch_of(records: &[(Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>)]) -> Bytes {
+/// (key, value, headers) of one record.
+type Spec = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+fn batch_of(records: &[Spec]) -> Bytes {
     use kafka_protocol::records::*;
     let now = 1_700_000_000_000i64;
     let records: Vec<Record> = records

@@ -180,6 +180,9 @@ fn invalid_record(r: &Result<i64, KafkaError>) -> bool {
     )
 }
 
+/// Error code, error message, and (batch index, message) per refused record.
+type ProduceOutcome = (i16, Option<String>, Vec<(i32, Option<String>)>);
+
 /// One produce over the raw protocol at `version`: the partition's error code, message and
 /// per-record errors exactly as the broker sent them.
 fn raw_produce(
@@ -187,7 +190,7 @@ fn raw_produce(
     topic: &str,
     version: i16,
     values: &[&[u8]],
-) -> (i16, Option<String>, Vec<(i32, Option<String>)>) {
+) -> ProduceOutcome {
     let addr = b.running.as_ref().unwrap().addresses[0];
     b.rt.block_on(async {
         let mut raw = Raw::connect(addr).await;

@@ -110,7 +110,7 @@ pub fn decode(bytes: &[u8], max_decompressed: usize) -> Result<Decoded, String> 
             value,
             &headers,
         )
-        .map_err(|e| malformed(e))?;
+        .map_err(malformed)?;
         timestamp_deltas.push(ts_delta);
     }
     Ok(Decoded {
