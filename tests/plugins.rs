@@ -981,6 +981,49 @@ fields = ["card", "address.street"]
         assert!(contains(got, b"pal:enc:v1:"));
     }
     assert!(contains(&bob[0], b"Oslo"));
+
+    // Rotation: a new keyring key (picked up from the file), the manifest switched to it. New
+    // data uses the new key; the old records stay readable for alice.
+    let mut ring = palisade::plugin::Keyring::load(&keyring).unwrap();
+    ring.generate("pii-2").unwrap();
+    ring.save(&keyring).unwrap();
+    let host = b.running.as_ref().unwrap().broker.plugins.clone();
+    let before = host.generation().number;
+    install(
+        &folder,
+        "field-encrypt",
+        "field-encrypt",
+        &manifest
+            .replace("keys = [\"pii\"]", "keys = [\"pii\", \"pii-2\"]")
+            .replace("key = \"pii\"", "key = \"pii-2\""),
+    );
+    wait_until(Duration::from_secs(30), || {
+        host.generation().number > before
+    })
+    .expect("the rotated manifest never loaded");
+    wait_until(Duration::from_secs(10), || {
+        host.services().keyring.current().get("pii-2").is_some()
+    })
+    .expect("the keyring was not reloaded");
+    let third = r#"{"id":3,"card":"3782-822463-10005"}"#;
+    b.rt.block_on(p.send(
+        FutureRecord::<[u8], str>::to("customers").payload(third),
+        Duration::from_secs(20),
+    ))
+    .unwrap();
+    assert!(!contains(
+        &bytes_on_disk(&data, "customers"),
+        b"3782-822463"
+    ));
+    let alice = read_all_as(&b, "alice", "customers", 3).unwrap();
+    assert_eq!(alice.len(), 3);
+    assert!(
+        contains(&alice[0], b"4111-1111-1111-1111") && contains(&alice[2], b"3782-822463-10005")
+    );
+    let bob = read_all_as(&b, "bob", "customers", 3).unwrap();
+    assert!(bob
+        .iter()
+        .all(|v| !contains(v, b"3782-822463") && !contains(v, b"4111-1111")));
 }
 
 // ---------------------------------------------------------------------------------------------
