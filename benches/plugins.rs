@@ -192,7 +192,15 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         let wasm = built.join(format!("{}.wasm", name.replace('-', "_")));
         let toml = scratch.path().join(format!("{name}.toml"));
         std::fs::write(&toml, manifest(name, "bench", hooks)).unwrap();
-        load_one(name, &wasm, &toml, None, &services, settings.limits()).unwrap()
+        let started = Instant::now();
+        let plugin = load_one(name, &wasm, &toml, None, &services, settings.limits()).unwrap();
+        // What a hot reload costs before the plugin serves (the watcher adds its debounce).
+        println!(
+            "load {name} ({} KB): compile + validate + instantiate + init in {:?}",
+            std::fs::metadata(&wasm).unwrap().len() / 1024,
+            started.elapsed()
+        );
+        plugin
     };
     let plain: Vec<_> = (0..BATCH)
         .map(|i| {

@@ -67,7 +67,7 @@ pub fn produce(
         broker.config.limits.max_decompressed_batch_bytes,
     );
     if let Err(r) = &result {
-        tracing::info!(topic, partition, principal = %ctx.principal, "produce refused: {}", r.message);
+        tracing::debug!(topic, partition, principal = %ctx.principal, "produce refused: {}", r.message);
     }
     result
 }
@@ -96,7 +96,7 @@ pub fn fetch(
         broker.config.limits.max_decompressed_batch_bytes,
     );
     if let Err(e) = &result {
-        tracing::info!(topic, partition, principal = %ctx.principal, "fetch refused: {e}");
+        tracing::warn!(topic, partition, principal = %ctx.principal, "fetch refused: {e}");
     }
     result
 }
