@@ -338,8 +338,8 @@ fn throughput(built: &Path, messages: usize, size: usize) {
     let text = common::plaintext_config_text(
         &dir.path().join("data"),
         &[
-            ("dir = \"./plugins\"", &folder_line),
-            ("keyring = \"./keyring.json\"", &keyring_line),
+            ("dir = \"plugins\"", &folder_line),
+            ("keyring = \"keyring.json\"", &keyring_line),
         ],
     );
     let config = palisade::config::Config::parse(&text, Path::new("<bench>")).unwrap();

@@ -118,8 +118,8 @@ fn broker_with(setup: impl FnOnce(&Path), extra: &[(&str, &str)]) -> Fixture {
     let folder_line = format!("dir = {:?}", folder.display().to_string());
     let keyring_line = format!("keyring = {:?}", keyring.display().to_string());
     let mut all: Vec<(&str, &str)> = vec![
-        ("dir = \"./plugins\"", &folder_line),
-        ("keyring = \"./keyring.json\"", &keyring_line),
+        ("dir = \"plugins\"", &folder_line),
+        ("keyring = \"keyring.json\"", &keyring_line),
     ];
     all.extend_from_slice(extra);
     let broker = BackgroundBroker::start(&dir.path().join("data"), &all);
@@ -635,7 +635,7 @@ fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
     let folder_line = format!("dir = {:?}", folder.display().to_string());
     let config = common::test_config(
         &dir.path().join("data"),
-        &[("dir = \"./plugins\"", &folder_line)],
+        &[("dir = \"plugins\"", &folder_line)],
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = match rt.block_on(palisade::broker::Running::start(config)) {
@@ -887,8 +887,8 @@ fields = ["card", "address.street"]
     let b = BackgroundBroker::start(
         &data,
         &[
-            ("dir = \"./plugins\"", &folder_line),
-            ("keyring = \"./keyring.json\"", &keyring_line),
+            ("dir = \"plugins\"", &folder_line),
+            ("keyring = \"keyring.json\"", &keyring_line),
             ("protocol = \"PLAINTEXT\"", sasl),
             // Host-side AES in a debug build is slow; the deadline is about the plugin.
             ("deadline_ms = 5", "deadline_ms = 200"),

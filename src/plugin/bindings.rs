@@ -7,4 +7,4 @@ wasmtime::component::bindgen!({
     path: "sdk/wit/plugin.wit",
 });
 
-pub use palisade::plugin::types::{LogLevel, RecordRejection};
+pub use self::palisade::plugin::types::{LogLevel, RecordRejection};

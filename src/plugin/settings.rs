@@ -26,10 +26,10 @@ impl Default for PluginSettings {
     /// The values of the embedded default config.
     fn default() -> Self {
         PluginSettings {
-            dir: PathBuf::from("./plugins"),
+            dir: PathBuf::from("plugins"),
             deadline_ms: 5,
             memory_limit_bytes: 16 << 20,
-            keyring: PathBuf::from("./keyring.json"),
+            keyring: PathBuf::from("keyring.json"),
             instances: 4,
         }
     }
