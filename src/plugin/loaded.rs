@@ -32,6 +32,8 @@ use super::validate;
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
     pub deadline_ms: u64,
+    /// Added to the deadline per record of the batch.
+    pub per_record_us: u64,
     pub init_deadline_ms: u64,
     pub memory_limit: usize,
     /// Idle instances kept per plugin.
@@ -201,6 +203,7 @@ impl LoadedPlugin {
     fn with_instance<R>(
         &self,
         input: &CallInput,
+        records: &[u8],
         f: impl FnOnce(&Plugin, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let pooled = self.pool.lock().pop();
@@ -212,7 +215,13 @@ impl LoadedPlugin {
             topic: input.context.topic.clone(),
             facts: input.facts.clone(),
         });
-        let budget = Duration::from_millis(self.limits.deadline_ms);
+        // A record list starts with its record count (checked by the host before the call).
+        let count = records
+            .first_chunk::<4>()
+            .map_or(0, |c| u64::from(u32::from_le_bytes(*c)));
+        let budget = Duration::from_millis(self.limits.deadline_ms).saturating_add(
+            Duration::from_micros(self.limits.per_record_us.saturating_mul(count)),
+        );
         instance.store.data_mut().clock =
             CallClock::start(budget, budget.saturating_mul(HARD_LIMIT_FACTOR));
         instance.store.set_epoch_deadline(ticks_for(budget));
@@ -237,7 +246,7 @@ impl LoadedPlugin {
         input: &CallInput,
         records: &Vec<u8>,
     ) -> Result<ProduceVerdict, CallError> {
-        self.with_instance(input, |b, store| {
+        self.with_instance(input, records, |b, store| {
             b.call_on_produce(store, &input.context, records)
         })
     }
@@ -248,7 +257,7 @@ impl LoadedPlugin {
         input: &CallInput,
         records: &Vec<u8>,
     ) -> Result<FetchVerdict, CallError> {
-        self.with_instance(input, |b, store| {
+        self.with_instance(input, records, |b, store| {
             b.call_on_fetch(store, &input.context, records)
         })
     }

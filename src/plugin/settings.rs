@@ -12,8 +12,11 @@ use super::loaded::CallLimits;
 pub struct PluginSettings {
     /// Folder of `NAME.wasm` + `NAME.toml` pairs; a missing folder means no plugins.
     pub dir: PathBuf,
-    /// Longest a plugin may run for one batch.
+    /// CPU time a plugin may use for one batch.
     pub deadline_ms: u64,
+    /// Extra CPU time per record of the batch (large batches need more than small ones).
+    #[serde(default = "default_per_record_us")]
+    pub deadline_per_record_us: u64,
     /// Largest linear memory of one plugin instance.
     pub memory_limit_bytes: usize,
     /// The keyring file (mode 0600); a missing file is an empty keyring.
@@ -28,11 +31,16 @@ impl Default for PluginSettings {
         PluginSettings {
             dir: PathBuf::from("plugins"),
             deadline_ms: 5,
+            deadline_per_record_us: default_per_record_us(),
             memory_limit_bytes: 16 << 20,
             keyring: PathBuf::from("keyring.json"),
             instances: 4,
         }
     }
+}
+
+fn default_per_record_us() -> u64 {
+    10
 }
 
 /// How long `init` may take (it may compile a schema): well above a batch's deadline.
@@ -53,6 +61,12 @@ impl PluginSettings {
                 super::engine::MAX_MEMORY_LIMIT
             ));
         }
+        if self.deadline_per_record_us > 10_000 {
+            return Err(format!(
+                "`plugins.deadline_per_record_us` = {} must be at most 10000",
+                self.deadline_per_record_us
+            ));
+        }
         if !(1..=64).contains(&self.instances) {
             return Err(format!(
                 "`plugins.instances` = {} must be between 1 and 64",
@@ -65,6 +79,7 @@ impl PluginSettings {
     pub fn limits(&self) -> CallLimits {
         CallLimits {
             deadline_ms: self.deadline_ms,
+            per_record_us: self.deadline_per_record_us,
             init_deadline_ms: INIT_DEADLINE_MS.max(self.deadline_ms),
             memory_limit: self.memory_limit_bytes,
             instances: self.instances,
