@@ -21,6 +21,13 @@ pub trait PolicyOracle: Send + Sync {
     fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool;
 }
 
+/// A shared oracle (the broker keeps its `Arc<Authorizer>`).
+impl<T: PolicyOracle + ?Sized> PolicyOracle for std::sync::Arc<T> {
+    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool {
+        (**self).allowed(principal, action, topic, facts)
+    }
+}
+
 /// Denies everything: the oracle of a broker without policies.
 #[derive(Debug, Default)]
 pub struct DenyAll;
