@@ -15,6 +15,8 @@ pub struct Broker {
     pub topic_defaults: TopicConfig,
     /// SCRAM credentials (reloaded when the file changes).
     pub credentials: crate::sasl::SharedCredentials,
+    /// WebAssembly plugins and their keyring (reloaded when their files change).
+    pub plugins: Arc<crate::plugin::PluginHost>,
     _credential_watcher: Option<crate::sasl::CredentialWatcher>,
     /// The audit trail (file + topic sinks).
     pub audit: crate::audit::Audit,
@@ -43,6 +45,8 @@ pub enum StartError {
     Audit(#[from] crate::audit::AuditError),
     #[error("policy folder `{dir}` does not validate:\n{diagnostics}")]
     Policies { dir: String, diagnostics: String },
+    #[error(transparent)]
+    Plugins(#[from] crate::plugin::PluginError),
 }
 
 impl Broker {
@@ -58,6 +62,8 @@ impl Broker {
         let groups =
             GroupCoordinator::open_with(&config.storage.data_dir, config.group_settings())?;
         let credentials = crate::sasl::SharedCredentials::open(&config.sasl.credentials)?;
+        let plugins = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir)?;
+        plugins.start_watching();
         let watcher = match crate::sasl::CredentialWatcher::start(credentials.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -66,6 +72,10 @@ impl Broker {
             }
         };
         let authorizer = load_policies(&config)?;
+        plugins.set_policy_oracle(Box::new(crate::plugin::oracle::BrokerOracle {
+            authorizer: authorizer.clone(),
+            logs: logs.clone(),
+        }));
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let audit = crate::audit::Audit::start(
             &config.audit,
@@ -91,6 +101,7 @@ impl Broker {
             groups,
             topic_defaults,
             credentials,
+            plugins,
             _credential_watcher: watcher,
             authorizer,
             _policy_watcher: policy_watcher,

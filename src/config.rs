@@ -46,6 +46,9 @@ pub struct Config {
     /// The Prometheus endpoint (off when the section is absent).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsSection,
+    /// Optional so configs written before plugins existed still load.
+    #[serde(default)]
+    pub plugins: crate::plugin::PluginSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +319,7 @@ impl Config {
         }
         self.topic_defaults()
             .map_err(|e| format!("`topic_defaults`: {e}"))?;
+        self.plugins.validate()?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 //! - [`records`]: record batch validation (CRC-32C, lengths, bounded decompression).
 //! - [`storage`]: partition logs on disk, group commit, recovery, retention, tamper chain.
 //! - [`group`]: the consumer group coordinator and committed offsets.
+//! - [`plugin`]: WebAssembly plugin chains run on produce and fetch.
 //!
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
 //! [`cli`] the `palisade` subcommands.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod fswatch;
 pub mod group;
 pub mod metrics;
+pub mod plugin;
 pub mod principal;
 pub mod protocol;
 pub mod records;

@@ -356,8 +356,14 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut b = RecordListBuilder::new();
-        b.push(0, 10, Some(b"k"), Some(b"{\"a\":1}"), &[("sig", Some(b"xy")), ("n", None)])
-            .unwrap();
+        b.push(
+            0,
+            10,
+            Some(b"k"),
+            Some(b"{\"a\":1}"),
+            &[("sig", Some(b"xy")), ("n", None)],
+        )
+        .unwrap();
         b.push(1, 11, None, None, &[]).unwrap();
         b.finish()
     }

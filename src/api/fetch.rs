@@ -19,6 +19,11 @@ use super::RequestContext;
 use crate::authz::Action;
 use crate::broker::Broker;
 
+/// The error of a partition whose fetch plugins failed. Kafka has no plugin error for Fetch;
+/// librdkafka treats an unknown partition error as temporary (it reports it to the
+/// application and retries after a back-off), which is what a failing plugin needs.
+const PLUGIN_FETCH_ERROR: ResponseError = ResponseError::PolicyViolation;
+
 /// Upper bound on how long a client may ask us to hold a fetch.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
@@ -38,7 +43,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     loop {
         // Subscribe before reading so an append between the read and the wait still wakes us.
         let mut watches = subscribe(broker, &req, &readable);
-        let (responses, total, has_error) = read_all(broker, &req, &readable, max_bytes);
+        let (responses, total, has_error) = read_all(broker, ctx, &req, &readable, max_bytes);
         if total >= min_bytes.max(1)
             || has_error
             || Instant::now() >= deadline
@@ -50,7 +55,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so the answer is current.
-            let (responses, _, _) = read_all(broker, &req, &readable, max_bytes);
+            let (responses, _, _) = read_all(broker, ctx, &req, &readable, max_bytes);
             count_bytes_out(broker, &responses);
             return FetchResponse::default().with_responses(responses);
         }
@@ -90,6 +95,7 @@ fn count_bytes_out(broker: &Broker, responses: &[FetchableTopicResponse]) {
 /// any partition had an error (errors are answered at once, as Kafka does).
 fn read_all(
     broker: &Broker,
+    ctx: &RequestContext,
     req: &FetchRequest,
     readable: &[bool],
     max_bytes: usize,
@@ -142,6 +148,26 @@ fn read_all(
                                 // Only the first partition may exceed the limits.
                                 read.records = bytes::Bytes::new();
                             }
+                            // The topic's fetch plugins see the batches for this principal;
+                            // a failure answers the partition with an error, never raw data.
+                            let records = match crate::plugin::gate::fetch(
+                                broker,
+                                ctx,
+                                &t.topic.0,
+                                p.partition,
+                                std::mem::take(&mut read.records),
+                            ) {
+                                Ok(records) => records,
+                                Err(_) => {
+                                    data.error_code = PLUGIN_FETCH_ERROR.code();
+                                    data.high_watermark = read.high_watermark;
+                                    data.last_stable_offset = read.high_watermark;
+                                    data.log_start_offset = read.log_start_offset;
+                                    has_error = true;
+                                    return data;
+                                }
+                            };
+                            read.records = records;
                             let n = read.records.len();
                             total += n;
                             remaining = remaining.saturating_sub(n);

@@ -9,7 +9,9 @@ use bytes::BytesMut;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -27,7 +29,40 @@ enum Outcome {
     Pending(PendingAppend),
 }
 
-type Refusal = (ResponseError, Option<String>);
+/// A partition's refusal: the error code, a message, and per-record errors (plugins).
+struct Refusal {
+    code: ResponseError,
+    message: Option<String>,
+    record_errors: Vec<(i32, String)>,
+}
+
+impl From<(ResponseError, Option<String>)> for Refusal {
+    fn from((code, message): (ResponseError, Option<String>)) -> Self {
+        Refusal {
+            code,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+}
+
+/// A plugin's refusal carries per-record errors only from Produce v8 on, as `INVALID_RECORD`;
+/// older clients get `POLICY_VIOLATION` and the message.
+fn plugin_refusal(r: crate::plugin::Rejection, api_version: i16) -> Refusal {
+    if api_version >= 8 {
+        Refusal {
+            code: ResponseError::InvalidRecord,
+            message: Some(r.message),
+            record_errors: r.record_errors,
+        }
+    } else {
+        Refusal {
+            code: ResponseError::PolicyViolation,
+            message: Some(r.message),
+            record_errors: Vec::new(),
+        }
+    }
+}
 
 /// Phase one, run in request order: validate and write every batch. Returns `None` for
 /// acks=0 (the client expects no response at all), else the second phase: a future that
@@ -64,7 +99,7 @@ pub fn handle(
                         Outcome::Pending(p) => p
                             .durable()
                             .await
-                            .map_err(|e| (storage_error(&e), Some(e.to_string()))),
+                            .map_err(|e| (storage_error(&e), Some(e.to_string())).into()),
                     };
                     partition_response(&name, index, result)
                 }
@@ -106,18 +141,23 @@ fn write_topic(
         .map(|p| {
             let index = p.index;
             let outcome = match (&topic, durability) {
-                (Err(e), _) => Outcome::Done(Err((*e, None))),
-                (_, Err(e)) => Outcome::Done(Err((e, None))),
+                (Err(e), _) => Outcome::Done(Err((*e, None).into())),
+                (_, Err(e)) => Outcome::Done(Err((e, None).into())),
                 (Ok(_), Ok(_)) if transactional => Outcome::Done(Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported".to_string()),
-                ))),
+                )
+                    .into())),
                 (Ok(topic), Ok(durability)) => match topic.partition(index) {
-                    None => Outcome::Done(Err((ResponseError::UnknownTopicOrPartition, None))),
+                    None => {
+                        Outcome::Done(Err((ResponseError::UnknownTopicOrPartition, None).into()))
+                    }
                     Some(partition) => {
                         let bytes = p.records.as_ref().map_or(0, |r| r.len() as u64);
                         match append(
                             broker,
+                            ctx,
+                            (&name, index),
                             &partition,
                             topic.config().max_message_bytes,
                             p,
@@ -149,7 +189,11 @@ fn partition_response(
             .with_base_offset(info.base_offset)
             .with_log_append_time_ms(info.log_append_time)
             .with_log_start_offset(info.log_start_offset),
-        Err((code, message)) => {
+        Err(Refusal {
+            code,
+            message,
+            record_errors,
+        }) => {
             if code != ResponseError::UnknownTopicOrPartition {
                 tracing::debug!(
                     topic = %topic.0,
@@ -162,12 +206,24 @@ fn partition_response(
                 .with_error_code(code.code())
                 .with_base_offset(-1)
                 .with_error_message(message.map(StrBytes::from_string))
+                .with_record_errors(
+                    record_errors
+                        .into_iter()
+                        .map(|(batch_index, m)| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(batch_index)
+                                .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+                        })
+                        .collect(),
+                )
         }
     }
 }
 
 fn append(
     broker: &Broker,
+    ctx: &RequestContext,
+    (topic, index): (&str, i32),
     partition: &crate::storage::Partition,
     max_message_bytes: i32,
     p: PartitionProduceData,
@@ -183,7 +239,8 @@ fn append(
                 "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
                 records.len()
             )),
-        ));
+        )
+            .into());
     }
     let mut batches =
         records::validate_batches(&records, broker.config.limits.max_decompressed_batch_bytes)
@@ -198,18 +255,23 @@ fn append(
                     "a produce request must carry exactly one record batch per partition"
                         .to_string(),
                 ),
-            ))
+            )
+                .into())
         }
     };
     if batch.header.is_transactional() || batch.header.is_control() {
         return Err((
             ResponseError::InvalidRecord,
             Some("transactional and control batches are not supported".to_string()),
-        ));
+        )
+            .into());
     }
+    // The topic's plugins see the batch after validation and before it is stored.
+    let replaced = crate::plugin::gate::produce(broker, ctx, topic, index, &batch.bytes)
+        .map_err(|r| plugin_refusal(r, ctx.api_version))?;
     let h = &batch.header;
     let append = AppendBatch {
-        bytes: BytesMut::from(&batch.bytes[..]),
+        bytes: BytesMut::from(replaced.as_deref().unwrap_or(&batch.bytes[..])),
         record_count: h.record_count,
         max_timestamp: h.max_timestamp,
         producer: ProducerInfo {
@@ -221,7 +283,7 @@ fn append(
     };
     partition
         .append_now(append, durability)
-        .map_err(|e| (storage_error(&e), Some(e.to_string())))
+        .map_err(|e| (storage_error(&e), Some(e.to_string())).into())
 }
 
 fn record_error(e: &RecordError) -> ResponseError {

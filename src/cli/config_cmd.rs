@@ -33,6 +33,11 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
         }
         failed = true;
     }
+    // Plugins and the keyring load as `serve` would load them (compiled, `init` run).
+    if let Err(e) = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir) {
+        eprintln!("error: {e}");
+        failed = true;
+    }
     if failed {
         return Ok(ExitCode::FAILURE);
     }

@@ -3,6 +3,9 @@
 pub mod audit;
 pub mod certs;
 pub mod config_cmd;
+pub mod keys;
+pub mod plugin;
+pub mod plugin_new;
 pub mod policy;
 pub mod serve;
 pub mod user;
@@ -56,6 +59,12 @@ pub enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Check or scaffold WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Manage the plugin keyring.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +108,8 @@ pub enum CliError {
     Policy(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Keyring(#[from] crate::plugin::keyring::KeyringError),
 }
 
 /// Runs one subcommand.
@@ -119,5 +130,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::User(command) => user::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Audit(command) => audit::run(command),
+        Command::Plugin(command) => plugin::run(command),
+        Command::Keys(command) => keys::run(command),
     }
 }

@@ -11,7 +11,7 @@ mod crc;
 pub mod decompress;
 pub mod header;
 pub mod record_walk;
-mod varint;
+pub(crate) mod varint;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,400 @@
+//! Plugin costs, measured with the real example plugins (built from `plugins/` first).
+//!
+//! `cargo bench --bench plugins -- [--messages N] [--size BYTES]`
+//!
+//! 1. criterion: one produce-chain call through the host (decode the v2 batch into a record
+//!    list, call the component, re-encode on replace) for a batch of 100 JSON records, per
+//!    plugin; criterion reports time per batch and records/s (per-record cost = time / 100).
+//!    Plus the field-encrypt fetch path (decrypt for a permitted principal).
+//! 2. Produce throughput with librdkafka, in one run against one broker: a topic without
+//!    plugins, one with `json-schema`, one with `field-encrypt`; each row's ratio is against
+//!    the no-plugin row.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, Throughput};
+use palisade::plugin::chain::{run_fetch, run_produce};
+use palisade::plugin::envelope::EnvelopeStore;
+use palisade::plugin::loader::load_one;
+use palisade::plugin::state::HostServices;
+use palisade::plugin::{
+    CallFacts, CallInput, Keyring, LoadedPlugin, PluginSettings, SharedKeyring,
+};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use support::{args, client_config, create, percentile, print_rows, Latencies, Row};
+
+const BATCH: usize = 100;
+
+fn build_plugins() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("plugins/Cargo.toml"))
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .unwrap();
+    assert!(status.success(), "building the example plugins failed");
+    root.join("plugins/target/wasm32-wasip2/release")
+}
+
+fn value(i: usize, size: usize) -> String {
+    let base = format!(
+        r#"{{"id":"order-{i}","amount":{},"card":"4111-1111-1111-{:04}","address":{{"street":"{} Main Street","city":"Oslo"}},"note":""#,
+        i % 1000,
+        i % 10_000,
+        i % 500
+    );
+    let pad = size.saturating_sub(base.len() + 2);
+    format!("{base}{}\"}}", "n".repeat(pad))
+}
+
+const SCHEMA_CONFIG: &str = r#"
+[config.schema]
+type = "object"
+required = ["id", "amount", "card"]
+properties = { id = { type = "string" }, amount = { type = "number", minimum = 0 }, card = { type = "string" } }
+"#;
+
+fn manifest(name: &str, topic: &str, hooks: &str) -> String {
+    let config = match name {
+        "json-schema" => SCHEMA_CONFIG.to_string(),
+        "field-encrypt" => {
+            "keys = [\"pii\"]\n[config]\nkey = \"pii\"\nfields = [\"card\", \"address.street\"]\n"
+                .into()
+        }
+        "signature-verify" => format!(
+            "[config]\nkeys = {{ bench = \"{}\" }}\n",
+            hex::encode(signing_key().verifying_key().to_bytes())
+        ),
+        _ => "[config]\n".into(),
+    };
+    // `keys` must come before the [config] table.
+    let (keys, config) = match config.strip_prefix("keys = [\"pii\"]\n") {
+        Some(rest) => ("keys = [\"pii\"]\n", rest.to_string()),
+        None => ("", config),
+    };
+    format!("topics = [\"{topic}\"]\nhooks = {hooks}\n{keys}{config}")
+}
+
+fn signing_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[3u8; 32])
+}
+
+/// (key, value, headers) of one record.
+type Spec = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+fn batch_of(records: &[Spec]) -> Bytes {
+    use kafka_protocol::records::*;
+    let now = 1_700_000_000_000i64;
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v, h))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: now + i as i64,
+            key: k.clone().map(Bytes::from),
+            value: Some(Bytes::from(v.clone())),
+            headers: h
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        kafka_protocol::protocol::StrBytes::from_string(n.clone()),
+                        Some(Bytes::from(v.clone())),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn input(principal: &str, topic: &str) -> CallInput {
+    CallInput {
+        context: palisade::plugin::bindings::palisade::plugin::types::CallContext {
+            topic: topic.into(),
+            partition: 0,
+            principal: principal.into(),
+            auth_method: "PLAIN".into(),
+            client_id: Some("bench".into()),
+            listener: "PLAINTEXT".into(),
+        },
+        facts: CallFacts {
+            ip: "127.0.0.1".parse().unwrap(),
+            listener: "PLAINTEXT".into(),
+            tls: false,
+            authentication: "PLAIN",
+            client_id: "bench".into(),
+        },
+    }
+}
+
+struct AllowDecrypt;
+impl palisade::plugin::PolicyOracle for AllowDecrypt {
+    fn allowed(&self, _: &str, action: &str, _: &str, _: &CallFacts) -> bool {
+        action == "Decrypt"
+    }
+}
+
+fn per_record(c: &mut Criterion, built: &Path, size: usize) {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut ring = Keyring::default();
+    ring.generate("pii").unwrap();
+    let services = Arc::new(HostServices::new(
+        SharedKeyring::fixed(ring),
+        EnvelopeStore::new(&scratch.path().join("keys")),
+    ));
+    services.set_oracle(Box::new(AllowDecrypt));
+    let settings = PluginSettings {
+        deadline_ms: 1000,
+        ..PluginSettings::default()
+    };
+    let load = |name: &str, hooks: &str| -> Arc<LoadedPlugin> {
+        let wasm = built.join(format!("{}.wasm", name.replace('-', "_")));
+        let toml = scratch.path().join(format!("{name}.toml"));
+        std::fs::write(&toml, manifest(name, "bench", hooks)).unwrap();
+        let started = Instant::now();
+        let plugin = load_one(name, &wasm, &toml, None, &services, settings.limits()).unwrap();
+        // What a hot reload costs before the plugin serves (the watcher adds its debounce).
+        println!(
+            "load {name} ({} KB): compile + validate + instantiate + init in {:?}",
+            std::fs::metadata(&wasm).unwrap().len() / 1024,
+            started.elapsed()
+        );
+        plugin
+    };
+    let plain: Vec<_> = (0..BATCH)
+        .map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                value(i, size).into_bytes(),
+                vec![],
+            )
+        })
+        .collect();
+    let signed: Vec<_> = plain
+        .iter()
+        .map(|(k, v, _)| {
+            use ed25519_dalek::Signer;
+            let m = palisade_sdk::signature::message(k.as_deref(), Some(v), [], "signature");
+            let sig = signing_key().sign(&m).to_bytes().to_vec();
+            (k.clone(), v.clone(), vec![("signature".to_string(), sig)])
+        })
+        .collect();
+    let plain_batch = batch_of(&plain);
+    let signed_batch = batch_of(&signed);
+    let limit = 64 << 20;
+    let mut g = c.benchmark_group(format!("plugin produce, batch of {BATCH} x {size} B"));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let who = input("bench", "bench");
+    for (name, batch) in [
+        ("hostile", &plain_batch),
+        ("json-schema", &plain_batch),
+        ("field-encrypt", &plain_batch),
+        ("signature-verify", &signed_batch),
+    ] {
+        let chain = vec![load(name, "[\"produce\"]")];
+        // Sanity: the plugin accepts (or replaces) these records.
+        assert!(
+            run_produce(&chain, &who, batch, limit).is_ok(),
+            "{name} refused the bench batch"
+        );
+        let label = if name == "hostile" {
+            "hostile (accept: call overhead only)"
+        } else {
+            name
+        };
+        g.bench_function(label, |bench| {
+            bench.iter(|| run_produce(&chain, &who, batch, limit).unwrap())
+        });
+    }
+    g.finish();
+    // The fetch path of field-encrypt: decrypt every record for a permitted consumer.
+    let chain = vec![load("field-encrypt", "[\"produce\", \"fetch\"]")];
+    let encrypted = run_produce(&chain, &who, &plain_batch, limit)
+        .unwrap()
+        .unwrap();
+    let mut g = c.benchmark_group(format!("plugin fetch, batch of {BATCH} x {size} B"));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("field-encrypt (decrypt, permitted)", |bench| {
+        bench.iter(|| run_fetch(&chain, &who, encrypted.clone(), limit).unwrap())
+    });
+    g.finish();
+}
+
+fn produce_json(name: &str, bootstrap: &str, topic: &str, n: usize, size: usize) -> Row {
+    let ctx = Latencies::default();
+    let p: ThreadedProducer<Latencies> = client_config(bootstrap, &[])
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // Half of max.message.bytes: field-encrypt grows a batch (base64 ciphertext), and the
+        // stored batch must still fit the topic's limit.
+        .set("batch.size", "500000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("compression.type", "none")
+        .create_with_context(ctx.clone())
+        .unwrap();
+    let payloads: Vec<String> = (0..1000).map(|i| value(i, size)).collect();
+    let start = Instant::now();
+    for i in 0..n {
+        let mut record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition((i % 3) as i32)
+            .payload(payloads[i % payloads.len()].as_bytes());
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(300)).unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(
+        ctx.errors.load(Ordering::Relaxed),
+        0,
+        "{name}: delivery errors"
+    );
+    let mut lat = ctx.micros.lock().unwrap().clone();
+    lat.sort_unstable();
+    Row {
+        name: name.to_string(),
+        msgs_per_s: n as f64 / elapsed,
+        mb_per_s: (n * size) as f64 / elapsed / 1e6,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+fn throughput(built: &Path, messages: usize, size: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (name, topic, hooks) in [
+        ("json-schema", "with-json-schema", "[\"produce\"]"),
+        (
+            "field-encrypt",
+            "with-field-encrypt",
+            "[\"produce\", \"fetch\"]",
+        ),
+    ] {
+        std::fs::copy(
+            built.join(format!("{}.wasm", name.replace('-', "_"))),
+            folder.join(format!("{name}.wasm")),
+        )
+        .unwrap();
+        std::fs::write(
+            folder.join(format!("{name}.toml")),
+            manifest(name, topic, hooks),
+        )
+        .unwrap();
+    }
+    let keyring = dir.path().join("keyring.json");
+    let mut ring = Keyring::default();
+    ring.generate("pii").unwrap();
+    ring.save(&keyring).unwrap();
+    let folder_line = format!("dir = {:?}", folder.display().to_string());
+    let keyring_line = format!("keyring = {:?}", keyring.display().to_string());
+    let text = common::plaintext_config_text(
+        &dir.path().join("data"),
+        &[
+            ("dir = \"plugins\"", &folder_line),
+            ("keyring = \"keyring.json\"", &keyring_line),
+        ],
+    );
+    let config = palisade::config::Config::parse(&text, Path::new("<bench>")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let running = rt
+        .block_on(palisade::broker::Running::start(config))
+        .unwrap();
+    let bootstrap = running.addresses[0].to_string();
+    let topics = ["no-plugin", "with-json-schema", "with-field-encrypt"];
+    for t in topics {
+        create(&rt, &bootstrap, t);
+    }
+    println!("\nproduce throughput: {messages} JSON messages of {size} bytes, acks=all, 3 partitions, loopback");
+    // Two interleaved rounds; the better of each is kept (the machine is shared).
+    let mut best: Vec<Option<Row>> = vec![None, None, None];
+    for round in 0..2 {
+        for (i, t) in topics.iter().enumerate() {
+            let row = produce_json(&format!("produce to `{t}`"), &bootstrap, t, messages, size);
+            eprintln!("round {round}: {} {:.0} msgs/s", row.name, row.msgs_per_s);
+            if best[i]
+                .as_ref()
+                .is_none_or(|b| b.msgs_per_s < row.msgs_per_s)
+            {
+                best[i] = Some(row);
+            }
+        }
+    }
+    let rows: Vec<Row> = best.into_iter().map(Option::unwrap).collect();
+    print_rows(&rows, 0);
+    rt.block_on(running.shutdown());
+}
+
+fn main() {
+    if std::env::args().any(|x| x == "--test") {
+        return; // `cargo test --benches` smoke mode
+    }
+    let a = args();
+    let size = if a.size == 1024 { 512 } else { a.size };
+    let messages = if a.messages == 300_000 {
+        100_000
+    } else {
+        a.messages
+    };
+    let built = build_plugins();
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    per_record(&mut c, &built, size);
+    c.final_summary();
+    throughput(&built, messages, size);
+}

@@ -1,0 +1,102 @@
+//! Where the Kafka API handlers meet the plugins: build the call's context from the request,
+//! look up the topic's chain (an empty chain costs one pattern test per loaded plugin), run it.
+
+use bytes::Bytes;
+
+use super::bindings::CallContext;
+use super::chain::{run_fetch, run_produce, Rejection};
+use super::loaded::CallInput;
+use super::oracle::CallFacts;
+use crate::api::RequestContext;
+use crate::broker::Broker;
+use crate::principal::AuthMethod;
+
+fn call_input(broker: &Broker, ctx: &RequestContext, topic: &str, partition: i32) -> CallInput {
+    let auth_method = match ctx.principal.method {
+        AuthMethod::Anonymous => "none",
+        AuthMethod::Mtls => "mTLS",
+        AuthMethod::Sasl(m) => m,
+    };
+    let tls = broker
+        .config
+        .listeners
+        .iter()
+        .find(|l| l.name == ctx.listener)
+        .is_some_and(|l| l.protocol.uses_tls());
+    CallInput {
+        context: CallContext {
+            topic: topic.to_string(),
+            partition,
+            principal: ctx.principal.name.clone(),
+            auth_method: auth_method.to_string(),
+            client_id: ctx.client_id.clone(),
+            listener: ctx.listener.clone(),
+        },
+        facts: CallFacts {
+            ip: ctx.peer.ip(),
+            listener: ctx.listener.clone(),
+            tls,
+            authentication: crate::authz::authentication_name(ctx.principal.method),
+            client_id: ctx.client_id.clone().unwrap_or_default(),
+        },
+    }
+}
+
+/// The produce chain of `topic` over one validated batch: `Ok(None)` to store the batch as
+/// produced, `Ok(Some(bytes))` to store a replacement, `Err` to refuse it.
+pub fn produce(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topic: &str,
+    partition: i32,
+    batch: &[u8],
+) -> Result<Option<Bytes>, Rejection> {
+    let generation = broker.plugins.generation();
+    if generation.is_empty() {
+        return Ok(None);
+    }
+    let chain = generation.produce_chain(topic);
+    if chain.is_empty() {
+        return Ok(None);
+    }
+    let input = call_input(broker, ctx, topic, partition);
+    let result = run_produce(
+        &chain,
+        &input,
+        batch,
+        broker.config.limits.max_decompressed_batch_bytes,
+    );
+    if let Err(r) = &result {
+        tracing::debug!(topic, partition, principal = %ctx.principal, "produce refused: {}", r.message);
+    }
+    result
+}
+
+/// The fetch chain of `topic` over the records read for `ctx`'s principal.
+pub fn fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> Result<Bytes, String> {
+    let generation = broker.plugins.generation();
+    if generation.is_empty() || records.is_empty() {
+        return Ok(records);
+    }
+    let chain = generation.fetch_chain(topic);
+    if chain.is_empty() {
+        return Ok(records);
+    }
+    let input = call_input(broker, ctx, topic, partition);
+    let result = run_fetch(
+        &chain,
+        &input,
+        records,
+        broker.config.limits.max_decompressed_batch_bytes,
+    );
+    if let Err(e) = &result {
+        tracing::warn!(topic, partition, principal = %ctx.principal, "fetch refused: {e}");
+    }
+    result
+}

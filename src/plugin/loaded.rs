@@ -1,0 +1,269 @@
+//! One loaded plugin: compiled and pre-instantiated once, called with an epoch deadline and a
+//! memory limit, with instances reused from a small pool. An instance that trapped (deadline,
+//! memory, a guest panic) may be poisoned: it is dropped and the next call gets a new one.
+//!
+//! # Invariants
+//! - `init` has succeeded on every instance in the pool.
+//! - No instance returns to the pool after a failed call.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+/// A call may take at most this many times its deadline in total, host functions included.
+const HARD_LIMIT_FACTOR: u32 = 50;
+
+/// Epoch ticks covering `d` (rounded up, at least one, plus one for the partial first tick).
+fn ticks_for(d: Duration) -> u64 {
+    super::engine::ticks(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+use super::bindings::{CallContext, FetchVerdict, Plugin, PluginPre, ProduceVerdict};
+use super::manifest::Manifest;
+use super::oracle::CallFacts;
+use super::state::{ActiveCall, CallClock, Grant, HostServices, State};
+use super::validate;
+
+/// Limits every call runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    pub deadline_ms: u64,
+    /// Added to the deadline per record of the batch.
+    pub per_record_us: u64,
+    pub init_deadline_ms: u64,
+    pub memory_limit: usize,
+    /// Idle instances kept per plugin.
+    pub instances: usize,
+}
+
+/// Why a call produced no verdict.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CallError {
+    #[error("plugin `{0}` exceeded its deadline of {1} ms")]
+    Deadline(String, u64),
+    #[error("plugin `{0}` exceeded its memory limit of {1} bytes")]
+    Memory(String, usize),
+    #[error("plugin `{0}` trapped: {1}")]
+    Trap(String, String),
+    #[error("plugin `{0}` refused its configuration: {1}")]
+    Init(String, String),
+    #[error("plugin `{0}` could not be instantiated: {1}")]
+    Instantiate(String, String),
+}
+
+struct Instance {
+    store: Store<State>,
+    bindings: Plugin,
+}
+
+/// A plugin ready to serve calls.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub manifest: Manifest,
+    /// SHA-256 of the wasm bytes and of the manifest text: unchanged files are not reloaded.
+    pub fingerprint: [u8; 32],
+    pub contract_version: Option<String>,
+    engine: Engine,
+    pre: PluginPre<State>,
+    pool: Mutex<Vec<Instance>>,
+    services: Arc<HostServices>,
+    grant: Arc<Grant>,
+    limits: CallLimits,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The hook's input: who and where.
+#[derive(Debug, Clone)]
+pub struct CallInput {
+    pub context: CallContext,
+    pub facts: CallFacts,
+}
+
+impl LoadedPlugin {
+    /// Compiles `wasm`, checks its imports and exports, links the host functions (WASI as
+    /// traps), pre-instantiates, and creates one instance (running `init` with the manifest's
+    /// config): a plugin whose `init` fails is refused here.
+    pub fn load(
+        name: &str,
+        wasm: &[u8],
+        manifest: Manifest,
+        fingerprint: [u8; 32],
+        services: Arc<HostServices>,
+        limits: CallLimits,
+    ) -> Result<Self, String> {
+        let engine = super::engine::engine()?.clone();
+        let component =
+            Component::new(&engine, wasm).map_err(|e| format!("not a valid component: {e:#}"))?;
+        let contract_version = validate::check(&engine, &component)?;
+        let mut linker: Linker<State> = Linker::new(&engine);
+        Plugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| format!("linking host functions: {e:#}"))?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| format!("linking WASI as traps: {e:#}"))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("{e:#}"))?;
+        let pre =
+            PluginPre::new(pre).map_err(|e| format!("exports do not match the contract: {e:#}"))?;
+        let grant = Arc::new(Grant {
+            plugin: name.to_string(),
+            keys: manifest.keys.iter().cloned().collect(),
+        });
+        let plugin = LoadedPlugin {
+            name: name.to_string(),
+            manifest,
+            fingerprint,
+            contract_version,
+            engine,
+            pre,
+            pool: Mutex::new(Vec::new()),
+            services,
+            grant,
+            limits,
+        };
+        let first = plugin.instantiate().map_err(|e| e.to_string())?;
+        plugin.pool.lock().push(first);
+        Ok(plugin)
+    }
+
+    fn classify(&self, e: &wasmtime::Error, deadline_ms: u64) -> CallError {
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return CallError::Deadline(self.name.clone(), deadline_ms);
+        }
+        let text = format!("{e:#}");
+        if text.contains("forcing trap when growing memory")
+            || e.downcast_ref::<Trap>() == Some(&Trap::AllocationTooLarge)
+        {
+            return CallError::Memory(self.name.clone(), self.limits.memory_limit);
+        }
+        // The trap (or the root cause) says what happened; the wasm backtrace around it is
+        // for debugging and stays out of client-visible messages.
+        let cause = match e.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => e.root_cause().to_string(),
+        };
+        let cause = cause
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect();
+        tracing::debug!(plugin = %self.name, "plugin trapped: {text}");
+        CallError::Trap(self.name.clone(), cause)
+    }
+
+    fn instantiate(&self) -> Result<Instance, CallError> {
+        let state = State::new(
+            self.services.clone(),
+            self.grant.clone(),
+            self.limits.memory_limit,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // At each tick past the deadline: go on while the plugin's own time (host calls
+        // excluded) is within budget, else interrupt (a `Trap::Interrupt`).
+        store.epoch_deadline_callback(|ctx| {
+            Ok(match ctx.data().clock.remaining() {
+                Some(left) => UpdateDeadline::Continue(ticks_for(left)),
+                None => UpdateDeadline::Interrupt,
+            })
+        });
+        let init = Duration::from_millis(self.limits.init_deadline_ms);
+        store.data_mut().clock = CallClock::start(init, init);
+        store.set_epoch_deadline(ticks_for(init));
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CallError::Instantiate(self.name.clone(), format!("{e:#}")))?;
+        match bindings.call_init(&mut store, &self.manifest.config_json) {
+            Ok(Ok(())) => Ok(Instance { store, bindings }),
+            Ok(Err(reason)) => Err(CallError::Init(self.name.clone(), reason)),
+            Err(e) => Err(match self.classify(&e, self.limits.init_deadline_ms) {
+                CallError::Trap(n, m) => CallError::Init(n, m),
+                other => other,
+            }),
+        }
+    }
+
+    /// Runs `f` on a pooled (or new) instance under the call deadline; the instance goes back
+    /// to the pool only if the call returned normally.
+    fn with_instance<R>(
+        &self,
+        input: &CallInput,
+        records: &[u8],
+        f: impl FnOnce(&Plugin, &mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let pooled = self.pool.lock().pop();
+        let mut instance = match pooled {
+            Some(i) => i,
+            None => self.instantiate()?,
+        };
+        instance.store.data_mut().call = Some(ActiveCall {
+            topic: input.context.topic.clone(),
+            facts: input.facts.clone(),
+        });
+        // A record list starts with its record count (checked by the host before the call).
+        let count = records
+            .first_chunk::<4>()
+            .map_or(0, |c| u64::from(u32::from_le_bytes(*c)));
+        let budget = Duration::from_millis(self.limits.deadline_ms).saturating_add(
+            Duration::from_micros(self.limits.per_record_us.saturating_mul(count)),
+        );
+        instance.store.data_mut().clock =
+            CallClock::start(budget, budget.saturating_mul(HARD_LIMIT_FACTOR));
+        instance.store.set_epoch_deadline(ticks_for(budget));
+        let result = f(&instance.bindings, &mut instance.store);
+        match result {
+            Ok(r) => {
+                instance.store.data_mut().call = None;
+                let mut pool = self.pool.lock();
+                if pool.len() < self.limits.instances {
+                    pool.push(instance);
+                }
+                Ok(r)
+            }
+            Err(e) => Err(self.classify(&e, self.limits.deadline_ms)),
+        }
+    }
+
+    // The bindings take the list as `&Vec<u8>`.
+    #[allow(clippy::ptr_arg)]
+    pub fn on_produce(
+        &self,
+        input: &CallInput,
+        records: &Vec<u8>,
+    ) -> Result<ProduceVerdict, CallError> {
+        self.with_instance(input, records, |b, store| {
+            b.call_on_produce(store, &input.context, records)
+        })
+    }
+
+    #[allow(clippy::ptr_arg)]
+    pub fn on_fetch(
+        &self,
+        input: &CallInput,
+        records: &Vec<u8>,
+    ) -> Result<FetchVerdict, CallError> {
+        self.with_instance(input, records, |b, store| {
+            b.call_on_fetch(store, &input.context, records)
+        })
+    }
+
+    /// Instances currently idle in the pool (tests, diagnostics).
+    pub fn idle_instances(&self) -> usize {
+        self.pool.lock().len()
+    }
+}
