@@ -84,6 +84,7 @@ impl Broker {
             &topic_defaults,
             metrics.clone(),
         )?;
+        plugins.report_to(audit.clone(), metrics.clone());
         let policy_watcher = match crate::authz::PolicyWatcher::start(authorizer.clone()) {
             Ok(w) => Some(w),
             Err(e) => {

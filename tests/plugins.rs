@@ -411,6 +411,62 @@ fn hostile_plugin_rejects_only_its_topic_within_the_deadline() {
     writer.join().unwrap();
     assert_eq!(plain_failed.load(Ordering::Relaxed), 0);
     assert!(plain_ok.load(Ordering::Relaxed) > 0);
+
+    // Every misbehaviour is in the audit trail, in the file and in the audit topic.
+    let expected = [
+        ("plugin_loaded", "plugin:hostile-loop"),
+        ("plugin_timed_out", "topic:hostile-loop"),
+        ("plugin_trapped", "topic:hostile-grow"),
+        ("plugin_trapped", "topic:hostile-wasi"),
+        ("plugin_rejected", "topic:hostile-malformed-count"),
+        ("plugin_rejected", "topic:hostile-reject"),
+    ];
+    let audit_dir = b.dir.join("audit");
+    let in_file = |event_type: &str, resource: &str| {
+        audit_lines(&audit_dir)
+            .iter()
+            .any(|e| e["event_type"] == event_type && e["resource"] == resource)
+    };
+    for (event_type, resource) in expected {
+        assert!(
+            wait_until(Duration::from_secs(10), || in_file(event_type, resource)).is_some(),
+            "no {event_type} for {resource} in the audit file"
+        );
+    }
+    let topic_has = |needle: &str| {
+        let (code, records) = raw_fetch(b, "__palisade_audit");
+        code == 0 && records.is_some_and(|r| contains(&r, needle.as_bytes()))
+    };
+    for needle in [
+        "\"plugin_timed_out\"",
+        "\"plugin_trapped\"",
+        "\"plugin_rejected\"",
+        "\"plugin_loaded\"",
+    ] {
+        assert!(
+            wait_until(Duration::from_secs(10), || topic_has(needle)).is_some(),
+            "{needle} not in the audit topic"
+        );
+    }
+}
+
+/// Every event of the audit files in `dir`, in file order.
+fn audit_lines(dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A fetch-path failure answers the partition with an error, never the unprocessed records.

@@ -3,13 +3,39 @@
 //! unchecked is stored or returned.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use palisade_sdk::records::RecordList;
 
 use super::batch::{decode, encode, split_batches};
 use super::bindings::{FetchVerdict, ProduceVerdict};
-use super::loaded::{CallInput, LoadedPlugin};
+use super::loaded::{CallError, CallInput, LoadedPlugin};
+
+/// How one plugin call ended, for metrics and the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub enum CallOutcome<'a> {
+    /// Accepted, passed or replaced with well-formed output.
+    Done,
+    /// The plugin refused the batch (produce) or failed it (fetch), with its reason.
+    Refused(&'a str),
+    /// Replaced with output the host could not accept.
+    Malformed(&'a str),
+    /// No verdict: trap, deadline, memory limit, instantiation.
+    Failed(&'a CallError),
+}
+
+/// Told about every plugin call of a chain run.
+pub trait CallObserver {
+    fn observe(&self, plugin: &str, took: Duration, outcome: CallOutcome<'_>);
+}
+
+/// Observes nothing (benches, tools).
+pub struct Unobserved;
+
+impl CallObserver for Unobserved {
+    fn observe(&self, _: &str, _: Duration, _: CallOutcome<'_>) {}
+}
 
 /// Why a produced batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +79,17 @@ pub fn run_produce(
     batch: &[u8],
     max_decompressed: usize,
 ) -> Result<Option<Bytes>, Rejection> {
+    run_produce_observed(chain, input, batch, max_decompressed, &Unobserved)
+}
+
+/// [`run_produce`], telling `observer` how each plugin call ended.
+pub fn run_produce_observed(
+    chain: &[Arc<LoadedPlugin>],
+    input: &CallInput,
+    batch: &[u8],
+    max_decompressed: usize,
+    observer: &dyn CallObserver,
+) -> Result<Option<Bytes>, Rejection> {
     let decoded = decode(batch, max_decompressed).map_err(|message| Rejection {
         message,
         record_errors: Vec::new(),
@@ -61,12 +98,17 @@ pub fn run_produce(
     let mut current: Option<Vec<u8>> = None;
     for plugin in chain {
         let records = current.as_ref().unwrap_or(&decoded.records);
-        let verdict = plugin.on_produce(input, records).map_err(|e| Rejection {
-            message: e.to_string(),
-            record_errors: Vec::new(),
+        let started = Instant::now();
+        let verdict = plugin.on_produce(input, records).map_err(|e| {
+            observer.observe(&plugin.name, started.elapsed(), CallOutcome::Failed(&e));
+            Rejection {
+                message: e.to_string(),
+                record_errors: Vec::new(),
+            }
         })?;
+        let took = started.elapsed();
         match verdict {
-            ProduceVerdict::Accept => {}
+            ProduceVerdict::Accept => observer.observe(&plugin.name, took, CallOutcome::Done),
             ProduceVerdict::Reject(reasons) => {
                 let record_errors: Vec<(i32, String)> = reasons
                     .iter()
@@ -85,13 +127,18 @@ pub fn run_produce(
                     Some((i, reason)) => format!("record {i}: {reason}"),
                     None => "batch rejected".to_string(),
                 };
+                observer.observe(&plugin.name, took, CallOutcome::Refused(&summary));
                 return Err(Rejection {
                     record_errors,
                     ..Rejection::plugin(&plugin.name, summary)
                 });
             }
             ProduceVerdict::Replace(list) => {
-                checked_list(&list, count).map_err(|m| Rejection::plugin(&plugin.name, m))?;
+                checked_list(&list, count).map_err(|m| {
+                    observer.observe(&plugin.name, took, CallOutcome::Malformed(&m));
+                    Rejection::plugin(&plugin.name, m)
+                })?;
+                observer.observe(&plugin.name, took, CallOutcome::Done);
                 current = Some(list);
             }
         }
@@ -120,12 +167,23 @@ pub fn run_fetch(
     records: Bytes,
     max_decompressed: usize,
 ) -> Result<Bytes, String> {
+    run_fetch_observed(chain, input, records, max_decompressed, &Unobserved)
+}
+
+/// [`run_fetch`], telling `observer` how each plugin call ended.
+pub fn run_fetch_observed(
+    chain: &[Arc<LoadedPlugin>],
+    input: &CallInput,
+    records: Bytes,
+    max_decompressed: usize,
+    observer: &dyn CallObserver,
+) -> Result<Bytes, String> {
     let ranges = split_batches(&records);
     let mut out: Option<BytesMut> = None;
     let whole = ranges.last().map_or(0, |r| r.end);
     for (n, range) in ranges.iter().enumerate() {
         let original = records.slice(range.clone());
-        let replaced = fetch_one(chain, input, &original, max_decompressed)?;
+        let replaced = fetch_one(chain, input, &original, max_decompressed, observer)?;
         match (replaced, &mut out) {
             (None, None) => {}
             (None, Some(buf)) => buf.extend_from_slice(&original),
@@ -150,6 +208,7 @@ fn fetch_one(
     input: &CallInput,
     batch: &[u8],
     max_decompressed: usize,
+    observer: &dyn CallObserver,
 ) -> Result<Option<Bytes>, String> {
     // Magic other than 2 cannot be opened for plugins: refuse rather than pass it unchecked.
     if batch.get(16) != Some(&2) {
@@ -171,13 +230,24 @@ fn fetch_one(
     let mut current: Option<Vec<u8>> = None;
     for plugin in chain {
         let records = current.as_ref().unwrap_or(&decoded.records);
-        match plugin.on_fetch(input, records).map_err(|e| e.to_string())? {
-            FetchVerdict::Pass => {}
+        let started = Instant::now();
+        let verdict = plugin.on_fetch(input, records).map_err(|e| {
+            observer.observe(&plugin.name, started.elapsed(), CallOutcome::Failed(&e));
+            e.to_string()
+        })?;
+        let took = started.elapsed();
+        match verdict {
+            FetchVerdict::Pass => observer.observe(&plugin.name, took, CallOutcome::Done),
             FetchVerdict::Fail(reason) => {
-                return Err(format!("refused by plugin `{}`: {reason}", plugin.name))
+                observer.observe(&plugin.name, took, CallOutcome::Refused(&reason));
+                return Err(format!("refused by plugin `{}`: {reason}", plugin.name));
             }
             FetchVerdict::Replace(list) => {
-                checked_list(&list, count).map_err(|m| format!("plugin `{}`: {m}", plugin.name))?;
+                checked_list(&list, count).map_err(|m| {
+                    observer.observe(&plugin.name, took, CallOutcome::Malformed(&m));
+                    format!("plugin `{}`: {m}", plugin.name)
+                })?;
+                observer.observe(&plugin.name, took, CallOutcome::Done);
                 current = Some(list);
             }
         }

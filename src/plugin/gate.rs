@@ -4,10 +4,14 @@
 use bytes::Bytes;
 
 use super::bindings::CallContext;
-use super::chain::{run_fetch, run_produce, Rejection};
+use super::chain::{
+    run_fetch_observed, run_produce_observed, CallObserver, CallOutcome, Rejection,
+};
+use super::loaded::CallError;
 use super::loaded::CallInput;
 use super::oracle::CallFacts;
 use crate::api::RequestContext;
+use crate::audit::event::{Event, Origin};
 use crate::broker::Broker;
 use crate::principal::AuthMethod;
 
@@ -60,11 +64,18 @@ pub fn produce(
         return Ok(None);
     }
     let input = call_input(broker, ctx, topic, partition);
-    let result = run_produce(
+    let observer = Observer {
+        broker,
+        ctx,
+        topic,
+        operation: "Write",
+    };
+    let result = run_produce_observed(
         &chain,
         &input,
         batch,
         broker.config.limits.max_decompressed_batch_bytes,
+        &observer,
     );
     if let Err(r) = &result {
         tracing::debug!(topic, partition, principal = %ctx.principal, "produce refused: {}", r.message);
@@ -89,14 +100,56 @@ pub fn fetch(
         return Ok(records);
     }
     let input = call_input(broker, ctx, topic, partition);
-    let result = run_fetch(
+    let observer = Observer {
+        broker,
+        ctx,
+        topic,
+        operation: "Read",
+    };
+    let result = run_fetch_observed(
         &chain,
         &input,
         records,
         broker.config.limits.max_decompressed_batch_bytes,
+        &observer,
     );
     if let Err(e) = &result {
         tracing::warn!(topic, partition, principal = %ctx.principal, "fetch refused: {e}");
     }
     result
+}
+
+/// Counts every plugin call in the metrics and audits refusals, traps and timeouts.
+struct Observer<'a> {
+    broker: &'a Broker,
+    ctx: &'a RequestContext,
+    topic: &'a str,
+    operation: &'static str,
+}
+
+impl CallObserver for Observer<'_> {
+    fn observe(&self, plugin: &str, took: std::time::Duration, outcome: CallOutcome<'_>) {
+        let metrics = &self.broker.metrics;
+        let origin = || Origin::of_request(self.ctx);
+        let event = match outcome {
+            CallOutcome::Done => {
+                metrics.plugin_call(plugin, took);
+                return;
+            }
+            CallOutcome::Refused(reason) | CallOutcome::Malformed(reason) => {
+                metrics.plugin_call(plugin, took);
+                metrics.plugin_rejection(plugin);
+                Event::plugin_rejected(&origin(), plugin, self.topic, reason)
+            }
+            CallOutcome::Failed(CallError::Deadline(_, ms)) => {
+                metrics.plugin_timeout(plugin);
+                Event::plugin_timed_out(&origin(), plugin, self.topic, *ms)
+            }
+            CallOutcome::Failed(e) => {
+                metrics.plugin_trap(plugin);
+                Event::plugin_trapped(&origin(), plugin, self.topic, &e.to_string())
+            }
+        };
+        self.broker.audit.record(event.operation(self.operation));
+    }
 }

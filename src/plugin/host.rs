@@ -35,6 +35,36 @@ pub struct PluginHost {
     current: ArcSwap<Generation>,
     reloading: Mutex<()>,
     watchers: Mutex<Vec<DirWatcher>>,
+    /// Where load events go once the broker's audit trail and metrics exist.
+    reports: Mutex<Option<Reports>>,
+}
+
+/// The audit trail and metrics of the broker owning the host.
+struct Reports {
+    audit: crate::audit::Audit,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Reports {
+    fn loaded(&self, plugins: &[&Arc<super::loaded::LoadedPlugin>]) {
+        for p in plugins {
+            self.audit.record(crate::audit::Event::plugin_loaded(
+                &p.name,
+                &hex::encode(p.fingerprint),
+            ));
+        }
+    }
+
+    fn refused(&self, failures: &[LoadFailure]) {
+        for f in failures {
+            let name = f.file.file_stem().map_or_else(
+                || f.file.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            self.audit
+                .record(crate::audit::Event::plugin_load_refused(&name, &f.message));
+        }
+    }
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -75,6 +105,7 @@ impl PluginHost {
             current: ArcSwap::from_pointee(generation),
             reloading: Mutex::new(()),
             watchers: Mutex::new(Vec::new()),
+            reports: Mutex::new(None),
         }))
     }
 
@@ -85,6 +116,15 @@ impl PluginHost {
 
     pub fn services(&self) -> &Arc<HostServices> {
         &self.services
+    }
+
+    /// Reports loads, refusals and reloads to the broker's audit trail and metrics from now on;
+    /// the plugins loaded at start are reported at once.
+    pub fn report_to(&self, audit: crate::audit::Audit, metrics: Arc<crate::metrics::Metrics>) {
+        let reports = Reports { audit, metrics };
+        let generation = self.current.load_full();
+        reports.loaded(&generation.plugins().iter().collect::<Vec<_>>());
+        *self.reports.lock() = Some(reports);
     }
 
     /// Answers plugins' `authorize` questions with `oracle` (the broker's Cedar authorizer).
@@ -108,6 +148,21 @@ impl PluginHost {
                 for f in &failures {
                     tracing::error!("{f}");
                 }
+                if let Some(reports) = self.reports.lock().as_ref() {
+                    let changed: Vec<&Arc<super::loaded::LoadedPlugin>> = generation
+                        .plugins()
+                        .iter()
+                        .filter(|p| {
+                            !previous
+                                .plugins()
+                                .iter()
+                                .any(|old| old.name == p.name && old.fingerprint == p.fingerprint)
+                        })
+                        .collect();
+                    reports.loaded(&changed);
+                    reports.refused(&failures);
+                    reports.metrics.reload("plugins", failures.is_empty());
+                }
                 let names = |g: &Generation| {
                     g.plugins()
                         .iter()
@@ -126,6 +181,9 @@ impl PluginHost {
             }
             Err(e) => {
                 tracing::error!("plugins not reloaded (the previous ones stay): {e}");
+                if let Some(reports) = self.reports.lock().as_ref() {
+                    reports.metrics.reload("plugins", false);
+                }
                 Vec::new()
             }
         }
