@@ -70,9 +70,40 @@ fn wasm(crate_name: &str) -> PathBuf {
     path
 }
 
+/// The broker's log lines (every `palisade` target down to trace) of this test binary.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the capturing subscriber. Every test installs a plugin before it starts a
+/// broker, so `install` calls this first and the test harness's own subscriber never wins.
+fn captured_logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("palisade=trace,warn"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        logs
+    })
+}
+
 /// Installs `crate_name`'s component as `<folder>/<name>.wasm` with `manifest`, manifest first,
 /// each by rename so the watcher never reads half a file.
 fn install(folder: &Path, name: &str, crate_name: &str, manifest: &str) {
+    captured_logs();
     std::fs::create_dir_all(folder).unwrap();
     let tmp = folder.join(format!(".{name}.toml.tmp"));
     std::fs::write(&tmp, manifest).unwrap();
@@ -1037,6 +1068,37 @@ fields = ["card", "address.street"]
         assert!(contains(got, b"pal:enc:v1:"));
     }
     assert!(contains(&bob[0], b"Oslo"));
+
+    // Neither the logs (at trace level) nor the audit trail hold a plaintext field or key
+    // material of the keyring.
+    let keyring_text = std::fs::read_to_string(&keyring).unwrap();
+    let key_material: Vec<String> = serde_json::from_str::<serde_json::Value>(&keyring_text)
+        .unwrap()["keys"]
+        .as_object()
+        .map(|keys| {
+            keys.values()
+                .filter_map(|k| k.as_str().or_else(|| k["key"].as_str()))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!key_material.is_empty(), "no key found in {keyring_text}");
+    let logs = String::from_utf8_lossy(&captured_logs().0.lock().unwrap()).into_owned();
+    assert!(logs.contains("palisade"), "no log line was captured");
+    let audit = audit_lines(&data.join("audit"))
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!audit.is_empty());
+    for secret in ["4111-1111-1111-1111", "5500-0000-0000-0004", "1 Secret Lane"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(key_material)
+    {
+        assert!(!logs.contains(&secret), "`{secret}` in the logs");
+        assert!(!audit.contains(&secret), "`{secret}` in the audit trail");
+    }
 
     // Rotation: a new keyring key (picked up from the file), the manifest switched to it. New
     // data uses the new key; the old records stay readable for alice.
