@@ -1091,10 +1091,14 @@ fields = ["card", "address.street"]
         .collect::<Vec<_>>()
         .join("\n");
     assert!(!audit.is_empty());
-    for secret in ["4111-1111-1111-1111", "5500-0000-0000-0004", "1 Secret Lane"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(key_material)
+    for secret in [
+        "4111-1111-1111-1111",
+        "5500-0000-0000-0004",
+        "1 Secret Lane",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(key_material)
     {
         assert!(!logs.contains(&secret), "`{secret}` in the logs");
         assert!(!audit.contains(&secret), "`{secret}` in the audit trail");
