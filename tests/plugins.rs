@@ -84,8 +84,8 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Installs the capturing subscriber. Every test installs a plugin before it starts a
-/// broker, so `install` calls this first and the test harness's own subscriber never wins.
+/// Installs the capturing subscriber. Every test of this file calls it first, so the test
+/// harness's own subscriber (common::start_with) never wins.
 fn captured_logs() -> &'static Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -103,7 +103,6 @@ fn captured_logs() -> &'static Captured {
 /// Installs `crate_name`'s component as `<folder>/<name>.wasm` with `manifest`, manifest first,
 /// each by rename so the watcher never reads half a file.
 fn install(folder: &Path, name: &str, crate_name: &str, manifest: &str) {
-    captured_logs();
     std::fs::create_dir_all(folder).unwrap();
     let tmp = folder.join(format!(".{name}.toml.tmp"));
     std::fs::write(&tmp, manifest).unwrap();
@@ -296,6 +295,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn json_schema_rejects_invalid_json_with_the_reason_and_stores_valid_json() {
+    captured_logs();
     let fx = broker_with(
         |f| install(f, "json-schema", "json-schema", SCHEMA_MANIFEST),
         &[],
@@ -354,6 +354,7 @@ fn json_schema_rejects_invalid_json_with_the_reason_and_stores_valid_json() {
 /// broker keeps accepting writes to a topic without plugins while it happens.
 #[test]
 fn hostile_plugin_rejects_only_its_topic_within_the_deadline() {
+    captured_logs();
     let modes = [
         "loop",
         "grow",
@@ -503,6 +504,7 @@ fn audit_lines(dir: &Path) -> Vec<serde_json::Value> {
 /// A fetch-path failure answers the partition with an error, never the unprocessed records.
 #[test]
 fn hostile_fetch_fails_the_partition_and_returns_no_data() {
+    captured_logs();
     let fx = broker_with(
         |f| {
             for mode in ["trap", "loop", "reject", "malformed-count"] {
@@ -560,6 +562,7 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> 
 
 #[test]
 fn a_new_plugin_loads_a_broken_one_keeps_the_old_and_deleting_unloads() {
+    captured_logs();
     let fx = broker_with(|_| {}, &[]);
     let b = &fx.broker;
     let p = producer(&b.bootstrap(), &[]);
@@ -616,6 +619,7 @@ fn a_new_plugin_loads_a_broken_one_keeps_the_old_and_deleting_unloads() {
 /// swap, and the new version is the one serving afterwards.
 #[test]
 fn replacing_a_plugin_under_produce_load_fails_no_request() {
+    captured_logs();
     let fx = broker_with(
         |f| install(f, "json-schema", "json-schema", SCHEMA_MANIFEST),
         &[],
@@ -711,6 +715,7 @@ fn replacing_a_plugin_under_produce_load_fails_no_request() {
 /// `init` failing refuses the plugin at start: the broker does not run a topic unguarded.
 #[test]
 fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
+    captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("plugins");
     install(
@@ -788,6 +793,7 @@ fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
 
 #[test]
 fn signed_records_pass_and_altered_or_unsigned_ones_are_rejected() {
+    captured_logs();
     use ed25519_dalek::{Signer, SigningKey};
     let signing = SigningKey::from_bytes(&[7u8; 32]);
     let public = hex::encode(signing.verifying_key().to_bytes());
@@ -937,6 +943,7 @@ fn read_all_as(
 
 #[test]
 fn field_encrypt_keeps_plaintext_off_disk_and_decrypts_only_for_permitted_consumers() {
+    captured_logs();
     let manifest = r#"
 topics = ["customers"]
 hooks = ["produce", "fetch"]
@@ -1155,6 +1162,7 @@ fields = ["card", "address.street"]
 /// component it produces passes `palisade plugin check` with its own manifest.
 #[test]
 fn plugin_new_scaffolds_a_crate_that_builds_and_passes_check() {
+    captured_logs();
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_palisade");
     let out = Command::new(bin)
