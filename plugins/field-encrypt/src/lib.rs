@@ -3,7 +3,8 @@
 //!
 //! Config: `{"key": "<keyring key id>", "fields": ["card", "ssn", "address.street"]}` — top-level
 //! member names, or dotted paths into nested objects (a name containing `.` cannot be
-//! addressed; overlapping paths such as `a` and `a.b` are refused). The manifest must list `key` under `keys`.
+//! addressed; overlapping paths such as `a` and `a.b` are refused). The manifest must list
+//! `key` under `keys`.
 //!
 //! On produce every value must be a JSON object (null values, i.e. tombstones, pass unchanged;
 //! anything else is rejected). Each configured member present (every occurrence, should a key
