@@ -28,9 +28,11 @@
 //! # Layout
 //! - `records`: the record-list encoding of `wit/plugin.wit`, read without copying and written
 //!   by a builder. Shared by the broker (host) and plugins (guests) so both sides agree byte
-//!   for byte. The only module built without the `guest` feature.
+//!   for byte. Built without the `guest` feature too (the broker's view).
 //! - `signature`: the canonical bytes a record signature covers (no crypto; also built without
 //!   `guest`, for producers and the broker's tests).
+//!
+//! Everything below needs the `guest` feature (on by default).
 //! - `verdict`: the plain Rust types a plugin sees and returns (`CallContext`, the verdicts).
 //! - `plugin`: the `Plugin` trait, one method per hook.
 //! - `host`: the functions the broker gives plugins (logging, crypto by key id, authorization).

@@ -3,7 +3,8 @@
 //!
 //! Config: `{"key": "<keyring key id>", "fields": ["card", "ssn", "address.street"]}` — top-level
 //! member names, or dotted paths into nested objects (a name containing `.` cannot be
-//! addressed). The manifest must list `key` under `keys`.
+//! addressed; overlapping paths such as `a` and `a.b` are refused). The manifest must list
+//! `key` under `keys`.
 //!
 //! On produce every value must be a JSON object (null values, i.e. tombstones, pass unchanged;
 //! anything else is rejected). Each configured member present (every occurrence, should a key
@@ -21,8 +22,8 @@ mod object;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use palisade_sdk::{
-    export_plugin, host, CallContext, FetchVerdict, OwnedRecord, Plugin, ProduceVerdict, Record,
-    RecordList, RecordListBuilder, Rejection,
+    export_plugin, host, CallContext, FetchVerdict, Plugin, ProduceVerdict, Record, RecordList,
+    RecordListBuilder, Rejection,
 };
 use serde::Deserialize;
 
@@ -55,12 +56,22 @@ impl Plugin for FieldEncrypt {
         if config.fields.is_empty() {
             return Err("invalid field-encrypt config: `fields` is empty".to_string());
         }
-        let mut fields = Vec::with_capacity(config.fields.len());
+        let mut fields: Vec<(String, Vec<String>)> = Vec::with_capacity(config.fields.len());
         for name in config.fields {
             let segments: Vec<String> = name.split('.').map(str::to_string).collect();
             if segments.iter().any(String::is_empty) {
                 return Err(format!(
                     "invalid field-encrypt config: bad field path `{name}`"
+                ));
+            }
+            // `a` and `a.b` (or `a` twice) would encrypt the same bytes twice, in an order
+            // fetch could not undo.
+            if let Some((other, _)) = fields
+                .iter()
+                .find(|(_, s)| s.starts_with(&segments) || segments.starts_with(s))
+            {
+                return Err(format!(
+                    "invalid field-encrypt config: field paths `{other}` and `{name}` overlap"
                 ));
             }
             fields.push((name, segments));
@@ -72,11 +83,12 @@ impl Plugin for FieldEncrypt {
     }
 
     fn on_produce(&self, ctx: &CallContext, records: &RecordList<'_>) -> ProduceVerdict {
+        let paths = self.paths();
         let mut out = RecordListBuilder::new();
         let mut rejections = Vec::new();
         let mut changed = false;
         for (i, record) in records.iter().enumerate() {
-            match self.encrypt_value(&ctx.topic, record.value) {
+            match self.encrypt_value(&paths, &ctx.topic, record.value) {
                 Ok(value) => {
                     changed |= value.is_some();
                     if let Err(e) = push_with_value(&mut out, &record, value) {
@@ -100,10 +112,11 @@ impl Plugin for FieldEncrypt {
         if !host::authorize(&ctx.principal, DECRYPT_ACTION, &ctx.topic) {
             return FetchVerdict::Pass;
         }
+        let paths = self.paths();
         let mut out = RecordListBuilder::new();
         let mut changed = false;
         for (i, record) in records.iter().enumerate() {
-            let value = match self.decrypt_value(&ctx.topic, record.value) {
+            let value = match self.decrypt_value(&paths, &ctx.topic, record.value) {
                 Ok(value) => value,
                 Err(e) => return FetchVerdict::Fail(format!("record {i}: {e}")),
             };
@@ -123,75 +136,78 @@ impl Plugin for FieldEncrypt {
 export_plugin!(FieldEncrypt);
 
 impl FieldEncrypt {
+    fn paths(&self) -> Vec<object::Path<'_>> {
+        self.fields
+            .iter()
+            .enumerate()
+            .map(|(id, (_, segments))| (id, segments.as_slice()))
+            .collect()
+    }
+
+    /// The configured name of path `id`: the aad, and what reasons call the field.
+    fn name(&self, id: usize) -> &str {
+        self.fields.get(id).map_or("?", |(name, _)| name.as_str())
+    }
+
     /// The value with every configured field encrypted, or `None` to keep it (a tombstone, or
     /// an object holding none of the fields).
-    fn encrypt_value(&self, topic: &str, value: Option<&[u8]>) -> Result<Option<String>, String> {
+    fn encrypt_value(
+        &self,
+        paths: &[object::Path<'_>],
+        topic: &str,
+        value: Option<&[u8]>,
+    ) -> Result<Option<String>, String> {
         let Some(bytes) = value else {
             return Ok(None);
         };
-        let mut text = std::str::from_utf8(bytes)
-            .map_err(|_| "value is not JSON: not UTF-8".to_string())?
-            .to_string();
-        // Checks the value is an object even when it holds none of the fields.
-        object::check(&text)?;
-        let mut changed = false;
-        for (name, path) in &self.fields {
-            let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            let mut seal = |member: &str| -> Result<Option<String>, String> {
-                let sealed = host::encrypt(&self.key, topic, member.as_bytes(), name.as_bytes())
-                    .map_err(|e| format!("cannot encrypt field `{name}`: {e}"))?;
-                let marked = format!("{PREFIX}{}", BASE64.encode(sealed));
-                serde_json::to_string(&marked)
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            };
-            if let Some(next) = object::splice(&text, &path, &mut seal)? {
-                text = next;
-                changed = true;
-            }
-        }
-        Ok(changed.then_some(text))
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| "value is not JSON: not UTF-8".to_string())?;
+        let mut seal = |id: usize, member: &str| -> Result<Option<String>, String> {
+            let name = self.name(id);
+            let sealed = host::encrypt(&self.key, topic, member.as_bytes(), name.as_bytes())
+                .map_err(|e| format!("cannot encrypt field `{name}`: {e}"))?;
+            // base64 needs no JSON escaping.
+            Ok(Some(format!("\"{PREFIX}{}\"", BASE64.encode(sealed))))
+        };
+        object::splice(text, paths, &mut seal).map_err(|e| e.to_string())
     }
 
     /// The value with every encrypted field decrypted, or `None` when nothing was encrypted.
     /// Values that are not objects pass unchanged (stored before the plugin was bound).
-    fn decrypt_value(&self, topic: &str, value: Option<&[u8]>) -> Result<Option<String>, String> {
-        let Some(Ok(mut text)) = value.map(|b| std::str::from_utf8(b).map(str::to_string)) else {
+    fn decrypt_value(
+        &self,
+        paths: &[object::Path<'_>],
+        topic: &str,
+        value: Option<&[u8]>,
+    ) -> Result<Option<String>, String> {
+        let Some(Ok(text)) = value.map(std::str::from_utf8) else {
             return Ok(None);
         };
-        if object::check(&text).is_err() {
-            return Ok(None);
-        }
-        let mut changed = false;
-        // Reverse order undoes an outer field before looking inside it.
-        for (name, path) in self.fields.iter().rev() {
-            let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            let mut open = |member: &str| -> Result<Option<String>, String> {
-                let Ok(marked) = serde_json::from_str::<String>(member) else {
-                    return Ok(None);
-                };
-                let Some(encoded) = marked.strip_prefix(PREFIX) else {
-                    return Ok(None);
-                };
-                let sealed = BASE64
-                    .decode(encoded)
-                    .map_err(|_| format!("field `{name}` holds malformed ciphertext"))?;
-                let plain = host::decrypt(topic, &sealed, name.as_bytes())
-                    .map_err(|e| format!("cannot decrypt field `{name}`: {e}"))?;
-                let plain = String::from_utf8(plain).map_err(|_| {
-                    format!("field `{name}` decrypted to something that is not JSON")
-                })?;
-                serde_json::from_str::<&serde_json::value::RawValue>(&plain).map_err(|_| {
-                    format!("field `{name}` decrypted to something that is not JSON")
-                })?;
-                Ok(Some(plain))
+        let mut open = |id: usize, member: &str| -> Result<Option<String>, String> {
+            let name = self.name(id);
+            let Some(encoded) = member
+                .strip_prefix('"')
+                .and_then(|m| m.strip_prefix(PREFIX))
+                .and_then(|m| m.strip_suffix('"'))
+            else {
+                return Ok(None);
             };
-            if let Some(next) = object::splice(&text, &path, &mut open)? {
-                text = next;
-                changed = true;
-            }
+            let sealed = BASE64
+                .decode(encoded)
+                .map_err(|_| format!("field `{name}` holds malformed ciphertext"))?;
+            let plain = host::decrypt(topic, &sealed, name.as_bytes())
+                .map_err(|e| format!("cannot decrypt field `{name}`: {e}"))?;
+            let plain = String::from_utf8(plain)
+                .map_err(|_| format!("field `{name}` decrypted to something that is not JSON"))?;
+            serde_json::from_str::<&serde_json::value::RawValue>(&plain)
+                .map_err(|_| format!("field `{name}` decrypted to something that is not JSON"))?;
+            Ok(Some(plain))
+        };
+        match object::splice(text, paths, &mut open) {
+            Ok(spliced) => Ok(spliced),
+            Err(object::SpliceError::NotAnObject(_)) => Ok(None),
+            Err(object::SpliceError::Member(reason)) => Err(reason),
         }
-        Ok(changed.then_some(text))
     }
 }
 
@@ -204,9 +220,15 @@ fn push_with_value(
     let pushed = match value {
         None => out.push_record(record),
         Some(value) => {
-            let mut owned = OwnedRecord::from_record(record);
-            owned.value = Some(value.into_bytes());
-            out.push_owned(&owned)
+            let headers: Vec<(&str, Option<&[u8]>)> =
+                record.headers().map(|h| (h.name, h.value)).collect();
+            out.push(
+                record.offset_delta,
+                record.timestamp,
+                record.key,
+                Some(value.as_bytes()),
+                &headers,
+            )
         }
     };
     pushed.map_err(|e| e.to_string())

@@ -221,6 +221,9 @@ fn bad_configs_fail_init() {
         r#"{"key": "k", "fields": []}"#,
         r#"{"key": "k", "fields": ["a..b"]}"#,
         r#"{"key": "k", "fields": ["a"], "extra": 1}"#,
+        r#"{"key": "k", "fields": ["a", "a.b"]}"#,
+        r#"{"key": "k", "fields": ["a.b", "a"]}"#,
+        r#"{"key": "k", "fields": ["a", "a"]}"#,
     ] {
         assert!(FieldEncrypt::init(config).is_err(), "{config}");
     }

@@ -5,6 +5,12 @@
 //!
 //! Config: `{"schema": <JSON Schema>}`.
 //!
+//! `pattern` and `patternProperties` use the `regex` engine, not `fancy-regex`: matching takes
+//! linear time, so no record can make a pattern backtrack past the broker's deadline, and each
+//! compiled pattern is capped at 1 MiB. Lookarounds and backreferences make the schema
+//! invalid at `init`. (fancy-regex also seeds std hash maps from WASI randomness, which traps
+//! in the broker.)
+//!
 //! Reasons name what failed without echoing the value (values may be sensitive and reasons
 //! reach logs): the JSON parse error with line and column, or up to three schema errors, each
 //! with the failing instance path, the keyword and its schema path.
@@ -12,12 +18,17 @@
 #[cfg(target_arch = "wasm32")]
 mod seed;
 
+use jsonschema::PatternOptions;
 use palisade_sdk::{export_plugin, CallContext, Plugin, ProduceVerdict, RecordList, Rejection};
 use serde::Deserialize;
 use serde_json::Value;
 
 /// How many schema errors one rejection reason lists (the rest are counted).
 const MAX_ERRORS: usize = 3;
+
+/// Bytes one compiled `pattern` (and its lazy DFA cache) may take: the plugin's whole memory
+/// is 16 MiB by default.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,8 +44,14 @@ impl Plugin for JsonSchema {
     fn init(config: &str) -> Result<Self, String> {
         let config: Config =
             serde_json::from_str(config).map_err(|e| format!("invalid json-schema config: {e}"))?;
-        let validator = jsonschema::validator_for(&config.schema)
-            .map_err(|e| format!("invalid schema: {}", e.masked()))?;
+        let validator = jsonschema::options()
+            .with_pattern_options(
+                PatternOptions::regex()
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(REGEX_SIZE_LIMIT),
+            )
+            .build(&config.schema)
+            .map_err(|e| schema_error(&e))?;
         Ok(JsonSchema { validator })
     }
 
@@ -79,6 +96,17 @@ impl JsonSchema {
         }
         Some(reason)
     }
+}
+
+/// Why the configured schema is refused, saying where in it.
+fn schema_error(error: &jsonschema::ValidationError<'_>) -> String {
+    let mut reason = format!("invalid schema: {}", describe(error));
+    if reason.contains("is not a \"regex\"") {
+        reason.push_str(
+            "; patterns use the `regex` crate's syntax: no lookaround, no backreferences",
+        );
+    }
+    reason
 }
 
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
@@ -191,6 +219,30 @@ mod tests {
         assert!(JsonSchema::init(r#"{"schema": {"type": 12}}"#).is_err());
         assert!(JsonSchema::init(r#"{"schema": {}, "other": 1}"#).is_err());
         assert!(JsonSchema::init(r#"{"schema": {"$ref": "https://example.com/s.json"}}"#).is_err());
+    }
+
+    #[test]
+    fn patterns_match_in_linear_time_and_backreferences_are_refused() {
+        let plugin =
+            JsonSchema::init(r#"{"schema": {"type": "string", "pattern": "^[a-z]+[0-9]{1,3}$"}}"#)
+                .unwrap();
+        assert!(plugin.check(Some(br#""abc12""#)).is_none());
+        assert!(plugin.check(Some(br#""abc1234""#)).is_some());
+        // Catastrophic for a backtracking engine, linear here.
+        let plugin =
+            JsonSchema::init(r#"{"schema": {"type": "string", "pattern": "^(a+)+$"}}"#).unwrap();
+        let evil = format!("\"{}b\"", "a".repeat(5000));
+        assert!(plugin.check(Some(evil.as_bytes())).is_some());
+        for pattern in [r"^(a)\\1$", "^(?=.*[0-9]).+$"] {
+            let config =
+                format!(r#"{{"schema": {{"properties": {{"p": {{"pattern": "{pattern}"}}}}}}}}"#);
+            let err = JsonSchema::init(&config).err().unwrap();
+            assert!(
+                err.starts_with("invalid schema: at `/properties/p/pattern`"),
+                "{err}"
+            );
+            assert!(err.ends_with("no lookaround, no backreferences"), "{err}");
+        }
     }
 
     #[test]
