@@ -29,6 +29,7 @@ pub mod group;
 pub mod metrics;
 pub mod plugin;
 pub mod principal;
+pub mod private_file;
 pub mod protocol;
 pub mod records;
 pub mod sasl;

@@ -3,8 +3,6 @@
 //! functions; `Debug` and listings show names only.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -170,19 +168,16 @@ impl Keyring {
 
     /// Reads `path`, refusing a file readable by group or others.
     pub fn load(path: &Path) -> Result<Self, KeyringError> {
-        let read_error = |source| KeyringError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let metadata = std::fs::metadata(path).map_err(read_error)?;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyringError::Permissions {
+        let text = crate::private_file::read(path).map_err(|e| match e {
+            crate::private_file::ReadError::Io(source) => KeyringError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            crate::private_file::ReadError::Permissions(mode) => KeyringError::Permissions {
                 path: path.to_path_buf(),
                 mode,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read_error)?;
+            },
+        })?;
         Self::parse(&text, path)
     }
 
@@ -225,39 +220,7 @@ impl Keyring {
     }
 }
 
-/// Replaces `path` with `bytes` (mode 0600) so a reader sees the old or the new file, never a
-/// mix.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let suffix: [u8; 8] = random().map_err(|_| std::io::Error::other("random source"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        hex::encode(suffix)
-    ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+pub(crate) use crate::private_file::write as write_atomically;
 
 /// The keyring the broker serves, swapped whole on reload.
 #[derive(Clone, Debug)]
@@ -304,6 +267,7 @@ impl SharedKeyring {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777

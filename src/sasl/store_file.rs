@@ -18,16 +18,13 @@
 //! are fsynced, renamed over the target, and the directory is fsynced.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{CredentialError, CredentialStore, ScramCredential};
-use super::mechanism::random_bytes;
 use super::Mechanism;
 
 const VERSION: u32 = 1;
@@ -137,19 +134,16 @@ pub fn to_json(store: &CredentialStore) -> Result<String, CredentialError> {
 
 /// Reads and checks a credential file.
 pub fn load(path: &Path) -> Result<CredentialStore, CredentialError> {
-    let read_error = |source| CredentialError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let metadata = std::fs::metadata(path).map_err(read_error)?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(CredentialError::Permissions {
+    let text = crate::private_file::read(path).map_err(|e| match e {
+        crate::private_file::ReadError::Io(source) => CredentialError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        crate::private_file::ReadError::Permissions(mode) => CredentialError::Permissions {
             path: path.to_path_buf(),
             mode,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read_error)?;
+        },
+    })?;
     parse(&text, path)
 }
 
@@ -172,40 +166,14 @@ pub fn save(store: &CredentialStore, path: &Path) -> Result<(), CredentialError>
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| write_error(std::io::ErrorKind::InvalidInput.into()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        file_name.to_string_lossy(),
-        hex::encode(random_bytes(8)?)
-    ));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(write_error)
+    crate::private_file::write(path, text.as_bytes()).map_err(write_error)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
