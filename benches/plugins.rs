@@ -17,7 +17,6 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,13 +29,13 @@ use palisade::plugin::state::HostServices;
 use palisade::plugin::{
     CallFacts, CallInput, Keyring, LoadedPlugin, PluginSettings, SharedKeyring,
 };
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::ThreadedProducer;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;
 
-use support::{args, client_config, create, percentile, print_rows, Latencies, Row};
+use support::{args, client_config, create, print_rows, send_all, Latencies, Row};
 
 const BATCH: usize = 100;
 
@@ -275,37 +274,16 @@ fn produce_json(name: &str, bootstrap: &str, topic: &str, n: usize, size: usize)
         .create_with_context(ctx.clone())
         .unwrap();
     let payloads: Vec<String> = (0..1000).map(|i| value(i, size)).collect();
-    let start = Instant::now();
-    for i in 0..n {
-        let mut record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
-            .partition((i % 3) as i32)
-            .payload(payloads[i % payloads.len()].as_bytes());
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        }
-    }
-    p.flush(Duration::from_secs(300)).unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(
-        ctx.errors.load(Ordering::Relaxed),
-        0,
-        "{name}: delivery errors"
-    );
-    let mut lat = ctx.micros.lock().unwrap().clone();
-    lat.sort_unstable();
-    Row {
-        name: name.to_string(),
-        msgs_per_s: n as f64 / elapsed,
-        mb_per_s: (n * size) as f64 / elapsed / 1e6,
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-    }
+    send_all(
+        name,
+        &p,
+        &ctx,
+        topic,
+        n,
+        size,
+        |i| payloads[i % payloads.len()].as_bytes(),
+        Duration::from_secs(300),
+    )
 }
 
 fn throughput(built: &Path, messages: usize, size: usize) {

@@ -121,14 +121,39 @@ pub fn t<'a>(bootstrap: &'a str, topic: &'a str) -> Target<'a> {
 }
 
 pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) -> Row {
-    let (topic, ctx) = (t.topic, Latencies::default());
+    let ctx = Latencies::default();
     let p = producer(t.bootstrap, t.client, acks, ctx.clone());
     let payload = vec![b'x'; size];
+    send_all(
+        name,
+        &p,
+        &ctx,
+        t.topic,
+        n,
+        size,
+        |_| &payload[..],
+        Duration::from_secs(120),
+    )
+}
+
+/// Sends `n` records of `payload(i)` (about `size` bytes) over 3 partitions with `p`, waits
+/// for every delivery, and reports throughput and the delivery latencies `ctx` recorded.
+#[allow(clippy::too_many_arguments)]
+pub fn send_all<'a>(
+    name: &str,
+    p: &ThreadedProducer<Latencies>,
+    ctx: &Latencies,
+    topic: &str,
+    n: usize,
+    size: usize,
+    payload: impl Fn(usize) -> &'a [u8],
+    flush: Duration,
+) -> Row {
     let start = Instant::now();
     for i in 0..n {
         let mut record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
             .partition((i % 3) as i32)
-            .payload(&payload);
+            .payload(payload(i));
         loop {
             match p.send(record) {
                 Ok(()) => break,
@@ -139,7 +164,7 @@ pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) ->
             }
         }
     }
-    p.flush(Duration::from_secs(120)).unwrap();
+    p.flush(flush).unwrap();
     let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(
         ctx.errors.load(Ordering::Relaxed),
