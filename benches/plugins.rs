@@ -1,6 +1,7 @@
 //! Plugin costs, measured with the real example plugins (built from `plugins/` first).
 //!
-//! `cargo bench --bench plugins -- [--messages N] [--size BYTES]`
+//! `cargo bench --bench plugins -- [--messages N] [--size BYTES] [--throughput-only | --per-record-only]
+//! [--only PLUGIN]`
 //!
 //! 1. criterion: one produce-chain call through the host (decode the v2 batch into a record
 //!    list, call the component, re-encode on replace) for a batch of 100 JSON records, per
@@ -231,6 +232,9 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         ("field-encrypt", &plain_batch),
         ("signature-verify", &signed_batch),
     ] {
+        if only().is_some_and(|o| o != name) {
+            continue;
+        }
         let chain = vec![load(name, "[\"produce\"]")];
         // Sanity: the plugin accepts (or replaces) these records.
         assert!(
@@ -258,6 +262,13 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         bench.iter(|| run_fetch(&chain, &who, encrypted.clone(), limit).unwrap())
     });
     g.finish();
+}
+
+/// `--only NAME`: measure one plugin's per-record cost (for profiling).
+fn only() -> Option<String> {
+    let argv: Vec<String> = std::env::args().collect();
+    let at = argv.iter().position(|a| a == "--only")?;
+    argv.get(at + 1).cloned()
 }
 
 fn produce_json(name: &str, bootstrap: &str, topic: &str, n: usize, size: usize) -> Row {
@@ -341,8 +352,18 @@ fn throughput(built: &Path, messages: usize, size: usize) {
     let mut best: Vec<Option<Row>> = vec![None, None, None];
     for round in 0..2 {
         for (i, t) in topics.iter().enumerate() {
+            // Client and broker share this process: its CPU time says how much of the two
+            // cores a row used, and what one message cost in all.
+            let (cpu, wall) = (cpu_time::ProcessTime::now(), Instant::now());
             let row = produce_json(&format!("produce to `{t}`"), &bootstrap, t, messages, size);
-            eprintln!("round {round}: {} {:.0} msgs/s", row.name, row.msgs_per_s);
+            let (cpu, wall) = (cpu.elapsed(), wall.elapsed());
+            eprintln!(
+                "round {round}: {} {:.0} msgs/s, {:.2} cores, {:.2} µs CPU per message",
+                row.name,
+                row.msgs_per_s,
+                cpu.as_secs_f64() / wall.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / messages as f64
+            );
             if best[i]
                 .as_ref()
                 .is_none_or(|b| b.msgs_per_s < row.msgs_per_s)
@@ -372,7 +393,11 @@ fn main() {
         .sample_size(30)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    per_record(&mut c, &built, size);
-    c.final_summary();
-    throughput(&built, messages, size);
+    if !std::env::args().any(|x| x == "--throughput-only") {
+        per_record(&mut c, &built, size);
+        c.final_summary();
+    }
+    if !std::env::args().any(|x| x == "--per-record-only") {
+        throughput(&built, messages, size);
+    }
 }

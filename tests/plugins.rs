@@ -759,7 +759,7 @@ fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (contract 0.1"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (contract 0.2"));
     // Not a component at all.
     std::fs::write(folder.join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(folder.join("junk.toml"), SCHEMA_MANIFEST).unwrap();

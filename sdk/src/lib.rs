@@ -42,6 +42,7 @@
 //!   logs from a unit test.
 //! - `export`: the `export_plugin!` macro and the glue between the WIT exports and `Plugin`.
 //! - `bindings` (wasm32 only): the wit-bindgen output; the only unsafe code in the crate.
+pub mod byte_list;
 pub mod records;
 pub mod signature;
 

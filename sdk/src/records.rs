@@ -284,16 +284,26 @@ impl RecordListBuilder {
             .ok_or(DecodeError("too many records"))?;
         let header_count =
             u32::try_from(headers.len()).map_err(|_| DecodeError("too many headers"))?;
-        self.out.extend_from_slice(&offset_delta.to_le_bytes());
-        self.out.extend_from_slice(&timestamp.to_le_bytes());
-        write_nullable(&mut self.out, key)?;
-        write_nullable(&mut self.out, value)?;
-        self.out.extend_from_slice(&header_count.to_le_bytes());
-        for (name, value) in headers {
-            let len = u32::try_from(name.len()).map_err(|_| DecodeError("header name too long"))?;
-            self.out.extend_from_slice(&len.to_le_bytes());
-            self.out.extend_from_slice(name.as_bytes());
-            write_nullable(&mut self.out, *value)?;
+        let start = self.out.len();
+        let written = (|| {
+            self.out.extend_from_slice(&offset_delta.to_le_bytes());
+            self.out.extend_from_slice(&timestamp.to_le_bytes());
+            write_nullable(&mut self.out, key)?;
+            write_nullable(&mut self.out, value)?;
+            self.out.extend_from_slice(&header_count.to_le_bytes());
+            for (name, value) in headers {
+                let len =
+                    u32::try_from(name.len()).map_err(|_| DecodeError("header name too long"))?;
+                self.out.extend_from_slice(&len.to_le_bytes());
+                self.out.extend_from_slice(name.as_bytes());
+                write_nullable(&mut self.out, *value)?;
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            // A half-written record would corrupt the list.
+            self.out.truncate(start);
+            return written;
         }
         self.count = count;
         Ok(())
@@ -301,15 +311,36 @@ impl RecordListBuilder {
 
     /// Appends a borrowed record unchanged.
     pub fn push_record(&mut self, record: &Record<'_>) -> Result<(), DecodeError> {
-        let headers: Vec<(&str, Option<&[u8]>)> =
-            record.headers().map(|h| (h.name, h.value)).collect();
-        self.push(
-            record.offset_delta,
-            record.timestamp,
-            record.key,
-            record.value,
-            &headers,
-        )
+        self.push_with_value(record, record.value)
+    }
+
+    /// Appends a borrowed record with `value` instead of its own; key, timestamp and headers
+    /// are copied as they are (the common case of a plugin rewriting values).
+    pub fn push_with_value(
+        &mut self,
+        record: &Record<'_>,
+        value: Option<&[u8]>,
+    ) -> Result<(), DecodeError> {
+        let count = self
+            .count
+            .checked_add(1)
+            .ok_or(DecodeError("too many records"))?;
+        let start = self.out.len();
+        self.out
+            .extend_from_slice(&record.offset_delta.to_le_bytes());
+        self.out.extend_from_slice(&record.timestamp.to_le_bytes());
+        let written = write_nullable(&mut self.out, record.key)
+            .and_then(|()| write_nullable(&mut self.out, value));
+        if let Err(e) = written {
+            self.out.truncate(start);
+            return Err(e);
+        }
+        // The header bytes were validated when the record was read: copy them whole.
+        self.out
+            .extend_from_slice(&record.header_count.to_le_bytes());
+        self.out.extend_from_slice(record.headers);
+        self.count = count;
+        Ok(())
     }
 
     /// Appends an owned record.

@@ -35,6 +35,7 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::byte_list::{pairs, ByteListBuilder, OwnedByteList};
 use crate::records::{DecodeError, RecordListBuilder};
 use crate::verdict::LogLevel;
 
@@ -175,6 +176,36 @@ pub(crate) fn decrypt(topic: &str, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<
         .map_err(|_| "decryption failed: wrong topic, aad or altered ciphertext".to_string())
 }
 
+pub(crate) fn encrypt_many(
+    key_id: &str,
+    topic: &str,
+    plaintexts: &[u8],
+    aads: &[u8],
+) -> Result<OwnedByteList, String> {
+    let mut out = ByteListBuilder::default();
+    for (plaintext, aad) in pairs(plaintexts, aads).map_err(|e| e.to_string())? {
+        out.push(&encrypt(key_id, topic, plaintext, aad)?)
+            .map_err(|e| e.to_string())?;
+    }
+    OwnedByteList::parse(out.finish()).map_err(|e| e.to_string())
+}
+
+pub(crate) fn decrypt_many(
+    topic: &str,
+    ciphertexts: &[u8],
+    aads: &[u8],
+) -> Result<OwnedByteList, String> {
+    let mut out = ByteListBuilder::default();
+    for (i, (ciphertext, aad)) in pairs(ciphertexts, aads)
+        .map_err(|e| e.to_string())?
+        .enumerate()
+    {
+        let plain = decrypt(topic, ciphertext, aad).map_err(|e| format!("item {i}: {e}"))?;
+        out.push(&plain).map_err(|e| e.to_string())?;
+    }
+    OwnedByteList::parse(out.finish()).map_err(|e| e.to_string())
+}
+
 pub(crate) fn hmac_sha256(key_id: &str, data: &[u8]) -> Result<Vec<u8>, String> {
     let key = keyring_key(key_id)?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|e| e.to_string())?;
@@ -210,6 +241,27 @@ pub(crate) fn authorize(principal: &str, action: &str, topic: &str) -> bool {
 mod tests {
     use super::*;
     use crate::host;
+
+    #[test]
+    fn batch_encryption_matches_single_calls() {
+        reset();
+        add_key("k", [2; 32]);
+        let items: [(&[u8], &[u8]); 3] = [(b"one", b"a"), (b"", b"b"), (b"three", b"")];
+        let sealed = host::encrypt_many("k", "t", &items).unwrap();
+        assert_eq!(sealed.len(), 3);
+        for ((plain, aad), ct) in items.iter().zip(&sealed) {
+            assert_eq!(host::decrypt("t", ct, aad).unwrap(), *plain);
+        }
+        let back: Vec<(&[u8], &[u8])> = sealed.iter().zip(items.iter().map(|i| i.1)).collect();
+        let opened = host::decrypt_many("t", &back).unwrap();
+        assert_eq!(opened.iter().collect::<Vec<_>>(), items.map(|i| i.0));
+        // One wrong aad fails the whole call and names the item.
+        let wrong: Vec<(&[u8], &[u8])> = sealed.iter().map(|c| (c, &b"a"[..])).collect();
+        let err = host::decrypt_many("t", &wrong).unwrap_err();
+        assert!(err.starts_with("item 1:"), "{err}");
+        assert!(host::encrypt_many("missing", "t", &items).is_err());
+        assert!(host::encrypt_many("k", "t", &[]).unwrap().is_empty());
+    }
 
     #[test]
     fn encryption_binds_topic_aad_and_key() {

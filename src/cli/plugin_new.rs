@@ -23,6 +23,10 @@ const SDK: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../sdk/Cargo.toml")),
     ("README.md", include_str!("../../sdk/README.md")),
     ("src/bindings.rs", include_str!("../../sdk/src/bindings.rs")),
+    (
+        "src/byte_list.rs",
+        include_str!("../../sdk/src/byte_list.rs"),
+    ),
     ("src/export.rs", include_str!("../../sdk/src/export.rs")),
     ("src/host/mod.rs", include_str!("../../sdk/src/host/mod.rs")),
     (
@@ -80,4 +84,38 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
     }
     std::fs::write(path, text)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// A new SDK source file must be embedded too, or scaffolded plugins do not build.
+    #[test]
+    fn every_sdk_source_file_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk");
+        let mut missing = Vec::new();
+        let mut dirs = vec![root.join("src"), root.join("wit")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if !super::SDK.iter().any(|(p, _)| *p == relative) {
+                    missing.push(relative);
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not embedded in `palisade plugin new`: {missing:?}"
+        );
+    }
 }

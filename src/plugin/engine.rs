@@ -25,6 +25,11 @@ fn config(pooling: bool) -> Config {
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // `perf record` can name plugin functions when the broker runs with
+    // PALISADE_PLUGIN_PERFMAP=1 (writes /tmp/perf-PID.map).
+    if std::env::var_os("PALISADE_PLUGIN_PERFMAP").is_some_and(|v| v == "1") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut p = PoolingAllocationConfig::default();
         p.total_component_instances(POOL_COMPONENT_INSTANCES)

@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use palisade_sdk::byte_list::{pairs, ByteListBuilder};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,10 @@ pub enum EnvelopeError {
     Encrypt,
     #[error("data key store: {0}")]
     Store(String),
+    #[error("{0}")]
+    List(palisade_sdk::records::DecodeError),
+    #[error("item {0}: {1}")]
+    Item(usize, Box<EnvelopeError>),
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -134,13 +139,14 @@ fn wrap_aad(topic: &str, id: u32, kek: &str) -> Vec<u8> {
     aad
 }
 
-fn data_aad(header: &[u8], topic: &str, aad: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(header.len() + topic.len() + aad.len() + 4);
+/// The additional data of a ciphertext: its header, the topic and the caller's aad, written
+/// into `out` (reused across items).
+fn data_aad_into(out: &mut Vec<u8>, header: &[u8], topic: &str, aad: &[u8]) {
+    out.clear();
     out.extend_from_slice(header);
     out.extend_from_slice(&u32::try_from(topic.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(topic.as_bytes());
     out.extend_from_slice(aad);
-    out
 }
 
 fn cipher(key: &[u8; KEY_LEN]) -> Aes256Gcm {
@@ -293,6 +299,27 @@ impl EnvelopeStore {
         Ok((id, c))
     }
 
+    /// Seals with `topic`'s current data key for keyring key `kek` (created on first use).
+    pub fn sealer(
+        &self,
+        keyring: &Keyring,
+        kek: &str,
+        topic: &str,
+    ) -> Result<Sealer, EnvelopeError> {
+        let kek_len = u8::try_from(kek.len()).map_err(|_| EnvelopeError::UnknownKey(kek.into()))?;
+        let (id, cipher) = self.current_key(keyring, kek, topic)?;
+        let mut header = Vec::with_capacity(2 + kek.len() + 4);
+        header.push(FORMAT_VERSION);
+        header.push(kek_len);
+        header.extend_from_slice(kek.as_bytes());
+        header.extend_from_slice(&id.to_be_bytes());
+        Ok(Sealer {
+            header,
+            cipher,
+            topic: topic.to_string(),
+        })
+    }
+
     /// AES-256-GCM under `topic`'s current data key for keyring key `kek`.
     pub fn encrypt(
         &self,
@@ -302,26 +329,70 @@ impl EnvelopeStore {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, EnvelopeError> {
-        let kek_len = u8::try_from(kek.len()).map_err(|_| EnvelopeError::UnknownKey(kek.into()))?;
-        let (id, c) = self.current_key(keyring, kek, topic)?;
+        let sealer = self.sealer(keyring, kek, topic)?;
         let nonce: [u8; NONCE_LEN] = random().map_err(|_| EnvelopeError::Encrypt)?;
-        let mut out = Vec::with_capacity(2 + kek.len() + 4 + NONCE_LEN + plaintext.len() + 16);
-        out.push(FORMAT_VERSION);
-        out.push(kek_len);
-        out.extend_from_slice(kek.as_bytes());
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        let sealed = c
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &data_aad(&out, topic, aad),
-                },
-            )
-            .map_err(|_| EnvelopeError::Encrypt)?;
-        out.extend_from_slice(&sealed);
+        let mut out = Vec::with_capacity(sealer.overhead() + plaintext.len());
+        sealer.seal_into(&mut out, &nonce, plaintext, aad, &mut Vec::new())?;
         Ok(out)
+    }
+
+    /// [`encrypt`](Self::encrypt) for every item of two byte lists (plaintexts and their
+    /// aads): one lock, one draw of randomness for all nonces, and the ciphertexts written
+    /// straight into the returned byte list.
+    pub fn encrypt_many(
+        &self,
+        keyring: &Keyring,
+        kek: &str,
+        topic: &str,
+        plaintexts: &[u8],
+        aads: &[u8],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let items = pairs(plaintexts, aads).map_err(EnvelopeError::List)?;
+        let sealer = self.sealer(keyring, kek, topic)?;
+        let count = items.len();
+        let mut nonces = vec![0u8; count.saturating_mul(NONCE_LEN)];
+        getrandom::fill(&mut nonces).map_err(|_| EnvelopeError::Encrypt)?;
+        let mut out = ByteListBuilder::with_capacity(
+            plaintexts
+                .len()
+                .saturating_add(count.saturating_mul(sealer.overhead())),
+        );
+        let mut scratch = Vec::new();
+        for ((i, (plaintext, aad)), nonce) in items.enumerate().zip(nonces.chunks_exact(NONCE_LEN))
+        {
+            out.push_with(|buf| {
+                sealer
+                    .seal_into(buf, nonce, plaintext, aad, &mut scratch)
+                    .map_err(|e| EnvelopeError::Item(i, Box::new(e)))
+            })?;
+        }
+        Ok(out.finish())
+    }
+
+    /// The cipher of the data key `env` names, checking that it is wrapped by the key id the
+    /// header names.
+    fn opening_cipher(
+        &self,
+        keyring: &Keyring,
+        topic: &str,
+        env: &Envelope<'_>,
+    ) -> Result<Arc<Aes256Gcm>, EnvelopeError> {
+        let mut topics = self.topics.lock();
+        if !topics.contains_key(topic) {
+            let loaded = self.load_topic(topic)?;
+            topics.insert(topic.to_string(), loaded);
+        }
+        let keys = topics
+            .get_mut(topic)
+            .ok_or(EnvelopeError::Store("topic keys vanished".into()))?;
+        if !keys
+            .stored
+            .iter()
+            .any(|k| k.id == env.data_key && k.kek == env.kek)
+        {
+            return Err(EnvelopeError::UnknownDataKey(env.data_key));
+        }
+        Self::data_cipher(keys, keyring, topic, env.data_key)
     }
 
     /// Reverses [`encrypt`](Self::encrypt).
@@ -333,34 +404,136 @@ impl EnvelopeStore {
         aad: &[u8],
     ) -> Result<Vec<u8>, EnvelopeError> {
         let env = parse(ciphertext)?;
-        let c = {
-            let mut topics = self.topics.lock();
-            if !topics.contains_key(topic) {
-                let loaded = self.load_topic(topic)?;
-                topics.insert(topic.to_string(), loaded);
-            }
-            let keys = topics
-                .get_mut(topic)
-                .ok_or(EnvelopeError::Store("topic keys vanished".into()))?;
-            // The header's key id must be the one the data key is wrapped by.
-            if !keys
-                .stored
-                .iter()
-                .any(|k| k.id == env.data_key && k.kek == env.kek)
-            {
-                return Err(EnvelopeError::UnknownDataKey(env.data_key));
-            }
-            Self::data_cipher(keys, keyring, topic, env.data_key)?
-        };
-        c.decrypt(
-            Nonce::from_slice(env.nonce),
-            Payload {
-                msg: env.body,
-                aad: &data_aad(env.header, topic, aad),
-            },
-        )
-        .map_err(|_| EnvelopeError::Decrypt)
+        let c = self.opening_cipher(keyring, topic, &env)?;
+        let mut out = Vec::with_capacity(env.body.len());
+        open_into(&mut out, &c, &env, topic, aad, &mut Vec::new())?;
+        Ok(out)
     }
+
+    /// [`decrypt`](Self::decrypt) for every item of two byte lists (ciphertexts and their
+    /// aads); fails as a whole, naming the first item that does not decrypt.
+    pub fn decrypt_many(
+        &self,
+        keyring: &Keyring,
+        topic: &str,
+        ciphertexts: &[u8],
+        aads: &[u8],
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let items = pairs(ciphertexts, aads).map_err(EnvelopeError::List)?;
+        let mut out = ByteListBuilder::with_capacity(ciphertexts.len());
+        let mut scratch = Vec::new();
+        // Items of one batch almost always share a data key: look it up once.
+        let mut last: Option<(String, u32, Arc<Aes256Gcm>)> = None;
+        for (i, (ciphertext, aad)) in items.enumerate() {
+            let item = |e| EnvelopeError::Item(i, Box::new(e));
+            let env = parse(ciphertext).map_err(item)?;
+            let cipher = match &last {
+                Some((kek, id, c)) if kek == env.kek && *id == env.data_key => c.clone(),
+                _ => {
+                    let c = self.opening_cipher(keyring, topic, &env).map_err(item)?;
+                    last = Some((env.kek.to_string(), env.data_key, c.clone()));
+                    c
+                }
+            };
+            out.push_with(|buf| {
+                open_into(buf, &cipher, &env, topic, aad, &mut scratch).map_err(item)
+            })?;
+        }
+        Ok(out.finish())
+    }
+}
+
+impl From<palisade_sdk::records::DecodeError> for EnvelopeError {
+    fn from(e: palisade_sdk::records::DecodeError) -> Self {
+        EnvelopeError::List(e)
+    }
+}
+
+/// A topic's current data key for one keyring key: seals many items after one lookup.
+pub struct Sealer {
+    /// Version, key id and data key id: the ciphertext header before the nonce.
+    header: Vec<u8>,
+    cipher: Arc<Aes256Gcm>,
+    topic: String,
+}
+
+const TAG_LEN: usize = 16;
+
+impl Sealer {
+    /// Bytes a ciphertext adds to its plaintext.
+    pub fn overhead(&self) -> usize {
+        self.header.len() + NONCE_LEN + TAG_LEN
+    }
+
+    /// Appends the ciphertext of `plaintext` to `out`, encrypting in place. `scratch` holds
+    /// the additional data between calls (no allocation per item).
+    fn seal_into(
+        &self,
+        out: &mut Vec<u8>,
+        nonce: &[u8],
+        plaintext: &[u8],
+        aad: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), EnvelopeError> {
+        if nonce.len() != NONCE_LEN {
+            return Err(EnvelopeError::Encrypt);
+        }
+        let start = out.len();
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(nonce);
+        let body = out.len();
+        out.extend_from_slice(plaintext);
+        data_aad_into(
+            scratch,
+            out.get(start..body).unwrap_or_default(),
+            &self.topic,
+            aad,
+        );
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                scratch.as_slice(),
+                out.get_mut(body..).unwrap_or_default(),
+            )
+            .map_err(|_| EnvelopeError::Encrypt)?;
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+}
+
+/// Appends the plaintext of `env` to `out`, decrypting in place; `out` is unchanged on failure.
+fn open_into(
+    out: &mut Vec<u8>,
+    cipher: &Aes256Gcm,
+    env: &Envelope<'_>,
+    topic: &str,
+    aad: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), EnvelopeError> {
+    let (body, tag) = env
+        .body
+        .split_at_checked(
+            env.body
+                .len()
+                .checked_sub(TAG_LEN)
+                .ok_or(EnvelopeError::Decrypt)?,
+        )
+        .ok_or(EnvelopeError::Decrypt)?;
+    data_aad_into(scratch, env.header, topic, aad);
+    let start = out.len();
+    out.extend_from_slice(body);
+    let opened = cipher.decrypt_in_place_detached(
+        Nonce::from_slice(env.nonce),
+        scratch.as_slice(),
+        out.get_mut(start..).unwrap_or_default(),
+        tag.into(),
+    );
+    if opened.is_err() {
+        out.truncate(start);
+        return Err(EnvelopeError::Decrypt);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -406,6 +579,89 @@ mod tests {
         for cut in 0..ct.len() {
             assert!(store.decrypt(&keys, "orders", &ct[..cut], b"card").is_err());
         }
+    }
+
+    #[test]
+    fn batches_seal_and_open_like_single_calls() {
+        use palisade_sdk::byte_list::{encode, ByteList};
+        let dir = tempfile::tempdir().unwrap();
+        let store = EnvelopeStore::new(dir.path());
+        let keys = ring(&["k1"]);
+        let plain: [&[u8]; 3] = [b"4111-1111", b"", b"Main Street"];
+        let aads: [&[u8]; 3] = [b"card", b"empty", b"address.street"];
+        let sealed = store
+            .encrypt_many(
+                &keys,
+                "k1",
+                "orders",
+                &encode(plain).unwrap(),
+                &encode(aads).unwrap(),
+            )
+            .unwrap();
+        let list = ByteList::parse(&sealed).unwrap();
+        assert_eq!(list.len(), 3);
+        let cts: Vec<&[u8]> = list.iter().collect();
+        // Each item opens alone, and the nonces differ.
+        for ((ct, p), a) in cts.iter().zip(plain).zip(aads) {
+            assert_eq!(store.decrypt(&keys, "orders", ct, a).unwrap(), p);
+        }
+        assert_ne!(parse(cts[0]).unwrap().nonce, parse(cts[2]).unwrap().nonce);
+        let opened = store
+            .decrypt_many(&keys, "orders", &sealed, &encode(aads).unwrap())
+            .unwrap();
+        assert_eq!(
+            ByteList::parse(&opened).unwrap().iter().collect::<Vec<_>>(),
+            plain
+        );
+        // A single ciphertext opens in a batch too.
+        let one = store.encrypt(&keys, "k1", "orders", b"x", b"y").unwrap();
+        let opened = store
+            .decrypt_many(
+                &keys,
+                "orders",
+                &encode([&one[..]]).unwrap(),
+                &encode([&b"y"[..]]).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            ByteList::parse(&opened).unwrap().iter().collect::<Vec<_>>(),
+            [b"x"]
+        );
+        // The first item that fails is named; mismatched or malformed lists are refused.
+        let swapped: [&[u8]; 3] = [b"card", b"address.street", b"empty"];
+        assert_eq!(
+            store
+                .decrypt_many(&keys, "orders", &sealed, &encode(swapped).unwrap())
+                .unwrap_err()
+                .to_string(),
+            "item 1: decryption failed (wrong topic, altered ciphertext or aad)"
+        );
+        assert!(store
+            .decrypt_many(
+                &keys,
+                "orders",
+                &sealed,
+                &encode(aads[..2].iter().copied()).unwrap()
+            )
+            .is_err());
+        assert!(store
+            .encrypt_many(
+                &keys,
+                "k1",
+                "orders",
+                &sealed[..sealed.len() - 1],
+                &encode(aads).unwrap()
+            )
+            .is_err());
+        assert!(store
+            .encrypt_many(
+                &keys,
+                "nope",
+                "orders",
+                &encode(plain).unwrap(),
+                &encode(aads).unwrap()
+            )
+            .is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! manifest lists, and only for the topic of the call it is serving.
 
 use hmac::{Hmac, Mac};
+use palisade_sdk::byte_list::ByteList;
 use sha2::{Digest, Sha256};
 
 use super::bindings::palisade::plugin::{host, types};
@@ -94,6 +95,47 @@ impl host::Host for State {
             s.services
                 .envelopes
                 .decrypt(&keyring, &topic, &ciphertext, &aad)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn encrypt_many(
+        &mut self,
+        key_id: String,
+        topic: String,
+        plaintexts: Vec<u8>,
+        aads: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        self.check_key(&key_id)?;
+        self.check_topic(&topic)?;
+        self.off_the_clock(|s| {
+            let keyring = s.services.keyring.current();
+            s.services
+                .envelopes
+                .encrypt_many(&keyring, &key_id, &topic, &plaintexts, &aads)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn decrypt_many(
+        &mut self,
+        topic: String,
+        ciphertexts: Vec<u8>,
+        aads: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        self.check_topic(&topic)?;
+        self.off_the_clock(|s| {
+            // Every key id the ciphertexts name must be one the plugin may use.
+            let list = ByteList::parse(&ciphertexts).map_err(|e| e.to_string())?;
+            for (i, ciphertext) in list.iter().enumerate() {
+                let header = envelope::parse(ciphertext).map_err(|e| format!("item {i}: {e}"))?;
+                s.check_key(header.kek)
+                    .map_err(|e| format!("item {i}: {e}"))?;
+            }
+            let keyring = s.services.keyring.current();
+            s.services
+                .envelopes
+                .decrypt_many(&keyring, &topic, &ciphertexts, &aads)
                 .map_err(|e| e.to_string())
         })
     }

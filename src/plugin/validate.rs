@@ -1,5 +1,5 @@
 //! What a component must look like to be loaded: the three exports of world `plugin`, and no
-//! imports beyond `palisade:plugin/host@0.1.x` (the contract) and WASI (linked as traps: std
+//! imports beyond `palisade:plugin/host@0.2.x` (the contract) and WASI (linked as traps: std
 //! imports WASI interfaces it never calls; a plugin that does call them traps).
 
 use wasmtime::component::Component;
@@ -8,7 +8,7 @@ use wasmtime::Engine;
 /// The contract package and the versions this host speaks (same major, and before 1.0 the
 /// same minor).
 pub const CONTRACT_PACKAGE: &str = "palisade:plugin";
-pub const CONTRACT_VERSION_PREFIX: &str = "0.1.";
+pub const CONTRACT_VERSION_PREFIX: &str = "0.2.";
 const REQUIRED_EXPORTS: [&str; 3] = ["init", "on-produce", "on-fetch"];
 
 /// Checks imports and exports, returning the contract version the plugin was built against

@@ -22,7 +22,7 @@ mod object;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use palisade_sdk::{
-    export_plugin, host, CallContext, FetchVerdict, Plugin, ProduceVerdict, Record, RecordList,
+    export_plugin, host, CallContext, FetchVerdict, Plugin, ProduceVerdict, RecordList,
     RecordListBuilder, Rejection,
 };
 use serde::Deserialize;
@@ -84,28 +84,84 @@ impl Plugin for FieldEncrypt {
 
     fn on_produce(&self, ctx: &CallContext, records: &RecordList<'_>) -> ProduceVerdict {
         let paths = self.paths();
-        let mut out = RecordListBuilder::new();
+        // Pass 1: find every configured member of every record (one list for the batch).
+        let mut found = Found::default();
         let mut rejections = Vec::new();
-        let mut changed = false;
         for (i, record) in records.iter().enumerate() {
-            match self.encrypt_value(&paths, &ctx.topic, record.value) {
-                Ok(value) => {
-                    changed |= value.is_some();
-                    if let Err(e) = push_with_value(&mut out, &record, value) {
-                        rejections.push(Rejection::new(i, e));
-                    }
-                }
-                Err(reason) => rejections.push(Rejection::new(i, reason)),
+            let Some(bytes) = record.value else {
+                continue; // tombstones pass unchanged
+            };
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                rejections.push(Rejection::new(i, "value is not JSON: not UTF-8"));
+                continue;
+            };
+            let before = found.members.len();
+            match object::locate_into(text, &paths, &mut found.members) {
+                Ok(()) if found.members.len() > before => found.records.push((i, text, before)),
+                Ok(()) => {}
+                Err(e) => rejections.push(Rejection::new(i, e.to_string())),
             }
         }
         if !rejections.is_empty() {
-            ProduceVerdict::Reject(rejections)
-        } else if changed {
-            ProduceVerdict::Replace(out.finish())
-        } else {
-            // Nothing to encrypt: the broker keeps the batch as produced, without a copy.
-            ProduceVerdict::Accept
+            return ProduceVerdict::Reject(rejections);
         }
+        if found.records.is_empty() {
+            // Nothing to encrypt: the broker keeps the batch as produced, without a copy.
+            return ProduceVerdict::Accept;
+        }
+        // Pass 2: one host call seals every member of the batch, each bound to its field name.
+        let items: Vec<(&[u8], &[u8])> = found
+            .each()
+            .flat_map(|(_, text, members)| {
+                members.iter().map(move |m| {
+                    let member = text.get(m.range.clone()).unwrap_or_default();
+                    (member.as_bytes(), self.name(m.id).as_bytes())
+                })
+            })
+            .collect();
+        let sealed = match host::encrypt_many(&self.key, &ctx.topic, &items) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                return ProduceVerdict::Reject(
+                    found
+                        .each()
+                        .map(|(i, _, members)| {
+                            let name = members.first().map_or("?", |m| self.name(m.id));
+                            Rejection::new(i, format!("cannot encrypt field `{name}`: {e}"))
+                        })
+                        .collect(),
+                )
+            }
+        };
+        // Pass 3: rewrite the records that had members, copy the others.
+        let mut sealed = sealed.iter();
+        let mut each = found.each().peekable();
+        let mut out = RecordListBuilder::new();
+        let mut value = String::new();
+        for (i, record) in records.iter().enumerate() {
+            let pushed = match each.next_if(|(at, _, _)| *at == i) {
+                None => out.push_record(&record),
+                Some((_, text, members)) => {
+                    value.clear();
+                    let written = object::rewrite_into(text, members, &mut value, |_, out| {
+                        // base64 needs no JSON escaping.
+                        out.push('"');
+                        out.push_str(PREFIX);
+                        BASE64.encode_string(sealed.next().unwrap_or_default(), out);
+                        out.push('"');
+                        Ok(())
+                    });
+                    if let Err(e) = written {
+                        return ProduceVerdict::Reject(vec![Rejection::new(i, e)]);
+                    }
+                    out.push_with_value(&record, Some(value.as_bytes()))
+                }
+            };
+            if let Err(e) = pushed {
+                return ProduceVerdict::Reject(vec![Rejection::new(i, e.to_string())]);
+            }
+        }
+        ProduceVerdict::Replace(out.finish())
     }
 
     fn on_fetch(&self, ctx: &CallContext, records: &RecordList<'_>) -> FetchVerdict {
@@ -113,23 +169,92 @@ impl Plugin for FieldEncrypt {
             return FetchVerdict::Pass;
         }
         let paths = self.paths();
-        let mut out = RecordListBuilder::new();
-        let mut changed = false;
+        // Pass 1: every encrypted member of every record, with its decoded ciphertext. Values
+        // that are not objects, or not UTF-8, were stored before the plugin was bound: they
+        // pass unchanged; so do members that hold no ciphertext.
+        let mut found = Found::default();
+        let mut sealed: Vec<Vec<u8>> = Vec::new();
+        let mut located = Vec::new();
         for (i, record) in records.iter().enumerate() {
-            let value = match self.decrypt_value(&paths, &ctx.topic, record.value) {
-                Ok(value) => value,
-                Err(e) => return FetchVerdict::Fail(format!("record {i}: {e}")),
+            let Some(Ok(text)) = record.value.map(std::str::from_utf8) else {
+                continue;
             };
-            changed |= value.is_some();
-            if let Err(e) = push_with_value(&mut out, &record, value) {
+            located.clear();
+            if object::locate_into(text, &paths, &mut located).is_err() {
+                continue;
+            }
+            let before = found.members.len();
+            for m in located.drain(..) {
+                let Some(encoded) = text
+                    .get(m.range.clone())
+                    .and_then(|t| t.strip_prefix('"'))
+                    .and_then(|t| t.strip_prefix(PREFIX))
+                    .and_then(|t| t.strip_suffix('"'))
+                else {
+                    continue;
+                };
+                let Ok(ct) = BASE64.decode(encoded) else {
+                    return FetchVerdict::Fail(format!(
+                        "record {i}: field `{}` holds malformed ciphertext",
+                        self.name(m.id)
+                    ));
+                };
+                sealed.push(ct);
+                found.members.push(m);
+            }
+            if found.members.len() > before {
+                found.records.push((i, text, before));
+            }
+        }
+        if found.records.is_empty() {
+            return FetchVerdict::Pass;
+        }
+        // Pass 2: one host call opens every member of the batch.
+        let items: Vec<(&[u8], &[u8])> = sealed
+            .iter()
+            .zip(&found.members)
+            .map(|(ct, m)| (ct.as_slice(), self.name(m.id).as_bytes()))
+            .collect();
+        let opened = match host::decrypt_many(&ctx.topic, &items) {
+            Ok(opened) => opened,
+            Err(_) => return FetchVerdict::Fail(self.first_failure(&ctx.topic, &found, &sealed)),
+        };
+        // Pass 3: each plaintext must be the JSON text that was sealed; rewrite the records.
+        let mut opened = opened.iter();
+        let mut each = found.each().peekable();
+        let mut out = RecordListBuilder::new();
+        let mut value = String::new();
+        for (i, record) in records.iter().enumerate() {
+            let pushed = match each.next_if(|(at, _, _)| *at == i) {
+                None => out.push_record(&record),
+                Some((_, text, members)) => {
+                    value.clear();
+                    let written = object::rewrite_into(text, members, &mut value, |m, out| {
+                        let json = std::str::from_utf8(opened.next().unwrap_or_default())
+                            .ok()
+                            .filter(|p| {
+                                serde_json::from_str::<&serde_json::value::RawValue>(p).is_ok()
+                            })
+                            .ok_or_else(|| {
+                                format!(
+                                    "field `{}` decrypted to something that is not JSON",
+                                    self.name(m.id)
+                                )
+                            })?;
+                        out.push_str(json);
+                        Ok(())
+                    });
+                    if let Err(e) = written {
+                        return FetchVerdict::Fail(format!("record {i}: {e}"));
+                    }
+                    out.push_with_value(&record, Some(value.as_bytes()))
+                }
+            };
+            if let Err(e) = pushed {
                 return FetchVerdict::Fail(format!("record {i}: {e}"));
             }
         }
-        if changed {
-            FetchVerdict::Replace(out.finish())
-        } else {
-            FetchVerdict::Pass
-        }
+        FetchVerdict::Replace(out.finish())
     }
 }
 
@@ -149,89 +274,44 @@ impl FieldEncrypt {
         self.fields.get(id).map_or("?", |(name, _)| name.as_str())
     }
 
-    /// The value with every configured field encrypted, or `None` to keep it (a tombstone, or
-    /// an object holding none of the fields).
-    fn encrypt_value(
-        &self,
-        paths: &[object::Path<'_>],
-        topic: &str,
-        value: Option<&[u8]>,
-    ) -> Result<Option<String>, String> {
-        let Some(bytes) = value else {
-            return Ok(None);
-        };
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| "value is not JSON: not UTF-8".to_string())?;
-        let mut seal = |id: usize, member: &str| -> Result<Option<String>, String> {
-            let name = self.name(id);
-            let sealed = host::encrypt(&self.key, topic, member.as_bytes(), name.as_bytes())
-                .map_err(|e| format!("cannot encrypt field `{name}`: {e}"))?;
-            // base64 needs no JSON escaping.
-            Ok(Some(format!("\"{PREFIX}{}\"", BASE64.encode(sealed))))
-        };
-        object::splice(text, paths, &mut seal).map_err(|e| e.to_string())
-    }
-
-    /// The value with every encrypted field decrypted, or `None` when nothing was encrypted.
-    /// Values that are not objects pass unchanged (stored before the plugin was bound).
-    fn decrypt_value(
-        &self,
-        paths: &[object::Path<'_>],
-        topic: &str,
-        value: Option<&[u8]>,
-    ) -> Result<Option<String>, String> {
-        let Some(Ok(text)) = value.map(std::str::from_utf8) else {
-            return Ok(None);
-        };
-        let mut open = |id: usize, member: &str| -> Result<Option<String>, String> {
-            let name = self.name(id);
-            let Some(encoded) = member
-                .strip_prefix('"')
-                .and_then(|m| m.strip_prefix(PREFIX))
-                .and_then(|m| m.strip_suffix('"'))
-            else {
-                return Ok(None);
-            };
-            let sealed = BASE64
-                .decode(encoded)
-                .map_err(|_| format!("field `{name}` holds malformed ciphertext"))?;
-            let plain = host::decrypt(topic, &sealed, name.as_bytes())
-                .map_err(|e| format!("cannot decrypt field `{name}`: {e}"))?;
-            let plain = String::from_utf8(plain)
-                .map_err(|_| format!("field `{name}` decrypted to something that is not JSON"))?;
-            serde_json::from_str::<&serde_json::value::RawValue>(&plain)
-                .map_err(|_| format!("field `{name}` decrypted to something that is not JSON"))?;
-            Ok(Some(plain))
-        };
-        match object::splice(text, paths, &mut open) {
-            Ok(spliced) => Ok(spliced),
-            Err(object::SpliceError::NotAnObject(_)) => Ok(None),
-            Err(object::SpliceError::Member(reason)) => Err(reason),
+    /// Why a batch did not decrypt, naming the record and field: the batch call only says
+    /// which item failed, so the failing path asks item by item (only when a fetch fails).
+    fn first_failure(&self, topic: &str, found: &Found<'_>, sealed: &[Vec<u8>]) -> String {
+        let mut sealed = sealed.iter();
+        for (i, _, members) in found.each() {
+            for (m, ct) in members.iter().zip(sealed.by_ref()) {
+                let name = self.name(m.id);
+                if let Err(e) = host::decrypt(topic, ct, name.as_bytes()) {
+                    return format!("record {i}: cannot decrypt field `{name}`: {e}");
+                }
+            }
         }
+        "the batch did not decrypt".to_string()
     }
 }
 
-/// Appends `record`, with its value replaced when `value` is `Some`.
-fn push_with_value(
-    out: &mut RecordListBuilder,
-    record: &Record<'_>,
-    value: Option<String>,
-) -> Result<(), String> {
-    let pushed = match value {
-        None => out.push_record(record),
-        Some(value) => {
-            let headers: Vec<(&str, Option<&[u8]>)> =
-                record.headers().map(|h| (h.name, h.value)).collect();
-            out.push(
-                record.offset_delta,
-                record.timestamp,
-                record.key,
-                Some(value.as_bytes()),
-                &headers,
-            )
-        }
-    };
-    pushed.map_err(|e| e.to_string())
+/// The configured members of a batch: one flat list for all records (no allocation per
+/// record), and per record holding any, its index, its value and where its members start.
+#[derive(Default)]
+struct Found<'a> {
+    members: Vec<object::Found>,
+    records: Vec<(usize, &'a str, usize)>,
+}
+
+impl<'a> Found<'a> {
+    /// Each record holding members: (index, value, its members).
+    fn each(&self) -> impl Iterator<Item = (usize, &'a str, &[object::Found])> + '_ {
+        self.records
+            .iter()
+            .enumerate()
+            .map(|(n, &(i, text, start))| {
+                let end = self
+                    .records
+                    .get(n + 1)
+                    .map_or(self.members.len(), |next| next.2);
+                (i, text, self.members.get(start..end).unwrap_or_default())
+            })
+    }
 }
 
 #[cfg(test)]

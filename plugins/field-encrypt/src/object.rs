@@ -1,10 +1,11 @@
-//! Splicing members of a JSON object without touching the rest: members are read in document
-//! order with their values kept as the original JSON text, so numbers, key order and unrelated
-//! fields come back byte for byte (only whitespace between members is dropped). One parse per
-//! object level serves every configured path.
+//! Replacing members of a JSON object without touching the rest: [`locate`] finds where the
+//! configured members' values are in the original text (one parse per object level serves
+//! every path), [`rewrite`] swaps those byte ranges, so numbers, key order, whitespace and
+//! unrelated fields come back byte for byte.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -63,38 +64,57 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     }
 }
 
-/// Why a splice failed.
+/// Why finding or rewriting members failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpliceError {
     /// The value itself is not a JSON object.
     NotAnObject(String),
-    /// The splice function refused a member.
-    Member(String),
 }
 
 impl fmt::Display for SpliceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpliceError::NotAnObject(reason) | SpliceError::Member(reason) => f.write_str(reason),
+            SpliceError::NotAnObject(reason) => f.write_str(reason),
         }
     }
 }
 
-/// A path to splice: an id handed back to the splice function, and the member names leading
-/// to the member (`["a", "b"]` for `a.b`). No path may be a prefix of another.
+/// A configured path: an id handed back with each match, and the member names leading to the
+/// member (`["a", "b"]` for `a.b`). No path may be a prefix of another.
 pub type Path<'p> = (usize, &'p [String]);
 
-/// What the splice function returns for one member's JSON text: its replacement, if any.
-pub type Splice<'f> = dyn FnMut(usize, &str) -> Result<Option<String>, String> + 'f;
+/// One member found at a configured path: the path's id and where the member's value text is
+/// in the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub id: usize,
+    pub range: Range<usize>,
+}
 
-/// Calls `splice` with the JSON text of every member at one of `paths` in the object `json`,
-/// and returns the object rewritten with the texts it returned, or `None` when it changed
-/// nothing. A path through something that is not an object is skipped.
-pub fn splice(
+/// Finds the value of every member at one of `paths` in the object `json` (every occurrence,
+/// should a name repeat), in document order. A path through something that is not an object
+/// matches nothing. Finding and rewriting are separate so a plugin can collect the members of
+/// a whole batch and encrypt them in one host call. Appends to `found` (one list serves a
+/// whole batch); on error `found` is as it was.
+pub fn locate_into(
     json: &str,
     paths: &[Path<'_>],
-    splice_member: &mut Splice<'_>,
-) -> Result<Option<String>, SpliceError> {
+    found: &mut Vec<Found>,
+) -> Result<(), SpliceError> {
+    let before = found.len();
+    let located = locate_at(json, 0, paths, found);
+    if located.is_err() {
+        found.truncate(before);
+    }
+    located
+}
+
+fn locate_at(
+    json: &str,
+    base: usize,
+    paths: &[Path<'_>],
+    found: &mut Vec<Found>,
+) -> Result<(), SpliceError> {
     let members: Members<'_> = serde_json::from_str(json).map_err(|e| {
         SpliceError::NotAnObject(if e.is_data() {
             "value is not a JSON object".to_string()
@@ -102,16 +122,24 @@ pub fn splice(
             format!("value is not JSON: {e}")
         })
     })?;
-    let mut replacements: Vec<Option<String>> = Vec::new();
     for (name, raw) in &members.0 {
         let name = name.0.as_ref();
-        let mut replacement = None;
+        let text = raw.get();
+        // `RawValue` borrows from `json`: its position is its address minus the document's
+        // (checked to lie inside it; comparing the bytes would cost more than the parse).
+        let start = (text.as_ptr() as usize)
+            .checked_sub(json.as_ptr() as usize)
+            .filter(|s| json.is_char_boundary(*s) && json.is_char_boundary(s + text.len()))
+            .ok_or_else(|| SpliceError::NotAnObject("value is not JSON".to_string()))?;
         let mut deeper: Vec<Path<'_>> = Vec::new();
         for (id, segments) in paths {
             match segments.split_first() {
                 Some((first, rest)) if first == name => {
                     if rest.is_empty() {
-                        replacement = splice_member(*id, raw.get()).map_err(SpliceError::Member)?;
+                        found.push(Found {
+                            id: *id,
+                            range: base + start..base + start + text.len(),
+                        });
                     } else {
                         deeper.push((*id, rest));
                     }
@@ -119,52 +147,53 @@ pub fn splice(
                 _ => {}
             }
         }
-        if replacement.is_none() && !deeper.is_empty() && raw.get().trim_start().starts_with('{') {
-            replacement = splice(raw.get(), &deeper, splice_member).or_else(|e| match e {
-                // Not an object after all: nothing to splice inside it.
-                SpliceError::NotAnObject(_) => Ok(None),
-                member => Err(member),
-            })?;
+        if !deeper.is_empty() && text.starts_with('{') {
+            locate_at(text, base + start, &deeper, found)?;
         }
-        replacements.push(replacement);
     }
-    if replacements.iter().all(Option::is_none) {
-        return Ok(None);
+    Ok(())
+}
+
+/// Appends `json` to `out` with the value of each of `members` replaced by what `write`
+/// appends for it; everything else is kept byte for byte. `members` are in document order and
+/// do not overlap (what [`locate_into`] finds).
+pub fn rewrite_into(
+    json: &str,
+    members: &[Found],
+    out: &mut String,
+    mut write: impl FnMut(&Found, &mut String) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut at = 0;
+    for m in members {
+        let before = json
+            .get(at..m.range.start)
+            .ok_or_else(|| "overlapping members".to_string())?;
+        out.push_str(before);
+        write(m, out)?;
+        at = m.range.end;
     }
-    let mut out = String::with_capacity(json.len() + 64);
-    out.push('{');
-    for (i, ((name, raw), replacement)) in members.0.iter().zip(&replacements).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match &name.0 {
-            // A borrowed name had no escapes: quote it as it was.
-            Cow::Borrowed(plain) => {
-                out.push('"');
-                out.push_str(plain);
-                out.push('"');
-            }
-            Cow::Owned(unescaped) => out.push_str(
-                &serde_json::to_string(unescaped)
-                    .map_err(|e| SpliceError::Member(e.to_string()))?,
-            ),
-        }
-        out.push(':');
-        out.push_str(replacement.as_deref().unwrap_or(raw.get()));
-    }
-    out.push('}');
-    Ok(Some(out))
+    out.push_str(json.get(at..).unwrap_or_default());
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn upper(_id: usize, text: &str) -> Result<Option<String>, String> {
-        Ok(Some(format!(
-            "\"{}\"",
-            text.trim_matches('"').to_uppercase()
-        )))
+    fn locate(json: &str, paths: &[Path<'_>]) -> Result<Vec<Found>, SpliceError> {
+        let mut found = Vec::new();
+        locate_into(json, paths, &mut found).map(|()| found)
+    }
+
+    fn upper(json: &str, found: &[Found]) -> String {
+        let mut out = String::new();
+        rewrite_into(json, found, &mut out, |f, out| {
+            let text = json[f.range.clone()].trim_matches('"').to_uppercase();
+            out.push_str(&format!("\"{text}\""));
+            Ok(())
+        })
+        .unwrap();
+        out
     }
 
     fn path(p: &str) -> Vec<String> {
@@ -178,7 +207,8 @@ mod tests {
             .enumerate()
             .map(|(i, p)| (i, p.as_slice()))
             .collect();
-        splice(json, &paths, &mut upper)
+        let found = locate(json, &paths)?;
+        Ok((!found.is_empty()).then(|| upper(json, &found)))
     }
 
     #[test]
@@ -187,7 +217,7 @@ mod tests {
         let out = run(json, &["card"]).unwrap().unwrap();
         assert_eq!(
             out,
-            r#"{"z":1.50,"card":"ABC","a":{"card": "x"},"card":"DEF"}"#
+            r#"{"z": 1.50, "card": "ABC", "a": {"card": "x"}, "card": "DEF"}"#
         );
     }
 
@@ -196,8 +226,17 @@ mod tests {
         let json = r#"{"a": {"b": "x", "c": "y", "d": 2}, "d": "e"}"#;
         assert_eq!(
             run(json, &["a.b", "a.c", "d"]).unwrap().unwrap(),
-            r#"{"a":{"b":"X","c":"Y","d":2},"d":"E"}"#
+            r#"{"a": {"b": "X", "c": "Y", "d": 2}, "d": "E"}"#
         );
+        let found = locate(json, &[(5, &path("a.c")[..])]).unwrap();
+        assert_eq!(
+            found,
+            vec![Found {
+                id: 5,
+                range: 22..25
+            }]
+        );
+        assert_eq!(&json[22..25], "\"y\"");
         assert_eq!(run(json, &["d.b"]).unwrap(), None);
         assert_eq!(run(json, &["nope"]).unwrap(), None);
         assert_eq!(run(r#"{"a": [1]}"#, &["a.b"]).unwrap(), None);
@@ -205,7 +244,7 @@ mod tests {
             run(r#"{"k\"ey": "v", "x\u00e9": 1}"#, &["k\"ey"])
                 .unwrap()
                 .unwrap(),
-            r#"{"k\"ey":"V","xé":1}"#
+            r#"{"k\"ey": "V", "x\u00e9": 1}"#
         );
     }
 
@@ -219,13 +258,29 @@ mod tests {
             .to_string()
             .starts_with("value is not JSON"));
         assert!(run("{} x", &["a"]).is_err());
+        // A nested member that is malformed inside is caught by the outer parse.
+        assert!(run(r#"{"a": {"b": }}"#, &["a.b"]).is_err());
     }
 
     #[test]
-    fn member_errors_are_not_object_errors() {
-        let mut refuse = |_: usize, _: &str| -> Result<Option<String>, String> { Err("no".into()) };
-        let p = path("a.b");
-        let err = splice(r#"{"a": {"b": 1}}"#, &[(0, p.as_slice())], &mut refuse).unwrap_err();
-        assert_eq!(err, SpliceError::Member("no".to_string()));
+    fn overlapping_rewrites_are_refused() {
+        let at = |range| Found { id: 0, range };
+        let x = |_: &Found, out: &mut String| {
+            out.push('X');
+            Ok(())
+        };
+        let mut out = String::new();
+        assert!(rewrite_into("abcdef", &[at(1..4), at(2..5)], &mut out, x).is_err());
+        out.clear();
+        rewrite_into("abcdef", &[at(1..2), at(4..6)], &mut out, x).unwrap();
+        assert_eq!(out, "aXcdX");
+    }
+
+    #[test]
+    fn a_failed_locate_leaves_the_list_as_it_was() {
+        let p = path("a");
+        let mut found = vec![Found { id: 9, range: 0..1 }];
+        assert!(locate_into(r#"{"a": 1, "b": }"#, &[(0, &p[..])], &mut found).is_err());
+        assert_eq!(found.len(), 1);
     }
 }

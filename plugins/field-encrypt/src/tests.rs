@@ -55,8 +55,9 @@ fn produce_leaves_no_plaintext_and_keeps_other_fields() {
         .as_str()
         .unwrap()
         .starts_with(PREFIX));
-    // Numbers are kept as written.
-    assert!(values(&out)[0].contains("\"amount\":12.50"));
+    // Everything but the encrypted values is kept as written, whitespace included.
+    assert!(values(&out)[0].contains("\"amount\": 12.50}"));
+    assert!(values(&out)[0].starts_with("{\"id\": 7, \"card\": \"pal:enc:v1:"));
 }
 
 #[test]

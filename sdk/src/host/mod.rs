@@ -5,6 +5,7 @@
 //! test keyring, `authorize` answers and log capture set up with [`crate::stub`], with the same
 //! algorithms (the stub's ciphertext layout is its own; never mix the two).
 
+use crate::byte_list::{ByteListBuilder, OwnedByteList};
 use crate::verdict::LogLevel;
 
 #[cfg(target_arch = "wasm32")]
@@ -31,6 +32,39 @@ pub fn encrypt(key_id: &str, topic: &str, plaintext: &[u8], aad: &[u8]) -> Resul
 /// Reverses [`encrypt`]; fails on any alteration of ciphertext or `aad`, or another topic.
 pub fn decrypt(topic: &str, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
     imp::decrypt(topic, ciphertext, aad)
+}
+
+/// [`encrypt`] for many `(plaintext, aad)` items in one host call; the result holds one
+/// ciphertext per item, in order. A host call costs about 1 µs while sealing a short field
+/// costs a fraction of that: a plugin encrypting fields of a whole batch should collect them
+/// and call this once. An error seals nothing.
+pub fn encrypt_many(
+    key_id: &str,
+    topic: &str,
+    items: &[(&[u8], &[u8])],
+) -> Result<OwnedByteList, String> {
+    let (first, second) = split(items)?;
+    imp::encrypt_many(key_id, topic, &first, &second)
+}
+
+/// [`decrypt`] for many `(ciphertext, aad)` items in one host call; fails as a whole, naming
+/// the first item that does not decrypt.
+pub fn decrypt_many(topic: &str, items: &[(&[u8], &[u8])]) -> Result<OwnedByteList, String> {
+    let (first, second) = split(items)?;
+    imp::decrypt_many(topic, &first, &second)
+}
+
+/// The two byte lists of `(a, b)` pairs.
+fn split(items: &[(&[u8], &[u8])]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let size =
+        |f: fn(&(&[u8], &[u8])) -> usize| items.iter().map(f).sum::<usize>() + 4 * items.len();
+    let mut first = ByteListBuilder::with_capacity(size(|(a, _)| a.len()));
+    let mut second = ByteListBuilder::with_capacity(size(|(_, b)| b.len()));
+    for (a, b) in items {
+        first.push(a).map_err(|e| e.to_string())?;
+        second.push(b).map_err(|e| e.to_string())?;
+    }
+    Ok((first.finish(), second.finish()))
 }
 
 /// HMAC-SHA256 of `data` under keyring key `key_id` (32 bytes).

@@ -2,6 +2,7 @@
 
 use crate::bindings::palisade::plugin::host as wit;
 use crate::bindings::palisade::plugin::types::LogLevel as WitLevel;
+use crate::byte_list::OwnedByteList;
 use crate::verdict::LogLevel;
 
 pub fn log(level: LogLevel, message: &str) {
@@ -21,6 +22,21 @@ pub fn encrypt(key_id: &str, topic: &str, plaintext: &[u8], aad: &[u8]) -> Resul
 
 pub fn decrypt(topic: &str, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
     wit::decrypt(topic, ciphertext, aad)
+}
+
+pub fn encrypt_many(
+    key_id: &str,
+    topic: &str,
+    plaintexts: &[u8],
+    aads: &[u8],
+) -> Result<OwnedByteList, String> {
+    let sealed = wit::encrypt_many(key_id, topic, plaintexts, aads)?;
+    OwnedByteList::parse(sealed).map_err(|e| format!("host returned {e}"))
+}
+
+pub fn decrypt_many(topic: &str, ciphertexts: &[u8], aads: &[u8]) -> Result<OwnedByteList, String> {
+    let opened = wit::decrypt_many(topic, ciphertexts, aads)?;
+    OwnedByteList::parse(opened).map_err(|e| format!("host returned {e}"))
 }
 
 pub fn hmac_sha256(key_id: &str, data: &[u8]) -> Result<Vec<u8>, String> {
