@@ -1210,3 +1210,102 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_check() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `palisade serve` on `config` until its log shows the plugins loaded (or it exits);
+/// returns the log.
+fn serve_until_plugins_loaded(config: &Path) -> String {
+    let log_path = config.with_extension("log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let exited = child.try_wait().unwrap().is_some();
+        if text.contains("plugin compiled, validated and initialised") || exited {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no plugin loaded: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { files_under(&p) } else { 1 })
+            .sum()
+    })
+}
+
+/// Compiled plugins are cached in the data dir, in a directory only the broker's user may
+/// write (its files are loaded as native code); a restart loads from it. A cache directory
+/// others may write is not used, and the plugin still loads (compiled afresh).
+#[test]
+fn compiled_plugins_are_cached_privately_in_the_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    install(&folder, "schema", "json-schema", SCHEMA_MANIFEST);
+    let folder_line = format!("dir = {:?}", folder.display().to_string());
+    let data = dir.path().join("data");
+    let config = dir.path().join("palisade.toml");
+    std::fs::write(
+        &config,
+        common::plaintext_config_text(
+            &data,
+            &[
+                ("dir = \"plugins\"", &folder_line),
+                ("level = \"warn\"", "level = \"info\""),
+            ],
+        ),
+    )
+    .unwrap();
+    let cache = data.join("plugin-cache");
+    let load_ms = |log: &str| -> String {
+        let line = log
+            .lines()
+            .find(|l| l.contains("plugin compiled, validated and initialised"))
+            .unwrap_or_else(|| panic!("no load line in {log}"));
+        line.split("ms=")
+            .nth(1)
+            .unwrap_or("?")
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+            .to_string()
+    };
+    let first = serve_until_plugins_loaded(&config);
+    assert!(files_under(&cache) > 0, "nothing cached: {first}");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let second = serve_until_plugins_loaded(&config);
+    // Speed is measured, not asserted: the bench and the closing note carry the numbers.
+    println!(
+        "json-schema load: {} ms compiled, {} ms from the cache",
+        load_ms(&first),
+        load_ms(&second)
+    );
+    assert!(!second.contains("not used"), "{second}");
+    // A cache directory others may write is refused; the plugin is compiled without it.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let third = serve_until_plugins_loaded(&config);
+    assert!(
+        third.contains("plugin compile cache") && third.contains("not used"),
+        "{third}"
+    );
+    assert!(
+        third.contains("plugin compiled, validated and initialised"),
+        "{third}"
+    );
+}

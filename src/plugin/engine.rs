@@ -3,10 +3,13 @@
 //! as fast as on-demand; FIELD-NOTES.md). Shared by every broker in the process (tests start
 //! several), created on first use so a broker without plugins pays nothing.
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 /// One epoch tick. Deadlines are counted in ticks, so they are met to within one tick.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -20,11 +23,70 @@ const POOL_COMPONENT_INSTANCES: u32 = 512;
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
 
+/// Where compiled plugins are cached, if anywhere; fixed when the engine is created.
+static CACHE_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Caches compiled plugins in `dir` from now on, if the engine does not exist yet (the first
+/// broker of a process decides; a cache is only an accelerator and its entries are keyed by
+/// everything that affects the compiled code, so sharing it is harmless).
+pub fn use_cache_dir(dir: &Path) {
+    if ENGINE.get().is_none() {
+        let _ = CACHE_DIR.set(dir.to_path_buf());
+    }
+}
+
+/// A private directory for the cache: its files are loaded as native code, so nobody but the
+/// broker's user may write there. `None` (compile without a cache) when it cannot be made so.
+fn private_cache(dir: &Path) -> Option<Cache> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        tracing::warn!("plugin compile cache `{}` not used: {e}", dir.display());
+        return None;
+    }
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("plugin compile cache `{}` not used: {e}", dir.display());
+            return None;
+        }
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    // The broker's user id is not available without unsafe code: the cache must belong to
+    // whoever owns the data dir it lives in.
+    let owner_ok = dir
+        .parent()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .is_none_or(|parent| parent.uid() == meta.uid());
+    if !meta.is_dir() || mode & 0o077 != 0 || !owner_ok {
+        tracing::warn!(
+            "plugin compile cache `{}` not used: it must be a directory of the broker's user with mode 0700 (is {mode:o})",
+            dir.display()
+        );
+        return None;
+    }
+    let mut config = CacheConfig::new();
+    config.with_directory(dir);
+    match Cache::new(config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!("plugin compile cache `{}` not used: {e:#}", dir.display());
+            None
+        }
+    }
+}
+
 fn config(pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if let Some(dir) = CACHE_DIR.get() {
+        c.cache(private_cache(dir));
+    }
     // `perf record` can name plugin functions when the broker runs with
     // PALISADE_PLUGIN_PERFMAP=1 (writes /tmp/perf-PID.map).
     if std::env::var_os("PALISADE_PLUGIN_PERFMAP").is_some_and(|v| v == "1") {

@@ -79,6 +79,9 @@ impl PluginHost {
     /// Loads the keyring and every plugin of the folder. Any plugin that fails to load fails
     /// the start (a topic must not run unguarded because its plugin is broken).
     pub fn open(settings: &PluginSettings, data_dir: &Path) -> Result<Arc<Self>, PluginError> {
+        if settings.compile_cache {
+            super::engine::use_cache_dir(&data_dir.join("plugin-cache"));
+        }
         let keyring = SharedKeyring::open(&settings.keyring)?;
         let services = Arc::new(HostServices::new(
             keyring,

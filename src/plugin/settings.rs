@@ -23,6 +23,10 @@ pub struct PluginSettings {
     pub keyring: PathBuf,
     /// Idle instances kept per plugin for reuse.
     pub instances: usize,
+    /// Keep compiled plugins in `<data dir>/plugin-cache` (keyed by the wasm's hash, the engine
+    /// settings and the wasmtime version): restarts and re-deploys skip compilation.
+    #[serde(default = "default_compile_cache")]
+    pub compile_cache: bool,
 }
 
 impl Default for PluginSettings {
@@ -35,12 +39,17 @@ impl Default for PluginSettings {
             memory_limit_bytes: 16 << 20,
             keyring: PathBuf::from("keyring.json"),
             instances: 4,
+            compile_cache: default_compile_cache(),
         }
     }
 }
 
 fn default_per_record_us() -> u64 {
     10
+}
+
+fn default_compile_cache() -> bool {
+    true
 }
 
 /// How long `init` may take (it may compile a schema): well above a batch's deadline.
