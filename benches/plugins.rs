@@ -164,14 +164,15 @@ fn input(principal: &str, topic: &str) -> CallInput {
             tls: false,
             authentication: "PLAIN",
             client_id: "bench".into(),
+            session: Default::default(),
         },
     }
 }
 
 struct AllowDecrypt;
 impl palisade::plugin::PolicyOracle for AllowDecrypt {
-    fn allowed(&self, _: &str, action: &str, _: &str, _: &CallFacts) -> bool {
-        action == "Decrypt"
+    fn allowed(&self, q: &palisade::plugin::oracle::Question<'_>, _: &CallFacts) -> bool {
+        q.action == "Decrypt"
     }
 }
 

@@ -72,10 +72,6 @@ impl Broker {
             }
         };
         let authorizer = load_policies(&config)?;
-        plugins.set_policy_oracle(Box::new(crate::plugin::oracle::BrokerOracle {
-            authorizer: authorizer.clone(),
-            logs: logs.clone(),
-        }));
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let audit = crate::audit::Audit::start(
             &config.audit,
@@ -85,6 +81,11 @@ impl Broker {
             metrics.clone(),
         )?;
         plugins.report_to(audit.clone(), metrics.clone());
+        plugins.set_policy_oracle(Box::new(crate::plugin::oracle::BrokerOracle {
+            authorizer: authorizer.clone(),
+            logs: logs.clone(),
+            audit: audit.clone(),
+        }));
         let policy_watcher = match crate::authz::PolicyWatcher::start(authorizer.clone()) {
             Ok(w) => Some(w),
             Err(e) => {

@@ -978,6 +978,23 @@ fields = ["card", "address.street"]
     install(&folder, "field-encrypt", "field-encrypt", manifest);
     let folder_line = format!("dir = {:?}", folder.display().to_string());
     let keyring_line = format!("keyring = {:?}", keyring.display().to_string());
+    // Cedar (the broker's own policy folder): everything is allowed, except that bob may
+    // not decrypt.
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("schema.cedarschema"), CEDAR_SCHEMA).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all/allow-all.cedar"),
+        policies.join("allow-all.cedar"),
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("decrypt.cedar"),
+        "forbid(principal == Palisade::User::\"bob\", action == Palisade::Action::\"Decrypt\", resource);",
+    )
+    .unwrap();
+    let policy_line = common::policy_dir_line(&policies);
+    let allow_all = common::allow_all_policy_dir();
     let b = BackgroundBroker::start(
         &data,
         &[
@@ -986,25 +1003,9 @@ fields = ["card", "address.street"]
             ("protocol = \"PLAINTEXT\"", sasl),
             // Host-side AES in a debug build is slow; the deadline is about the plugin.
             ("deadline_ms = 5", "deadline_ms = 200"),
+            (&allow_all, &policy_line),
         ],
     );
-    // Cedar: alice may decrypt `customers`, bob may not.
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("schema.cedarschema"), CEDAR_SCHEMA).unwrap();
-    std::fs::write(policies.join("entities.json"), "[]").unwrap();
-    std::fs::write(
-        policies.join("decrypt.cedar"),
-        "permit(principal == Palisade::User::\"alice\", action == Palisade::Action::\"Decrypt\", resource is Palisade::Topic) when { resource.name == \"customers\" };",
-    )
-    .unwrap();
-    let authorizer = palisade::authz::Authorizer::load(&policies, Vec::<String>::new()).unwrap();
-    b.running
-        .as_ref()
-        .unwrap()
-        .broker
-        .plugins
-        .set_policy_oracle(Box::new(authorizer));
 
     let p: FutureProducer = sasl_client(&b.bootstrap(), "alice")
         .set("acks", "all")
@@ -1092,7 +1093,26 @@ fields = ["card", "address.street"]
     assert!(!key_material.is_empty(), "no key found in {keyring_text}");
     let logs = String::from_utf8_lossy(&captured_logs().0.lock().unwrap()).into_owned();
     assert!(logs.contains("palisade"), "no log line was captured");
-    let audit = audit_lines(&data.join("audit"))
+    let events = audit_lines(&data.join("audit"));
+    // The plugin's Decrypt questions are audited with their answers: alice allowed, bob
+    // denied, once per connection (not once per fetched batch).
+    let decrypts = |who: &str, result: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["event_type"] == "authorization"
+                    && e["operation"] == "Decrypt"
+                    && e["principal"] == format!("User:{who}")
+                    && e["result"] == result
+                    && e["resource"] == "topic:customers"
+                    && e["detail"]["plugin"] == "field-encrypt"
+            })
+            .count()
+    };
+    assert!(decrypts("alice", "allow") >= 1, "{events:?}");
+    assert!(decrypts("bob", "deny") >= 1, "{events:?}");
+    assert_eq!(decrypts("alice", "deny") + decrypts("bob", "allow"), 0);
+    let audit = events
         .iter()
         .map(|e| e.to_string())
         .collect::<Vec<_>>()

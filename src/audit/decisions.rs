@@ -94,6 +94,54 @@ impl Event {
 }
 
 impl Audit {
+    /// A plugin's `authorize` question (Decrypt, say) and its answer: counted, and audited the
+    /// first time per connection that it gets this answer for this action and topic (plugins
+    /// ask once per batch; the trail must not grow per batch).
+    pub fn plugin_decision(
+        &self,
+        question: &crate::plugin::oracle::Question<'_>,
+        action: Action,
+        facts: &crate::plugin::CallFacts,
+        decision: &Decision,
+    ) {
+        if let Some(metrics) = self.metrics() {
+            metrics
+                .decisions
+                .with(&[
+                    action.name(),
+                    if decision.allowed { "allow" } else { "deny" },
+                ])
+                .inc();
+        }
+        // The outcome is part of the key: a policy change that flips the answer is audited.
+        let key = format!(
+            "{}\0{}",
+            question.topic,
+            if decision.allowed { "allow" } else { "deny" }
+        );
+        if !facts.session.first_use(action, ResourceKind::Topic, &key) {
+            return;
+        }
+        let origin = Origin {
+            // Plugins name users as the call context does, without the entity type.
+            principal: Some(format!("User:{}", question.principal)),
+            source_ip: Some(facts.ip.to_string()),
+            listener: Some(facts.listener.clone()),
+            mechanism: Some(facts.authentication.to_string()),
+            client_id: Some(facts.client_id.clone()).filter(|c| !c.is_empty()),
+        };
+        self.record(
+            Event::authz(
+                &origin,
+                action,
+                ResourceKind::Topic,
+                question.topic,
+                decision,
+            )
+            .detail("plugin", question.plugin),
+        );
+    }
+
     /// Counts the decision and audits it when the rules above say so. Call it at the
     /// enforcement point, once per (action, resource) decided.
     pub fn decision(

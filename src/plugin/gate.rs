@@ -42,6 +42,7 @@ fn call_input(broker: &Broker, ctx: &RequestContext, topic: &str, partition: i32
             tls,
             authentication: crate::authz::authentication_name(ctx.principal.method),
             client_id: ctx.client_id.clone().unwrap_or_default(),
+            session: ctx.audit_session.clone(),
         },
     }
 }

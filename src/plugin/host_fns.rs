@@ -172,9 +172,13 @@ impl host::Host for State {
             let Some(call) = &s.call else {
                 return false;
             };
-            s.services
-                .oracle()
-                .allowed(&principal, &action, &topic, &call.facts)
+            let question = super::oracle::Question {
+                plugin: &s.grant.plugin,
+                principal: &principal,
+                action: &action,
+                topic: &topic,
+            };
+            s.services.oracle().allowed(&question, &call.facts)
         })
     }
 }

@@ -14,17 +14,30 @@ pub struct CallFacts {
     /// `anonymous`, `mtls`, `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
     pub authentication: &'static str,
     pub client_id: String,
+    /// The connection's first-use memory, so a plugin asking per batch is audited once per
+    /// connection, topic and answer kind rather than per batch.
+    pub session: crate::audit::SessionAudit,
 }
 
-/// "May `principal` do `action` on topic `topic`?" Errors and unknown actions are a deny.
+/// Plugin `plugin` asks: "may `principal` do `action` on topic `topic`?" Errors and unknown
+/// actions are a deny.
 pub trait PolicyOracle: Send + Sync {
-    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool;
+    fn allowed(&self, question: &Question<'_>, facts: &CallFacts) -> bool;
+}
+
+/// One `authorize` call of a plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    pub plugin: &'a str,
+    pub principal: &'a str,
+    pub action: &'a str,
+    pub topic: &'a str,
 }
 
 /// A shared oracle (the broker keeps its `Arc<Authorizer>`).
 impl<T: PolicyOracle + ?Sized> PolicyOracle for std::sync::Arc<T> {
-    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool {
-        (**self).allowed(principal, action, topic, facts)
+    fn allowed(&self, question: &Question<'_>, facts: &CallFacts) -> bool {
+        (**self).allowed(question, facts)
     }
 }
 
@@ -33,43 +46,50 @@ impl<T: PolicyOracle + ?Sized> PolicyOracle for std::sync::Arc<T> {
 pub struct DenyAll;
 
 impl PolicyOracle for DenyAll {
-    fn allowed(&self, _: &str, _: &str, _: &str, _: &CallFacts) -> bool {
+    fn allowed(&self, _: &Question<'_>, _: &CallFacts) -> bool {
         false
     }
 }
 
 /// The broker's oracle: the Cedar authorizer, with the topic's tags (config `palisade.tags`)
-/// looked up in storage so tag-based policies decide `Decrypt` as they decide `Read`.
+/// looked up in storage so tag-based policies decide `Decrypt` as they decide `Read`. Each
+/// decision lands in the audit trail (first use per connection, topic and outcome).
 pub struct BrokerOracle {
     pub authorizer: std::sync::Arc<Authorizer>,
     pub logs: std::sync::Arc<crate::storage::LogManager>,
+    pub audit: crate::audit::Audit,
 }
 
 impl PolicyOracle for BrokerOracle {
-    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool {
+    fn allowed(&self, question: &Question<'_>, facts: &CallFacts) -> bool {
+        let Ok(action) = question.action.parse::<Action>() else {
+            return false;
+        };
         let tags = self
             .logs
-            .topic(topic)
+            .topic(question.topic)
             .map_or_else(|| std::sync::Arc::from(Vec::new()), |t| t.tags());
-        ask(&self.authorizer, principal, action, topic, &tags, facts)
+        let decision = ask(&self.authorizer, question, action, &tags, facts);
+        self.audit
+            .plugin_decision(question, action, facts, &decision);
+        decision.allowed
     }
 }
 
 fn ask(
     authorizer: &Authorizer,
-    principal: &str,
-    action: &str,
-    topic: &str,
+    question: &Question<'_>,
+    action: Action,
     tags: &[String],
     facts: &CallFacts,
-) -> bool {
-    let Ok(action) = action.parse::<Action>() else {
-        return false;
-    };
+) -> crate::authz::Decision {
     let request = Request {
-        principal,
+        principal: question.principal,
         action,
-        resource: Resource::Topic { name: topic, tags },
+        resource: Resource::Topic {
+            name: question.topic,
+            tags,
+        },
         context: RequestContextFacts {
             ip: facts.ip,
             listener: &facts.listener,
@@ -79,12 +99,15 @@ fn ask(
             time: crate::authz::request::unix_now(),
         },
     };
-    authorizer.authorize(&request).allowed
+    authorizer.authorize(&request)
 }
 
-/// The authorizer alone (topics without tags): for tests and tools without storage.
+/// The authorizer alone (topics without tags, no audit): for tests and tools without storage.
 impl PolicyOracle for Authorizer {
-    fn allowed(&self, principal: &str, action: &str, topic: &str, facts: &CallFacts) -> bool {
-        ask(self, principal, action, topic, &[], facts)
+    fn allowed(&self, question: &Question<'_>, facts: &CallFacts) -> bool {
+        question
+            .action
+            .parse::<Action>()
+            .is_ok_and(|action| ask(self, question, action, &[], facts).allowed)
     }
 }
