@@ -615,6 +615,31 @@ fn a_new_plugin_loads_a_broken_one_keeps_the_old_and_deleting_unloads() {
     eprintln!("deleted plugin unloaded after {took:?}");
 }
 
+/// A plugin folder that does not exist when the broker starts is created and watched: a
+/// plugin dropped in later loads without a restart.
+#[test]
+fn a_plugin_folder_missing_at_start_is_created_and_watched() {
+    captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("later/plugins");
+    let folder_line = format!("dir = {:?}", folder.display().to_string());
+    let b = BackgroundBroker::start(
+        &dir.path().join("data"),
+        &[("dir = \"plugins\"", &folder_line)],
+    );
+    assert!(folder.is_dir(), "the plugin folder was not created");
+    assert_eq!(raw_produce(&b, "orders", 9, &[b"{not json"]).0, 0);
+    install(&folder, "json-schema", "json-schema", SCHEMA_MANIFEST);
+    wait_until(Duration::from_secs(30), || {
+        raw_produce(&b, "orders", 9, &[b"{not json"]).0 == 87
+    })
+    .expect("a plugin dropped into the created folder never loaded");
+    assert_eq!(
+        raw_produce(&b, "orders", 9, &[br#"{"id":"a","amount":1}"#]).0,
+        0
+    );
+}
+
 /// Replacing a plugin while a producer writes continuously: no request fails because of the
 /// swap, and the new version is the one serving afterwards.
 #[test]

@@ -192,10 +192,23 @@ impl PluginHost {
         }
     }
 
-    /// Watches the plugin folder and the keyring file. A missing plugin folder is not watched
-    /// (no plugins until a restart); errors are logged, the broker keeps serving.
+    /// Watches the plugin folder and the keyring file. A missing plugin folder is created
+    /// (empty: no plugins) so that plugins dropped in later load without a restart; errors are
+    /// logged, the broker keeps serving.
     pub fn start_watching(self: &Arc<Self>) {
         let mut watchers = self.watchers.lock();
+        if !self.dir.exists() {
+            match std::fs::create_dir_all(&self.dir) {
+                Ok(()) => tracing::info!(
+                    "created the plugin folder `{}` (no plugins yet)",
+                    self.dir.display()
+                ),
+                Err(e) => tracing::error!(
+                    "plugin folder `{}` is missing and cannot be created (plugins need a restart): {e}",
+                    self.dir.display()
+                ),
+            }
+        }
         if self.dir.is_dir() {
             let host = Arc::downgrade(self);
             match watch_dir(&self.dir, "plugin-watcher", is_plugin_file, move || {
