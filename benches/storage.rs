@@ -1,6 +1,7 @@
 //! Batch append: 16 KiB batches (16 x 1 KiB records) appended to one partition, page cache
 //! only (Durability::Written), and acks=all style (Durability::Durable) with 64 concurrent
-//! appenders sharing group commits.
+//! appenders sharing group commits. Read: 1 MiB reads walking a 64 MiB partition from the
+//! start (what a consumer catching up costs the broker).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -72,6 +73,28 @@ fn append(c: &mut Criterion) {
                     r.unwrap();
                 }
             })
+        })
+    });
+    group.finish();
+    // Reads: fill the partition with 4,000 batches (64 MiB), then walk it in 1 MiB reads.
+    for _ in 0..4000 {
+        rt.block_on(partition.append(append_batch(&bytes), Durability::Written))
+            .unwrap();
+    }
+    let end = partition.high_watermark();
+    let start = end - 4000 * 16;
+    let mut group = c.benchmark_group("read");
+    group.throughput(Throughput::Bytes(bytes.len() as u64 * 4000));
+    group.sample_size(10);
+    group.bench_function("64MiB_in_1MiB_reads", |b| {
+        b.iter(|| {
+            let mut offset = start;
+            while offset < end {
+                let read = partition.read(offset, 1 << 20).unwrap();
+                let batches = read.records.len() / bytes.len();
+                assert!(batches > 0, "no progress at offset {offset}");
+                offset += batches as i64 * 16;
+            }
         })
     });
     group.finish();

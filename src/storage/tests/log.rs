@@ -166,36 +166,6 @@ async fn offset_for_timestamp_finds_the_record_inside_a_batch() {
     assert_eq!(p.offset_for_timestamp(0).unwrap(), Some((12, 220)));
 }
 
-#[tokio::test]
-#[ignore = "throughput measurement, run by hand"]
-async fn read_throughput() {
-    let dir = tempfile::tempdir().unwrap();
-    let mgr = open(dir.path());
-    let p = mgr
-        .create_topic("t", 1, small_segments(16 << 20))
-        .unwrap()
-        .partition(0)
-        .unwrap();
-    let bytes = batch_bytes(Spec::new(16, 1000));
-    for _ in 0..4000 {
-        p.append(test_util::append_batch(&bytes), Durability::Written)
-            .await
-            .unwrap();
-    }
-    let total_bytes = bytes.len() as f64 * 4000.0;
-    let start = std::time::Instant::now();
-    for _ in 0..5 {
-        let mut offset = 0;
-        while offset < p.high_watermark() {
-            let r = p.read(offset, 1 << 20).unwrap();
-            let last = split(&r.records).last().unwrap().1;
-            offset = last + 1;
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!("read {:.0} MB/s", total_bytes * 5.0 / secs / 1e6);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_reads_see_only_whole_contiguous_batches() {
     let dir = tempfile::tempdir().unwrap();
