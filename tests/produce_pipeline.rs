@@ -176,33 +176,66 @@ fn produce_result(resp: &ProduceResponse) -> (i16, i64, usize) {
 /// librdkafka, idempotent, several requests in flight, small batches: numbered records to one
 /// partition of a plugin topic and of a plain topic, interleaved. Every delivery succeeds at the
 /// offset its number says, and both partitions read back in exact order, without gaps or
-/// duplicates. An append out of request order would fail the producer's sequence checks or
-/// show up as a record out of place.
+/// duplicates. (An append out of request order fails the broker's sequence check, and the
+/// producer's retry may hide that; the non-idempotent test below has no such safety net.)
 #[test]
 fn an_idempotent_producer_keeps_exact_order_through_a_plugin_topic_and_a_plain_one() {
-    const N: usize = 20_000;
     let fx = broker();
-    let b = &fx.broker;
+    produce_in_order(
+        &fx.broker,
+        &[("enable.idempotence", "true"), ("acks", "all")],
+        ["orders-idempotent", "plain-idempotent"],
+    );
+}
+
+/// The same without idempotence (acks=1): nothing but the broker's append order keeps the
+/// records of consecutive in-flight requests in order.
+#[test]
+fn a_plain_producer_with_requests_in_flight_keeps_exact_order_through_a_plugin_topic() {
+    let fx = broker();
+    produce_in_order(
+        &fx.broker,
+        &[("enable.idempotence", "false"), ("acks", "1")],
+        ["orders-in-flight", "plain-in-flight"],
+    );
+}
+
+/// Sends N numbered records to partition 0 of each of `topics`, interleaved, with five requests
+/// in flight; checks every delivery report and reads both partitions back.
+fn produce_in_order(b: &BackgroundBroker, settings: &[(&str, &str)], topics: [&str; 2]) {
+    const N: usize = 20_000;
     let addr = b.running.as_ref().unwrap().addresses[0];
     b.rt.block_on(async {
         let mut raw = Raw::connect(addr).await;
-        common::create_topic(&mut raw, "orders-ordered", 1, &[]).await;
-        common::create_topic(&mut raw, "plain-ordered", 1, &[]).await;
+        for topic in topics {
+            common::create_topic(&mut raw, topic, 1, &[]).await;
+        }
     });
-    let producer: FutureProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", b.bootstrap())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "5")
-        .set("linger.ms", "1")
-        .set("batch.size", "4000")
-        .set("message.timeout.ms", "120000")
-        .create()
-        .unwrap();
+        // Many small requests of uneven size: the plugin jobs of consecutive requests overlap
+        // and can finish out of order.
+        .set("linger.ms", "0")
+        .set("batch.size", "8000")
+        .set("message.timeout.ms", "120000");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    let producer: FutureProducer = config.create().unwrap();
     let mut deliveries = Vec::with_capacity(2 * N);
     for i in 0..N {
-        let value = order(i);
-        for topic in ["orders-ordered", "plain-ordered"] {
+        // Uneven records: every 7th is padded, so batches differ in plugin work.
+        let value = if i % 7 == 0 {
+            format!(
+                r#"{{"id":"order-{i}","amount":{i},"pad":"{}"}}"#,
+                "p".repeat(i % 3000)
+            )
+        } else {
+            order(i)
+        };
+        for topic in topics {
             let mut record = FutureRecord::<(), _>::to(topic)
                 .partition(0)
                 .payload(&value);
@@ -229,7 +262,7 @@ fn an_idempotent_producer_keeps_exact_order_through_a_plugin_topic_and_a_plain_o
             assert_eq!(delivery.offset, i as i64, "record {i} of `{topic}`");
         }
     });
-    for topic in ["orders-ordered", "plain-ordered"] {
+    for topic in topics {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", b.bootstrap())
             .set("group.id", format!("read-{topic}"))
@@ -252,10 +285,10 @@ fn an_idempotent_producer_keeps_exact_order_through_a_plugin_topic_and_a_plain_o
             };
             let message = message.unwrap();
             assert_eq!(message.offset(), next as i64, "`{topic}`");
-            assert_eq!(
-                message.payload().unwrap(),
-                order(next).as_bytes(),
-                "`{topic}` at offset {next}"
+            let payload = std::str::from_utf8(message.payload().unwrap()).unwrap();
+            assert!(
+                payload.starts_with(&format!(r#"{{"id":"order-{next}","#)),
+                "`{topic}` at offset {next}: {payload}"
             );
             next += 1;
         }
@@ -381,6 +414,34 @@ fn refused_batches_are_not_stored_and_the_batches_after_them_append_in_order() {
             .await;
         let expected: Vec<(i64, String)> = (0..3 * N).map(|i| (i as i64, order(i))).collect();
         assert_eq!(fetched(&resp), expected);
+    });
+}
+
+/// A large batch and a one-record batch behind it, pipelined to the same partition: the small
+/// one's plugins finish first, but it is appended second.
+#[test]
+fn a_small_batch_behind_a_large_one_is_appended_after_it() {
+    const LARGE: usize = 8_000;
+    let fx = broker();
+    let b = &fx.broker;
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        common::create_topic(&mut raw, "orders-sizes", 1, &[]).await;
+        for round in 0..5 {
+            let from = round * (LARGE + 1);
+            let large = common::produce_request("orders-sizes", 0, -1, orders(from, LARGE));
+            let small = common::produce_request("orders-sizes", 0, -1, orders(from + LARGE, 1));
+            let first = raw.send_request(ApiKey::Produce, 9, &large).await;
+            let second = raw.send_request(ApiKey::Produce, 9, &small).await;
+            for (correlation, base) in [(first, from), (second, from + LARGE)] {
+                let resp: ProduceResponse = raw
+                    .read_response(ApiKey::Produce, 9, correlation)
+                    .await
+                    .unwrap();
+                assert_eq!(produce_result(&resp), (0, base as i64, 0), "round {round}");
+            }
+        }
     });
 }
 
