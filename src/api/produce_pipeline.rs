@@ -2,7 +2,7 @@
 //!
 //! The batches were checked on the connection's task, in request order. Here their produce
 //! chains run on the blocking pool, every partition of the request at once and bounded for the
-//! whole process by [`plugin_slots`], while the connection reads on; the request's own task
+//! whole process by `plugin_slots`, while the connection reads on; the request's own task
 //! then appends the batches once its [`Turn`](crate::server::append_order::Turn) comes, so
 //! appends stay in the connection's request order and the storage's producer-sequence checks
 //! see the batches as they would have sequentially.
