@@ -150,13 +150,9 @@ async fn transform(
     batch: Bytes,
 ) -> Result<Option<Bytes>, Refusal> {
     let api_version = ctx.api_version;
-    // The semaphore is never closed.
-    let slot = plugin_slots().acquire_owned().await.ok();
     let name = Arc::clone(&topic);
-    let job = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        crate::plugin::gate::produce(&broker, &ctx, &name, index, &batch)
-    });
+    let job =
+        on_plugin_slot(move || crate::plugin::gate::produce(&broker, &ctx, &name, index, &batch));
     match job.await {
         Ok(result) => result.map_err(|r| plugin_refusal(r, api_version)),
         Err(e) => {
@@ -170,6 +166,20 @@ async fn transform(
                 .into())
         }
     }
+}
+
+/// Runs `job` on the blocking pool once one of the process's plugin slots is free; the slot is
+/// released when the job ends, panics included.
+async fn on_plugin_slot<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    // The semaphore is never closed.
+    let slot = plugin_slots().acquire_owned().await.ok();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        job()
+    })
+    .await
 }
 
 /// The answer for every partition of a request whose task died: an error, never an ack.
@@ -190,4 +200,49 @@ fn failed(shape: Vec<(TopicName, Vec<i32>)>) -> Written {
             (name, partitions)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn plugin_jobs_never_exceed_one_per_core_and_a_panic_frees_its_slot() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for _ in 0..cores {
+            let panicked = on_plugin_slot(|| -> () { panic!("a plugin job panics") }).await;
+            assert!(panicked.unwrap_err().is_panic());
+        }
+        // Every slot is free again: `cores` jobs can all run at the same moment.
+        let together = Arc::new(std::sync::Barrier::new(cores));
+        let meet = (0..cores).map(|_| {
+            let together = Arc::clone(&together);
+            on_plugin_slot(move || {
+                together.wait();
+            })
+        });
+        tokio::time::timeout(Duration::from_secs(10), join_all(meet))
+            .await
+            .expect("a panicked job kept its slot");
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..4 * cores).map(|_| {
+            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+            on_plugin_slot(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for done in join_all(jobs).await {
+            done.unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= cores, "{most} jobs at once on {cores} cores");
+        assert!(most >= 1);
+    }
 }
