@@ -6,10 +6,12 @@
 //!
 //! - [`server::listener`]: accepts TCP connections, bounded by a semaphore.
 //! - [`server::connection`]: one task per connection; reads frames, answers in order.
+//! - [`server::append_order`]: the connection's append order while produces are pipelined.
 //! - [`server::frame`]: the 4-byte size prefix, checked before any allocation.
 //! - [`protocol::codec`]: request header and body decoding, response encoding.
 //! - [`protocol::dispatch`]: the API table; ApiVersions is generated from it.
-//! - [`api`]: one module per Kafka API family (`produce`, `fetch`, `metadata`, ...).
+//! - [`api`]: one module per Kafka API family (`produce`, `fetch`, `metadata`, ...);
+//!   `produce_pipeline` runs the plugin chains of produces off the connection's task.
 //! - [`records`]: record batch validation (CRC-32C, lengths, bounded decompression).
 //! - [`storage`]: partition logs on disk, group commit, recovery, retention, tamper chain.
 //! - [`group`]: the consumer group coordinator and committed offsets.

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::plugins::{install, wasm};
 use common::{BackgroundBroker, Raw};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProduceResponse};
 use kafka_protocol::records::Compression;
@@ -27,48 +28,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 // ---------------------------------------------------------------------------------------------
 // Building and installing the example plugins
-
-/// Builds the example plugins once per test run (a failed build fails every test that needs
-/// them, loudly: plugins are never skipped).
-fn plugins_built() -> &'static Path {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _one_build = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let result = BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(root.join("plugins/Cargo.toml"))
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "building the example plugins failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(root.join("plugins/target/wasm32-wasip2/release"))
-    });
-    match result {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn wasm(crate_name: &str) -> PathBuf {
-    let path = plugins_built().join(format!("{}.wasm", crate_name.replace('-', "_")));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
 
 /// The broker's log lines (every `palisade` target down to trace) of this test binary.
 #[derive(Clone, Default)]
@@ -98,18 +57,6 @@ fn captured_logs() -> &'static Captured {
             .try_init();
         logs
     })
-}
-
-/// Installs `crate_name`'s component as `<folder>/<name>.wasm` with `manifest`, manifest first,
-/// each by rename so the watcher never reads half a file.
-fn install(folder: &Path, name: &str, crate_name: &str, manifest: &str) {
-    std::fs::create_dir_all(folder).unwrap();
-    let tmp = folder.join(format!(".{name}.toml.tmp"));
-    std::fs::write(&tmp, manifest).unwrap();
-    std::fs::rename(&tmp, folder.join(format!("{name}.toml"))).unwrap();
-    let tmp = folder.join(format!(".{name}.wasm.tmp"));
-    std::fs::copy(wasm(crate_name), &tmp).unwrap();
-    std::fs::rename(&tmp, folder.join(format!("{name}.wasm"))).unwrap();
 }
 
 fn hostile_manifest(topic: &str, produce: &str, fetch: &str) -> String {

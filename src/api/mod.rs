@@ -14,6 +14,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod produce_pipeline;
 pub mod producer_id;
 pub mod scram_credentials;
 pub mod topics;

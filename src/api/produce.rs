@@ -1,11 +1,20 @@
-//! Produce: validate each partition's record batch, append it, acknowledge per `acks`.
+//! Produce: validate each partition's record batch, run its topic's plugins, append it,
+//! acknowledge per `acks`.
 //!
 //! Every batch of a request is written first; only then does the response wait, for all of
 //! them at once, so with acks=all their fsyncs are shared by one group commit.
+//!
+//! Checks (authorization, topic, batch validation) always run here, on the connection's task.
+//! A request with a batch for a topic with produce plugins is then pipelined
+//! ([`super::produce_pipeline`]): its chains and appends run off the connection's task, the
+//! appends still in request order. Any other request is appended here, at once, after any
+//! pipelined produce of the connection has appended.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -20,17 +29,23 @@ use super::errors::storage_error;
 use super::{topics, RequestContext};
 use crate::authz::Action;
 use crate::broker::Broker;
-use crate::records::{self, RecordError};
-use crate::storage::{AppendBatch, AppendInfo, Durability, PendingAppend, ProducerInfo};
+use crate::records::{self, RecordError, ValidatedBatch};
+use crate::server::append_order::AppendOrder;
+use crate::storage::{
+    AppendBatch, AppendInfo, Durability, Partition, PendingAppend, ProducerInfo, Topic,
+};
+
+/// The response of a produce with acks other than 0, completing once `acks` is satisfied.
+pub type ProduceReply = Pin<Box<dyn Future<Output = ProduceResponse> + Send>>;
 
 /// A partition's result: decided now, or a written batch still waiting for its fsync.
-enum Outcome {
+pub(super) enum Outcome {
     Done(Result<AppendInfo, Refusal>),
     Pending(PendingAppend),
 }
 
 /// A partition's refusal: the error code, a message, and per-record errors (plugins).
-struct Refusal {
+pub(super) struct Refusal {
     code: ResponseError,
     message: Option<String>,
     record_errors: Vec<(i32, String)>,
@@ -48,7 +63,7 @@ impl From<(ResponseError, Option<String>)> for Refusal {
 
 /// A plugin's refusal carries per-record errors only from Produce v8 on, as `INVALID_RECORD`;
 /// older clients get `POLICY_VIOLATION` and the message.
-fn plugin_refusal(r: crate::plugin::Rejection, api_version: i16) -> Refusal {
+pub(super) fn plugin_refusal(r: crate::plugin::Rejection, api_version: i16) -> Refusal {
     if api_version >= 8 {
         Refusal {
             code: ResponseError::InvalidRecord,
@@ -64,15 +79,37 @@ fn plugin_refusal(r: crate::plugin::Rejection, api_version: i16) -> Refusal {
     }
 }
 
-/// Phase one, run in request order: validate and write every batch. Returns `None` for
-/// acks=0 (the client expects no response at all), else the second phase: a future that
-/// completes the response once every batch is as durable as `acks` asks. Appends therefore
-/// never reorder, while the connection may read its next request during the group commit.
-pub fn handle(
-    broker: &Broker,
+/// A partition's batch that passed every check, ready for its topic's plugins and the log.
+pub(super) struct Checked {
+    pub(super) partition: Arc<Partition>,
+    pub(super) batch: ValidatedBatch,
+    pub(super) durability: Durability,
+    /// The size of the records as received, for the bytes-in metric.
+    received: u64,
+}
+
+/// One topic of a request after the checks.
+pub(super) struct CheckedTopic {
+    pub(super) name: TopicName,
+    /// Whether the topic had a produce chain when the request was checked.
+    pub(super) plugins: bool,
+    pub(super) partitions: Vec<(i32, Result<Checked, Refusal>)>,
+}
+
+/// One topic's partition results, in request order.
+pub(super) type Written = Vec<(TopicName, Vec<(i32, Outcome)>)>;
+
+/// Checks every batch, in request order, then appends them: here, or pipelined when a topic of
+/// the request has produce plugins. Returns `None` for acks=0 (the client expects no response
+/// at all), else a future that completes the response once every batch is as durable as `acks`
+/// asks. Appends never reorder, while the connection may read its next request during the
+/// group commit (and, pipelined, while the plugins run).
+pub async fn handle(
+    broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: ProduceRequest,
-) -> Option<impl Future<Output = ProduceResponse> + Send + 'static> {
+    order: &mut AppendOrder,
+) -> Option<ProduceReply> {
     let acks = req.acks;
     let durability = match acks {
         -1 => Ok(Durability::Durable),
@@ -81,47 +118,92 @@ pub fn handle(
     };
     let transactional = req.transactional_id.as_ref().is_some_and(|t| !t.is_empty());
     let access = Access::new(broker, ctx);
-    let written: Vec<(TopicName, Vec<(i32, Outcome)>)> = req
+    let generation = broker.plugins.generation();
+    let checked: Vec<CheckedTopic> = req
         .topic_data
         .into_iter()
-        .map(|t| write_topic(broker, ctx, &access, t, durability, transactional))
+        .map(|t| {
+            let plugins = !generation.is_empty() && !generation.produce_chain(&t.name.0).is_empty();
+            check_topic(broker, ctx, &access, t, durability, transactional, plugins)
+        })
         .collect();
-    if acks == 0 {
-        return None;
+    drop(generation);
+    let pipelined = checked
+        .iter()
+        .any(|t| t.plugins && t.partitions.iter().any(|(_, c)| c.is_ok()));
+    if pipelined {
+        return super::produce_pipeline::run(broker, ctx, checked, acks, order).await;
     }
-    Some(async move {
-        let topics = join_all(written.into_iter().map(|(name, partitions)| async move {
-            let partitions = join_all(partitions.into_iter().map(|(index, outcome)| {
-                let name = name.clone();
-                async move {
-                    let result = match outcome {
-                        Outcome::Done(r) => r,
-                        Outcome::Pending(p) => p
-                            .durable()
-                            .await
-                            .map_err(|e| (storage_error(&e), Some(e.to_string())).into()),
+    // Nothing to transform off the connection's task: append here, after whatever the
+    // connection still has in the pipeline.
+    order.settle().await;
+    let written: Written = checked
+        .into_iter()
+        .map(|t| {
+            let topic = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|(index, c)| {
+                    let outcome = match c {
+                        Err(refusal) => Outcome::Done(Err(refusal)),
+                        // A reload may have added plugins since the check: the newest
+                        // generation applies, here on the connection's task.
+                        Ok(c) => match crate::plugin::gate::produce(
+                            broker,
+                            ctx,
+                            &topic,
+                            index,
+                            &c.batch.bytes,
+                        ) {
+                            Ok(replaced) => commit(broker, &topic, c, replaced),
+                            Err(r) => Outcome::Done(Err(plugin_refusal(r, ctx.api_version))),
+                        },
                     };
-                    partition_response(&name, index, result)
-                }
-            }))
-            .await;
-            TopicProduceResponse::default()
-                .with_name(name)
-                .with_partition_responses(partitions)
-        }))
-        .await;
-        ProduceResponse::default().with_responses(topics)
-    })
+                    (index, outcome)
+                })
+                .collect();
+            (t.name, partitions)
+        })
+        .collect();
+    (acks != 0).then(|| Box::pin(respond(written)) as ProduceReply)
 }
 
-fn write_topic(
+/// Waits for every written batch of a request to be as durable as asked, and builds the
+/// response.
+pub(super) async fn respond(written: Written) -> ProduceResponse {
+    let topics = join_all(written.into_iter().map(|(name, partitions)| async move {
+        let partitions = join_all(partitions.into_iter().map(|(index, outcome)| {
+            let name = name.clone();
+            async move {
+                let result = match outcome {
+                    Outcome::Done(r) => r,
+                    Outcome::Pending(p) => p
+                        .durable()
+                        .await
+                        .map_err(|e| (storage_error(&e), Some(e.to_string())).into()),
+                };
+                partition_response(&name, index, result)
+            }
+        }))
+        .await;
+        TopicProduceResponse::default()
+            .with_name(name)
+            .with_partition_responses(partitions)
+    }))
+    .await;
+    ProduceResponse::default().with_responses(topics)
+}
+
+fn check_topic(
     broker: &Broker,
     ctx: &RequestContext,
     access: &Access<'_>,
     t: TopicProduceData,
     durability: Result<Durability, ResponseError>,
     transactional: bool,
-) -> (TopicName, Vec<(i32, Outcome)>) {
+    plugins: bool,
+) -> CheckedTopic {
     let name = t.name.0.to_string();
     // No client writes the audit topic, super users included. Write is decided before
     // existence, so a denied principal cannot probe for topics.
@@ -140,42 +222,24 @@ fn write_topic(
         .into_iter()
         .map(|p| {
             let index = p.index;
-            let outcome = match (&topic, durability) {
-                (Err(e), _) => Outcome::Done(Err((*e, None).into())),
-                (_, Err(e)) => Outcome::Done(Err((e, None).into())),
-                (Ok(_), Ok(_)) if transactional => Outcome::Done(Err((
+            let checked = match (&topic, durability) {
+                (Err(e), _) => Err((*e, None).into()),
+                (_, Err(e)) => Err((e, None).into()),
+                (Ok(_), Ok(_)) if transactional => Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported".to_string()),
                 )
-                    .into())),
-                (Ok(topic), Ok(durability)) => match topic.partition(index) {
-                    None => {
-                        Outcome::Done(Err((ResponseError::UnknownTopicOrPartition, None).into()))
-                    }
-                    Some(partition) => {
-                        let bytes = p.records.as_ref().map_or(0, |r| r.len() as u64);
-                        match append(
-                            broker,
-                            ctx,
-                            (&name, index),
-                            &partition,
-                            topic.config().max_message_bytes,
-                            p,
-                            durability,
-                        ) {
-                            Ok(pending) => {
-                                broker.metrics.bytes_in.with(&[&name]).add(bytes);
-                                Outcome::Pending(pending)
-                            }
-                            Err(refusal) => Outcome::Done(Err(refusal)),
-                        }
-                    }
-                },
+                    .into()),
+                (Ok(topic), Ok(durability)) => check_partition(broker, topic, p, durability),
             };
-            (index, outcome)
+            (index, checked)
         })
         .collect();
-    (t.name, partitions)
+    CheckedTopic {
+        name: t.name,
+        plugins,
+        partitions,
+    }
 }
 
 fn partition_response(
@@ -220,15 +284,16 @@ fn partition_response(
     }
 }
 
-fn append(
+fn check_partition(
     broker: &Broker,
-    ctx: &RequestContext,
-    (topic, index): (&str, i32),
-    partition: &crate::storage::Partition,
-    max_message_bytes: i32,
+    topic: &Topic,
     p: PartitionProduceData,
     durability: Durability,
-) -> Result<PendingAppend, Refusal> {
+) -> Result<Checked, Refusal> {
+    let partition = topic
+        .partition(p.index)
+        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    let max_message_bytes = topic.config().max_message_bytes;
     let records = p
         .records
         .ok_or((ResponseError::InvalidRecord, Some("no records".to_string())))?;
@@ -266,12 +331,20 @@ fn append(
         )
             .into());
     }
-    // The topic's plugins see the batch after validation and before it is stored.
-    let replaced = crate::plugin::gate::produce(broker, ctx, topic, index, &batch.bytes)
-        .map_err(|r| plugin_refusal(r, ctx.api_version))?;
-    let h = &batch.header;
+    Ok(Checked {
+        partition,
+        batch,
+        durability,
+        received: records.len() as u64,
+    })
+}
+
+/// Appends a checked batch, or the replacement its topic's plugins returned for it. The
+/// producer-id sequence checks happen here, so commits must run in request order.
+pub(super) fn commit(broker: &Broker, topic: &str, c: Checked, replaced: Option<Bytes>) -> Outcome {
+    let h = &c.batch.header;
     let append = AppendBatch {
-        bytes: BytesMut::from(replaced.as_deref().unwrap_or(&batch.bytes[..])),
+        bytes: BytesMut::from(replaced.as_deref().unwrap_or(&c.batch.bytes[..])),
         record_count: h.record_count,
         max_timestamp: h.max_timestamp,
         producer: ProducerInfo {
@@ -281,9 +354,13 @@ fn append(
             record_count: h.record_count,
         },
     };
-    partition
-        .append_now(append, durability)
-        .map_err(|e| (storage_error(&e), Some(e.to_string())).into())
+    match c.partition.append_now(append, c.durability) {
+        Ok(pending) => {
+            broker.metrics.bytes_in.with(&[topic]).add(c.received);
+            Outcome::Pending(pending)
+        }
+        Err(e) => Outcome::Done(Err((storage_error(&e), Some(e.to_string())).into())),
+    }
 }
 
 fn record_error(e: &RecordError) -> ResponseError {

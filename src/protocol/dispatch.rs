@@ -5,11 +5,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::api::{self, groups, RequestContext};
 use crate::broker::Broker;
+use crate::server::append_order::AppendOrder;
 
 /// One served API and its version range (never wider than `kafka-protocol` can encode).
 #[derive(Debug, Clone, Copy)]
@@ -77,26 +79,37 @@ pub enum Reply {
     None,
     /// The response, complete.
     Ready(Box<ResponseKind>),
-    /// The request's effects are applied; the response completes later (an acks=all produce
-    /// waiting for its group commit). The connection may read on meanwhile.
+    /// The response completes later: an acks=all produce waiting for its group commit, or a
+    /// pipelined produce (topics with plugins) whose appends are still to come, in turn. The
+    /// connection may read on meanwhile.
     Deferred(Pin<Box<dyn Future<Output = ResponseKind> + Send>>),
 }
 
-/// Routes a decoded request to its handler. Every effect of the request has happened, in
-/// request order, by the time this returns.
+/// Routes a decoded request to its handler.
+///
+/// For every request but Produce, every effect of the request has happened, in request order,
+/// by the time this returns: it first waits for the connection's pipelined produces
+/// (`order.settle()`), so it also sees the effects of every earlier request. A Produce has run
+/// its checks (authorization, validation, auto-creation) by then; its appends have happened too
+/// unless a topic has produce plugins: then they happen later, in the connection's request
+/// order, before any later request of the connection is applied (`api::produce_pipeline`).
 pub async fn dispatch(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     ctx: &RequestContext,
     api_key: ApiKey,
     body: RequestKind,
+    order: &mut AppendOrder,
 ) -> Result<Reply, DispatchError> {
+    if !matches!(body, RequestKind::Produce(_)) {
+        order.settle().await;
+    }
     let response = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api::api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(api::metadata::handle(broker, ctx, r).await)
         }
         RequestKind::Produce(r) => {
-            return Ok(match api::produce::handle(broker, ctx, r) {
+            return Ok(match api::produce::handle(broker, ctx, r, order).await {
                 Some(done) => {
                     Reply::Deferred(Box::pin(async move { ResponseKind::Produce(done.await) }))
                 }

@@ -4,6 +4,13 @@
 //! (an acks=all produce waiting for its group commit) does not hold up reading: it goes to
 //! the connection's writer task, which sends responses in request order. Up to
 //! [`MAX_IN_FLIGHT`] responses may be pending; then reading pauses (backpressure).
+//!
+//! One exception to "applied before the next is read": a produce to topics with plugins is
+//! pipelined. Its checks run in order here; its plugin chains run off this task, and its appends
+//! follow in request order ([`AppendOrder`]). Every other request waits for those appends before
+//! it is applied, so it observes all earlier requests as if they had run one after another. When
+//! the connection ends, its pipelined appends finish before `serve` returns (shutdown waits for
+//! `serve`, then flushes the logs).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +25,7 @@ use crate::api::{api_versions, RequestContext};
 use crate::broker::Broker;
 use crate::protocol::codec::{self, HeaderPrefix};
 use crate::protocol::dispatch::{self, Reply};
+use crate::server::append_order::AppendOrder;
 use crate::server::frame::{self, FrameError};
 use crate::server::session::{SaslOutcome, Session};
 
@@ -98,6 +106,7 @@ pub async fn serve<S>(
     };
     let mut credentials = session.credentials().subscribe();
     let audit_session = crate::audit::SessionAudit::default();
+    let mut order = AppendOrder::default();
     let close = loop {
         // Before login the whole exchange has a deadline; after it, the idle timeout applies.
         let (wait, on_timeout) = match session.login_time_left() {
@@ -126,8 +135,13 @@ pub async fn serve<S>(
             Ok(Ok(None)) => break Close::Eof,
             Ok(Err(e)) => break Close::Frame(e),
         };
-        let handled = match handle_frame(&broker, &info, &mut session, &audit_session, frame).await
-        {
+        let connection = Conn {
+            info: &info,
+            session: &mut session,
+            audit_session: &audit_session,
+            order: &mut order,
+        };
+        let handled = match handle_frame(&broker, connection, frame).await {
             Ok(h) => h,
             Err(reason) => break Close::Protocol(reason),
         };
@@ -172,6 +186,9 @@ pub async fn serve<S>(
         writer_task.abort();
     }
     let _ = writer_task.await;
+    // Pipelined appends run on tasks of their own: they finish before the connection counts
+    // as ended, whether or not their responses could be sent.
+    order.settle().await;
 }
 
 /// Writes responses in request order, waiting for deferred ones as their turn comes.
@@ -207,15 +224,27 @@ async fn write_responses<W: AsyncWrite>(
     let _ = writer.shutdown().await;
 }
 
+/// The connection's state a request may use or change.
+struct Conn<'a> {
+    info: &'a ConnectionInfo,
+    session: &'a mut Session,
+    audit_session: &'a crate::audit::SessionAudit,
+    order: &'a mut AppendOrder,
+}
+
 /// Decodes and dispatches one request. `Err` closes the connection with a reason;
 /// `Ok(None)` means no response is due (acks=0).
 async fn handle_frame(
-    broker: &Broker,
-    info: &ConnectionInfo,
-    session: &mut Session,
-    audit_session: &crate::audit::SessionAudit,
+    broker: &Arc<Broker>,
+    connection: Conn<'_>,
     frame: Bytes,
 ) -> Result<Handled, String> {
+    let Conn {
+        info,
+        session,
+        audit_session,
+        order,
+    } = connection;
     let respond = |outgoing: Outgoing| Handled {
         outgoing: Some(outgoing),
         close_after: None,
@@ -246,6 +275,10 @@ async fn handle_frame(
     }
     let request =
         codec::decode_request(entry.key, api_version, frame).map_err(|e| e.to_string())?;
+    if matches!(entry.key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+        // Like every request, a (re-)authentication comes after the earlier ones' effects.
+        order.settle().await;
+    }
     let sasl = match &request.body {
         RequestKind::SaslHandshake(r) => {
             let (resp, outcome) = session.handshake(r, api_version);
@@ -281,7 +314,7 @@ async fn handle_frame(
         tls: info.tls,
     };
     let started = std::time::Instant::now();
-    let reply = dispatch::dispatch(broker, &ctx, entry.key, request.body)
+    let reply = dispatch::dispatch(broker, &ctx, entry.key, request.body, order)
         .await
         .map_err(|e| e.to_string())?;
     let api = crate::metrics::api_name(entry.key);

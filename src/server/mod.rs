@@ -1,5 +1,6 @@
 //! Listeners and connections: bind, accept, serve, and shut down gracefully.
 
+pub mod append_order;
 pub mod connection;
 pub mod frame;
 pub mod limits;

@@ -20,6 +20,8 @@ use palisade::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod plugins;
+
 /// A test config: one PLAINTEXT listener on an ephemeral loopback port, data in `data_dir`.
 pub fn test_config(data_dir: &Path, extra: &[(&str, &str)]) -> Config {
     Config::parse(&plaintext_config_text(data_dir, extra), Path::new("<test>")).unwrap()
@@ -167,6 +169,18 @@ impl Raw {
         version: i16,
         req: &Req,
     ) -> Option<Resp> {
+        let correlation = self.send_request(key, version, req).await;
+        self.read_response(key, version, correlation).await
+    }
+
+    /// Sends a typed request without reading its response (pipelining); returns its
+    /// correlation id.
+    pub async fn send_request<Req: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> i32 {
         self.correlation += 1;
         let header = RequestHeader::default()
             .with_request_api_key(key as i16)
@@ -179,10 +193,21 @@ impl Raw {
             .unwrap();
         req.encode(&mut buf, version).unwrap();
         self.send_frame(&buf).await;
+        self.correlation
+    }
+
+    /// Reads the next response, which must answer request `correlation`; `None` when the
+    /// broker closed the connection.
+    pub async fn read_response<Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        correlation: i32,
+    ) -> Option<Resp> {
         let mut frame = self.read_frame().await?;
         let header =
             ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
+        assert_eq!(header.correlation_id, correlation);
         let resp = Resp::decode(&mut frame, version).unwrap();
         assert_eq!(
             frame.remaining(),

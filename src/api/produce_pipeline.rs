@@ -1,0 +1,248 @@
+//! A produce to topics with plugins, pipelined off the connection's task.
+//!
+//! The batches were checked on the connection's task, in request order. Here their produce
+//! chains run on the blocking pool, every partition of the request at once and bounded for the
+//! whole process by `plugin_slots`, while the connection reads on; the request's own task
+//! then appends the batches once its [`Turn`](crate::server::append_order::Turn) comes, so
+//! appends stay in the connection's request order and the storage's producer-sequence checks
+//! see the batches as they would have sequentially.
+//!
+//! The task, not the response future, drives the append: the connection's writer awaits
+//! responses one after another, and an append driven by it would wait behind the previous
+//! response's fsync. Nothing is acknowledged before the append and its durability. A plugin job
+//! that panics or is cancelled refuses its batch (fail closed); a task that dies answers every
+//! partition of its request with an error and, dropped, ends its turn, so the connection goes on.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
+use tokio::sync::Semaphore;
+
+use super::produce::{
+    commit, plugin_refusal, respond, Checked, CheckedTopic, Outcome, ProduceReply, Refusal, Written,
+};
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::server::append_order::AppendOrder;
+
+/// Plugin jobs running at once in the whole process: one per core. More would only take turns
+/// on the cores, and a flood of connections must not become a flood of threads.
+fn plugin_slots() -> Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    Arc::clone(SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(Semaphore::new(cores))
+    }))
+}
+
+/// A partition after its plugins: the checked batch and its replacement, if any, or a refusal.
+type Transformed = Vec<(i32, Result<(Checked, Option<Bytes>), Refusal>)>;
+
+/// Takes the connection's next turn and starts the request's task. Returns `None` for acks=0,
+/// else the response, which waits for the task and then for durability.
+pub(super) async fn run(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    checked: Vec<CheckedTopic>,
+    acks: i16,
+    order: &mut AppendOrder,
+) -> Option<ProduceReply> {
+    let mut turn = order.take_turn().await;
+    // Every partition of the request gets an answer, even if the task dies.
+    let shape: Vec<(TopicName, Vec<i32>)> = checked
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions.iter().map(|(i, _)| *i).collect(),
+            )
+        })
+        .collect();
+    let broker = Arc::clone(broker);
+    let ctx = Arc::new(ctx.clone());
+    let task = tokio::spawn(async move {
+        let transformed = join_all(
+            checked
+                .into_iter()
+                .map(|t| transform_topic(&broker, &ctx, t)),
+        )
+        .await;
+        turn.wait().await;
+        let written: Written = transformed
+            .into_iter()
+            .map(|(name, partitions)| {
+                let topic = name.0.to_string();
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(index, r)| {
+                        let outcome = match r {
+                            Ok((c, replaced)) => commit(&broker, &topic, c, replaced),
+                            Err(refusal) => Outcome::Done(Err(refusal)),
+                        };
+                        (index, outcome)
+                    })
+                    .collect();
+                (name, partitions)
+            })
+            .collect();
+        drop(turn);
+        written
+    });
+    if acks == 0 {
+        // No response; the task still appends in turn.
+        return None;
+    }
+    Some(Box::pin(async move {
+        let written = match task.await {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::error!(topics = %topics_of(&shape), "a pipelined produce did not complete: {e}");
+                failed(shape)
+            }
+        };
+        respond(written).await
+    }))
+}
+
+/// For the log line of a failed task: the topics it carried.
+fn topics_of(shape: &[(TopicName, Vec<i32>)]) -> String {
+    shape
+        .iter()
+        .map(|(name, _)| format!("`{}`", name.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the produce chain of every checked partition of `t`, all at once.
+async fn transform_topic(
+    broker: &Arc<Broker>,
+    ctx: &Arc<RequestContext>,
+    t: CheckedTopic,
+) -> (TopicName, Transformed) {
+    let topic: Arc<str> = Arc::from(&*t.name.0);
+    let plugins = t.plugins;
+    let partitions = join_all(t.partitions.into_iter().map(|(index, checked)| {
+        let (broker, ctx, topic) = (Arc::clone(broker), Arc::clone(ctx), Arc::clone(&topic));
+        async move {
+            let result = match checked {
+                Ok(c) if plugins => transform(broker, ctx, topic, index, c.batch.bytes.clone())
+                    .await
+                    .map(|replaced| (c, replaced)),
+                Ok(c) => Ok((c, None)),
+                Err(refusal) => Err(refusal),
+            };
+            (index, result)
+        }
+    }))
+    .await;
+    (t.name, partitions)
+}
+
+/// One partition's produce chain, on the blocking pool once a plugin slot is free.
+async fn transform(
+    broker: Arc<Broker>,
+    ctx: Arc<RequestContext>,
+    topic: Arc<str>,
+    index: i32,
+    batch: Bytes,
+) -> Result<Option<Bytes>, Refusal> {
+    let api_version = ctx.api_version;
+    let name = Arc::clone(&topic);
+    let job =
+        on_plugin_slot(move || crate::plugin::gate::produce(&broker, &ctx, &name, index, &batch));
+    match job.await {
+        Ok(result) => result.map_err(|r| plugin_refusal(r, api_version)),
+        Err(e) => {
+            tracing::error!(topic = %topic, partition = index, "a produce plugin job failed: {e}");
+            Err((
+                ResponseError::UnknownServerError,
+                Some(format!(
+                    "the plugins of `{topic}` did not finish with this batch; it is not stored"
+                )),
+            )
+                .into())
+        }
+    }
+}
+
+/// Runs `job` on the blocking pool once one of the process's plugin slots is free; the slot is
+/// released when the job ends, panics included.
+async fn on_plugin_slot<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    // The semaphore is never closed.
+    let slot = plugin_slots().acquire_owned().await.ok();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        job()
+    })
+    .await
+}
+
+/// The answer for every partition of a request whose task died: an error, never an ack.
+fn failed(shape: Vec<(TopicName, Vec<i32>)>) -> Written {
+    shape
+        .into_iter()
+        .map(|(name, indices)| {
+            let partitions = indices
+                .into_iter()
+                .map(|index| {
+                    let refusal = (
+                        ResponseError::UnknownServerError,
+                        Some("the produce did not complete; retry it".to_string()),
+                    );
+                    (index, Outcome::Done(Err(refusal.into())))
+                })
+                .collect();
+            (name, partitions)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn plugin_jobs_never_exceed_one_per_core_and_a_panic_frees_its_slot() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for _ in 0..cores {
+            let panicked = on_plugin_slot(|| -> () { panic!("a plugin job panics") }).await;
+            assert!(panicked.unwrap_err().is_panic());
+        }
+        // Every slot is free again: `cores` jobs can all run at the same moment.
+        let together = Arc::new(std::sync::Barrier::new(cores));
+        let meet = (0..cores).map(|_| {
+            let together = Arc::clone(&together);
+            on_plugin_slot(move || {
+                together.wait();
+            })
+        });
+        tokio::time::timeout(Duration::from_secs(10), join_all(meet))
+            .await
+            .expect("a panicked job kept its slot");
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..4 * cores).map(|_| {
+            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+            on_plugin_slot(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for done in join_all(jobs).await {
+            done.unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= cores, "{most} jobs at once on {cores} cores");
+        assert!(most >= 1);
+    }
+}

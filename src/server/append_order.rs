@@ -1,0 +1,121 @@
+//! The append order of one connection while produces run their plugin chains off its task.
+//!
+//! A produce to a topic with plugins is pipelined (`api::produce_pipeline`): its chains run on
+//! the blocking pool while the connection reads on, and its batches are appended later, by a
+//! task of its own. The [`Turn`] it takes at dispatch time, synchronously and in request order,
+//! keeps those appends in request order: a turn ends (its appends have happened or were
+//! abandoned) when it is dropped, and the next turn waits for that first. Every other request
+//! calls [`AppendOrder::settle`] before it is applied, so it observes the effects of all earlier
+//! requests of the connection; with nothing pipelined that costs nothing.
+
+use std::sync::Arc;
+
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+/// Pipelined produces one connection may have pending at once. Responses are bounded by the
+/// writer's queue already, but acks=0 produces have none, so the turns carry their own bound.
+const MAX_PENDING: usize = super::connection::MAX_IN_FLIGHT;
+
+/// Per-connection state: the end of the chain of turns taken so far.
+pub struct AppendOrder {
+    /// Closed once the last turn taken has ended (its sender is dropped).
+    last: Option<watch::Receiver<()>>,
+    pending: Arc<Semaphore>,
+}
+
+impl Default for AppendOrder {
+    fn default() -> Self {
+        AppendOrder {
+            last: None,
+            pending: Arc::new(Semaphore::new(MAX_PENDING)),
+        }
+    }
+}
+
+impl AppendOrder {
+    /// Waits until every turn taken so far has ended, i.e. every pipelined append of the
+    /// connection has happened (or was abandoned with an error response).
+    pub async fn settle(&mut self) {
+        if let Some(mut last) = self.last.take() {
+            // `Err` means the sender is gone: that is the signal, nothing is ever sent.
+            let _ = last.changed().await;
+        }
+    }
+
+    /// Takes the next turn, in the order of the calls. Waits (backpressure on the connection's
+    /// reading) while [`MAX_PENDING`] turns are still running.
+    pub async fn take_turn(&mut self) -> Turn {
+        // The semaphore is never closed; without a permit the turn is merely unbounded.
+        let permit = Arc::clone(&self.pending).acquire_owned().await.ok();
+        let (done, ended) = watch::channel(());
+        Turn {
+            previous: self.last.replace(ended),
+            _done: done,
+            _permit: permit,
+        }
+    }
+}
+
+/// One pipelined produce's place in the connection's append order. Dropping it ends the turn.
+pub struct Turn {
+    previous: Option<watch::Receiver<()>>,
+    _done: watch::Sender<()>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Turn {
+    /// Waits until the previous turn has ended: from then on this one may append.
+    pub async fn wait(&mut self) {
+        if let Some(mut previous) = self.previous.take() {
+            let _ = previous.changed().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn turns_end_in_the_order_they_were_taken_and_settle_waits_for_the_last() {
+        let mut order = AppendOrder::default();
+        order.settle().await; // nothing pending: returns at once
+        let first = order.take_turn().await;
+        let mut second = order.take_turn().await;
+        let waited = tokio::spawn(async move {
+            second.wait().await;
+            second
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waited.is_finished(), "the second turn waits for the first");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), waited)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut settle = Box::pin(order.settle());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), &mut settle)
+                .await
+                .is_err(),
+            "settle waits for the last turn"
+        );
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), settle)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_turn_dropped_without_waiting_still_releases_the_next() {
+        let mut order = AppendOrder::default();
+        let first = order.take_turn().await;
+        let mut second = order.take_turn().await;
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), second.wait())
+            .await
+            .unwrap();
+    }
+}
