@@ -42,22 +42,7 @@ use support::{args, client_config, create, print_rows, send_all, Latencies, Row}
 const BATCH: usize = 100;
 
 fn build_plugins() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(root.join("plugins/Cargo.toml"))
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .unwrap();
-    assert!(status.success(), "building the example plugins failed");
-    root.join("plugins/target/wasm32-wasip2/release")
+    common::plugins::plugins_built().to_path_buf()
 }
 
 fn value(i: usize, size: usize) -> String {

@@ -195,6 +195,21 @@ impl EnvelopeStore {
             .map_err(|e| EnvelopeError::Store(format!("`{}`: {e}", path.display())))
     }
 
+    /// `topic`'s data keys, read from disk on first use.
+    fn topic_keys<'t>(
+        &self,
+        topics: &'t mut HashMap<String, TopicKeys>,
+        topic: &str,
+    ) -> Result<&'t mut TopicKeys, EnvelopeError> {
+        if !topics.contains_key(topic) {
+            let loaded = self.load_topic(topic)?;
+            topics.insert(topic.to_string(), loaded);
+        }
+        topics
+            .get_mut(topic)
+            .ok_or(EnvelopeError::Store("topic keys vanished".into()))
+    }
+
     /// The cipher for data key `id` of `topic`, unwrapping it with the keyring on first use.
     fn data_cipher(
         keys: &mut TopicKeys,
@@ -253,13 +268,7 @@ impl EnvelopeStore {
             .get(kek)
             .ok_or_else(|| EnvelopeError::UnknownKey(kek.to_string()))?;
         let mut topics = self.topics.lock();
-        if !topics.contains_key(topic) {
-            let loaded = self.load_topic(topic)?;
-            topics.insert(topic.to_string(), loaded);
-        }
-        let keys = topics
-            .get_mut(topic)
-            .ok_or(EnvelopeError::Store("topic keys vanished".into()))?;
+        let keys = self.topic_keys(&mut topics, topic)?;
         let newest = keys
             .stored
             .iter()
@@ -378,13 +387,7 @@ impl EnvelopeStore {
         env: &Envelope<'_>,
     ) -> Result<Arc<Aes256Gcm>, EnvelopeError> {
         let mut topics = self.topics.lock();
-        if !topics.contains_key(topic) {
-            let loaded = self.load_topic(topic)?;
-            topics.insert(topic.to_string(), loaded);
-        }
-        let keys = topics
-            .get_mut(topic)
-            .ok_or(EnvelopeError::Store("topic keys vanished".into()))?;
+        let keys = self.topic_keys(&mut topics, topic)?;
         if !keys
             .stored
             .iter()

@@ -135,33 +135,20 @@ impl Plugin for FieldEncrypt {
         };
         // Pass 3: rewrite the records that had members, copy the others.
         let mut sealed = sealed.iter();
-        let mut each = found.each().peekable();
-        let mut out = RecordListBuilder::new();
-        let mut value = String::new();
-        for (i, record) in records.iter().enumerate() {
-            let pushed = match each.next_if(|(at, _, _)| *at == i) {
-                None => out.push_record(&record),
-                Some((_, text, members)) => {
-                    value.clear();
-                    let written = object::rewrite_into(text, members, &mut value, |_, out| {
-                        // base64 needs no JSON escaping.
-                        out.push('"');
-                        out.push_str(PREFIX);
-                        BASE64.encode_string(sealed.next().unwrap_or_default(), out);
-                        out.push('"');
-                        Ok(())
-                    });
-                    if let Err(e) = written {
-                        return ProduceVerdict::Reject(vec![Rejection::new(i, e)]);
-                    }
-                    out.push_with_value(&record, Some(value.as_bytes()))
-                }
-            };
-            if let Err(e) = pushed {
-                return ProduceVerdict::Reject(vec![Rejection::new(i, e.to_string())]);
-            }
+        let rewritten = rewrite_records(records, &found, |text, members, out| {
+            object::rewrite_into(text, members, out, |_, out| {
+                // base64 needs no JSON escaping.
+                out.push('"');
+                out.push_str(PREFIX);
+                BASE64.encode_string(sealed.next().unwrap_or_default(), out);
+                out.push('"');
+                Ok(())
+            })
+        });
+        match rewritten {
+            Ok(list) => ProduceVerdict::Replace(list),
+            Err((i, reason)) => ProduceVerdict::Reject(vec![Rejection::new(i, reason)]),
         }
-        ProduceVerdict::Replace(out.finish())
     }
 
     fn on_fetch(&self, ctx: &CallContext, records: &RecordList<'_>) -> FetchVerdict {
@@ -221,40 +208,25 @@ impl Plugin for FieldEncrypt {
         };
         // Pass 3: each plaintext must be the JSON text that was sealed; rewrite the records.
         let mut opened = opened.iter();
-        let mut each = found.each().peekable();
-        let mut out = RecordListBuilder::new();
-        let mut value = String::new();
-        for (i, record) in records.iter().enumerate() {
-            let pushed = match each.next_if(|(at, _, _)| *at == i) {
-                None => out.push_record(&record),
-                Some((_, text, members)) => {
-                    value.clear();
-                    let written = object::rewrite_into(text, members, &mut value, |m, out| {
-                        let json = std::str::from_utf8(opened.next().unwrap_or_default())
-                            .ok()
-                            .filter(|p| {
-                                serde_json::from_str::<&serde_json::value::RawValue>(p).is_ok()
-                            })
-                            .ok_or_else(|| {
-                                format!(
-                                    "field `{}` decrypted to something that is not JSON",
-                                    self.name(m.id)
-                                )
-                            })?;
-                        out.push_str(json);
-                        Ok(())
-                    });
-                    if let Err(e) = written {
-                        return FetchVerdict::Fail(format!("record {i}: {e}"));
-                    }
-                    out.push_with_value(&record, Some(value.as_bytes()))
-                }
-            };
-            if let Err(e) = pushed {
-                return FetchVerdict::Fail(format!("record {i}: {e}"));
-            }
+        let rewritten = rewrite_records(records, &found, |text, members, out| {
+            object::rewrite_into(text, members, out, |m, out| {
+                let json = std::str::from_utf8(opened.next().unwrap_or_default())
+                    .ok()
+                    .filter(|p| serde_json::from_str::<&serde_json::value::RawValue>(p).is_ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "field `{}` decrypted to something that is not JSON",
+                            self.name(m.id)
+                        )
+                    })?;
+                out.push_str(json);
+                Ok(())
+            })
+        });
+        match rewritten {
+            Ok(list) => FetchVerdict::Replace(list),
+            Err((i, reason)) => FetchVerdict::Fail(format!("record {i}: {reason}")),
         }
-        FetchVerdict::Replace(out.finish())
     }
 }
 
@@ -288,6 +260,31 @@ impl FieldEncrypt {
         }
         "the batch did not decrypt".to_string()
     }
+}
+
+/// Pass 3 of both hooks: the batch with the value of every record in `found` rewritten by
+/// `rewrite` (which appends the new value to the string it is given) and the other records
+/// copied. `Err((record, reason))` names the record that could not be rewritten.
+fn rewrite_records(
+    records: &RecordList<'_>,
+    found: &Found<'_>,
+    mut rewrite: impl FnMut(&str, &[object::Found], &mut String) -> Result<(), String>,
+) -> Result<Vec<u8>, (usize, String)> {
+    let mut each = found.each().peekable();
+    let mut out = RecordListBuilder::new();
+    let mut value = String::new();
+    for (i, record) in records.iter().enumerate() {
+        let pushed = match each.next_if(|(at, _, _)| *at == i) {
+            None => out.push_record(&record),
+            Some((_, text, members)) => {
+                value.clear();
+                rewrite(text, members, &mut value).map_err(|e| (i, e))?;
+                out.push_with_value(&record, Some(value.as_bytes()))
+            }
+        };
+        pushed.map_err(|e| (i, e.to_string()))?;
+    }
+    Ok(out.finish())
 }
 
 /// The configured members of a batch: one flat list for all records (no allocation per
