@@ -94,6 +94,18 @@ impl Event {
 }
 
 impl Audit {
+    fn count_decision(&self, action: Action, decision: &Decision) {
+        if let Some(metrics) = self.metrics() {
+            metrics
+                .decisions
+                .with(&[
+                    action.name(),
+                    if decision.allowed { "allow" } else { "deny" },
+                ])
+                .inc();
+        }
+    }
+
     /// A plugin's `authorize` question (Decrypt, say) and its answer: counted, and audited the
     /// first time per connection that it gets this answer for this action and topic (plugins
     /// ask once per batch; the trail must not grow per batch).
@@ -104,15 +116,7 @@ impl Audit {
         facts: &crate::plugin::CallFacts,
         decision: &Decision,
     ) {
-        if let Some(metrics) = self.metrics() {
-            metrics
-                .decisions
-                .with(&[
-                    action.name(),
-                    if decision.allowed { "allow" } else { "deny" },
-                ])
-                .inc();
-        }
+        self.count_decision(action, decision);
         // The outcome is part of the key: a policy change that flips the answer is audited.
         let key = format!(
             "{}\0{}",
@@ -152,15 +156,7 @@ impl Audit {
         name: &str,
         decision: &Decision,
     ) {
-        if let Some(metrics) = self.metrics() {
-            metrics
-                .decisions
-                .with(&[
-                    action.name(),
-                    if decision.allowed { "allow" } else { "deny" },
-                ])
-                .inc();
-        }
+        self.count_decision(action, decision);
         let Some(inner) = self.inner() else { return };
         let audited = !decision.allowed
             || !is_data_operation(action)

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::bindings::palisade::plugin::{host, types};
 use super::bindings::LogLevel;
-use super::envelope;
+use super::envelope::{self, EnvelopeStore};
+use super::keyring::Keyring;
 use super::state::State;
 
 /// Longest log line a plugin may write; longer ones are cut.
@@ -25,6 +26,19 @@ impl State {
             self.clock.in_host += end.saturating_sub(start);
         }
         r
+    }
+
+    /// Runs envelope work for `topic` (which must be the call's) off the plugin's clock.
+    fn with_envelopes<R>(
+        &mut self,
+        topic: &str,
+        f: impl FnOnce(&EnvelopeStore, &Keyring) -> Result<R, envelope::EnvelopeError>,
+    ) -> Result<R, String> {
+        self.check_topic(topic)?;
+        self.off_the_clock(|s| {
+            let keyring = s.services.keyring.current();
+            f(&s.services.envelopes, &keyring).map_err(|e| e.to_string())
+        })
     }
 
     fn check_key(&self, key_id: &str) -> Result<(), String> {
@@ -71,13 +85,8 @@ impl host::Host for State {
         aad: Vec<u8>,
     ) -> Result<Vec<u8>, String> {
         self.check_key(&key_id)?;
-        self.check_topic(&topic)?;
-        self.off_the_clock(|s| {
-            let keyring = s.services.keyring.current();
-            s.services
-                .envelopes
-                .encrypt(&keyring, &key_id, &topic, &plaintext, &aad)
-                .map_err(|e| e.to_string())
+        self.with_envelopes(&topic, |store, keyring| {
+            store.encrypt(keyring, &key_id, &topic, &plaintext, &aad)
         })
     }
 
@@ -89,13 +98,8 @@ impl host::Host for State {
     ) -> Result<Vec<u8>, String> {
         let header = envelope::parse(&ciphertext).map_err(|e| e.to_string())?;
         self.check_key(header.kek)?;
-        self.check_topic(&topic)?;
-        self.off_the_clock(|s| {
-            let keyring = s.services.keyring.current();
-            s.services
-                .envelopes
-                .decrypt(&keyring, &topic, &ciphertext, &aad)
-                .map_err(|e| e.to_string())
+        self.with_envelopes(&topic, |store, keyring| {
+            store.decrypt(keyring, &topic, &ciphertext, &aad)
         })
     }
 
@@ -107,13 +111,8 @@ impl host::Host for State {
         aads: Vec<u8>,
     ) -> Result<Vec<u8>, String> {
         self.check_key(&key_id)?;
-        self.check_topic(&topic)?;
-        self.off_the_clock(|s| {
-            let keyring = s.services.keyring.current();
-            s.services
-                .envelopes
-                .encrypt_many(&keyring, &key_id, &topic, &plaintexts, &aads)
-                .map_err(|e| e.to_string())
+        self.with_envelopes(&topic, |store, keyring| {
+            store.encrypt_many(keyring, &key_id, &topic, &plaintexts, &aads)
         })
     }
 
@@ -123,20 +122,15 @@ impl host::Host for State {
         ciphertexts: Vec<u8>,
         aads: Vec<u8>,
     ) -> Result<Vec<u8>, String> {
-        self.check_topic(&topic)?;
-        self.off_the_clock(|s| {
-            // Every key id the ciphertexts name must be one the plugin may use.
-            let list = ByteList::parse(&ciphertexts).map_err(|e| e.to_string())?;
-            for (i, ciphertext) in list.iter().enumerate() {
-                let header = envelope::parse(ciphertext).map_err(|e| format!("item {i}: {e}"))?;
-                s.check_key(header.kek)
-                    .map_err(|e| format!("item {i}: {e}"))?;
-            }
-            let keyring = s.services.keyring.current();
-            s.services
-                .envelopes
-                .decrypt_many(&keyring, &topic, &ciphertexts, &aads)
-                .map_err(|e| e.to_string())
+        // Every key id the ciphertexts name must be one the plugin may use.
+        let list = ByteList::parse(&ciphertexts).map_err(|e| e.to_string())?;
+        for (i, ciphertext) in list.iter().enumerate() {
+            let header = envelope::parse(ciphertext).map_err(|e| format!("item {i}: {e}"))?;
+            self.check_key(header.kek)
+                .map_err(|e| format!("item {i}: {e}"))?;
+        }
+        self.with_envelopes(&topic, |store, keyring| {
+            store.decrypt_many(keyring, &topic, &ciphertexts, &aads)
         })
     }
 
