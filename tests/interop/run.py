@@ -49,6 +49,17 @@ permit(principal == Palisade::User::"alice", action == Palisade::Action::"Idempo
 """
 
 
+# The json-schema example plugin (built by .ci/run before this script) guards `validated-*`.
+SCHEMA_MANIFEST = """
+topics = ["validated-*"]
+hooks = ["produce"]
+[config.schema]
+type = "object"
+required = ["id"]
+properties = { id = { type = "integer" } }
+"""
+
+
 class Broker:
     """The dev default config with every listener on a free port, state under `workdir`."""
 
@@ -70,6 +81,12 @@ class Broker:
         shutil.copytree(os.path.join(REPO, "policies"), self.policies)
         with open(os.path.join(self.policies, "90-interop.cedar"), "w") as f:
             f.write(INTEROP_POLICY)
+        self.plugins = os.path.join(workdir, "plugins")
+        os.makedirs(self.plugins)
+        shutil.copy(os.path.join(REPO, "plugins/target/wasm32-wasip2/release/json_schema.wasm"),
+                    os.path.join(self.plugins, "json-schema.wasm"))
+        with open(os.path.join(self.plugins, "json-schema.toml"), "w") as f:
+            f.write(SCHEMA_MANIFEST)
         default = subprocess.run([binary, "config", "print-default"], check=True,
                                  capture_output=True, text=True).stdout
         config = default
@@ -80,6 +97,7 @@ class Broker:
                   .replace('"./certs/', f'"{self.certs}/')
                   .replace('credentials = "./credentials.json"', f'credentials = "{self.credentials}"')
                   .replace('policy_dir = "./policies"', f'policy_dir = "{self.policies}"')
+                  .replace('dir = "plugins"', f'dir = "{self.plugins}"')
                   # Refused logins are delayed (doubling per failure from one address); keep the
                   # refusal checks quick without switching the delay off.
                   .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50"))
@@ -362,6 +380,59 @@ def kafka_python_producer_and_consumer_group(broker):
             break
     c.close()
     assert values == {f"v{i}" for i in range(500)}, f"got {len(values)} of 500"
+
+
+@check
+def confluent_producer_sees_a_plugin_refusal(broker):
+    """librdkafka 2.16: a record the json-schema plugin refuses fails with INVALID_RECORD and
+    is not stored; a valid one is delivered and read back."""
+    from confluent_kafka import Consumer, KafkaError, Producer
+    topic = unique("validated-confluent")
+    create_topic_kafka_python(broker, topic, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 10000,
+                  "retries": 0})
+    reports = {}
+    for value in (b"{not json", b'{"id": "seven"}', b'{"id": 7}'):
+        p.produce(topic, value=value,
+                  on_delivery=lambda err, msg, v=value: reports.__setitem__(v, err))
+        p.flush(15)
+    assert reports[b'{"id": 7}'] is None, reports
+    for bad in (b"{not json", b'{"id": "seven"}'):
+        assert reports[bad] is not None and reports[bad].code() == KafkaError.INVALID_RECORD, \
+            (bad, reports[bad])
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": topic + "-g",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + 20
+    while time.time() < deadline and not got:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m.value())
+    # Nothing more arrives: the refused records were never stored.
+    extra = c.poll(2.0)
+    c.close()
+    assert got == [b'{"id": 7}'], got
+    assert extra is None or extra.error() is not None, extra.value()
+
+
+@check
+def kafka_python_producer_sees_a_plugin_refusal(broker):
+    """kafka-python: the refused record raises InvalidRecordError (87); the valid one is
+    acknowledged."""
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+    topic = unique("validated-kp")
+    create_topic_kafka_python(broker, topic, 1)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", retries=0)
+    try:
+        p.send(topic, value=b"[1, 2]").get(timeout=30)
+        raise AssertionError("a value the schema refuses was acknowledged")
+    except InvalidRecordError:
+        pass
+    meta = p.send(topic, value=b'{"id": 1}').get(timeout=30)
+    p.close()
+    assert meta.offset == 0, meta
 
 
 def confluent_produce_one(conf, topic):
