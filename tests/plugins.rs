@@ -1279,6 +1279,25 @@ fn compiled_plugins_are_cached_privately_in_the_data_dir() {
     };
     let first = serve_until_plugins_loaded(&config);
     assert!(files_under(&cache) > 0, "nothing cached: {first}");
+    // `plugin check --data-dir` compiles into the same cache (a broker then loads a plugin
+    // checked this way without compiling it).
+    let other = dir.path().join("other-data");
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["plugin", "check"])
+        .arg(folder.join("schema.wasm"))
+        .arg("--data-dir")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        files_under(&other.join("plugin-cache")) > 0,
+        "plugin check cached nothing"
+    );
     let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     let second = serve_until_plugins_loaded(&config);

@@ -26,6 +26,11 @@ pub enum PluginCommand {
         /// A keyring to check the manifest's key ids against.
         #[arg(long)]
         keyring: Option<PathBuf>,
+        /// Also store the compiled plugin in DIR/plugin-cache, the compile cache of a broker
+        /// with this data dir: dropped into its plugin folder afterwards, the plugin loads
+        /// without compiling (a large plugin takes about a second per MB to compile).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Scaffold a plugin crate in ./NAME that builds with one cargo command.
     New { name: String },
@@ -37,7 +42,13 @@ pub fn run(command: PluginCommand) -> Result<ExitCode, CliError> {
             file,
             manifest,
             keyring,
-        } => check(&file, manifest.as_deref(), keyring.as_deref()),
+            data_dir,
+        } => {
+            if let Some(dir) = &data_dir {
+                crate::plugin::engine::use_cache_dir(&dir.join("plugin-cache"));
+            }
+            check(&file, manifest.as_deref(), keyring.as_deref())
+        }
         PluginCommand::New { name } => super::plugin_new::run(&name, Path::new(".")),
     }
 }

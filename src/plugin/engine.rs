@@ -68,8 +68,16 @@ fn private_cache(dir: &Path) -> Option<Cache> {
         );
         return None;
     }
+    // wasmtime wants an absolute path (the dev default's data dir is `./data`).
+    let dir = match std::fs::canonicalize(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("plugin compile cache `{}` not used: {e}", dir.display());
+            return None;
+        }
+    };
     let mut config = CacheConfig::new();
-    config.with_directory(dir);
+    config.with_directory(&dir);
     match Cache::new(config) {
         Ok(cache) => Some(cache),
         Err(e) => {
@@ -134,4 +142,27 @@ pub fn engine() -> Result<&'static Engine, String> {
 /// Epoch ticks for a deadline of `ms` milliseconds (at least one full tick).
 pub fn ticks(ms: u64) -> u64 {
     ms.max(1).saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The dev default's data dir is relative (`./data`); wasmtime needs an absolute cache
+    /// path. A directory others may write is never used.
+    #[test]
+    fn cache_dirs_may_be_relative_and_must_be_private() {
+        let relative = PathBuf::from(format!(
+            "target/tmp/plugin-cache-test-{}",
+            std::process::id()
+        ));
+        assert!(private_cache(&relative).is_some());
+        let mode = std::fs::metadata(&relative).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&relative, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_cache(&relative).is_none());
+        std::fs::remove_dir_all(&relative).unwrap();
+    }
 }
