@@ -339,6 +339,10 @@ fn throughput(built: &Path, messages: usize, size: usize) {
     let mut best: Vec<Option<(Row, f64)>> = vec![None, None, None];
     for round in 0..2 {
         for (i, t) in topics.iter().enumerate() {
+            // `--only NAME` (profiling): the baseline and that plugin's row.
+            if i > 0 && only().is_some_and(|o| !t.ends_with(o.as_str())) {
+                continue;
+            }
             // Client and broker share this process: its CPU time says how much of the two
             // cores a row used, and what one message cost in all.
             let (cpu, wall) = (cpu_time::ProcessTime::now(), Instant::now());
@@ -359,7 +363,7 @@ fn throughput(built: &Path, messages: usize, size: usize) {
             }
         }
     }
-    let (rows, cores): (Vec<Row>, Vec<f64>) = best.into_iter().map(Option::unwrap).unzip();
+    let (rows, cores): (Vec<Row>, Vec<f64>) = best.into_iter().flatten().unzip();
     print_rows(&rows, 0);
     for (row, cores) in rows.iter().zip(cores) {
         println!("{:<40} {cores:.2} cores", row.name);
