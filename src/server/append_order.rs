@@ -50,8 +50,8 @@ impl AppendOrder {
         let (done, ended) = watch::channel(());
         Turn {
             previous: self.last.replace(ended),
-            _done: done,
-            _permit: permit,
+            done: Some(done),
+            permit,
         }
     }
 }
@@ -59,8 +59,27 @@ impl AppendOrder {
 /// One pipelined produce's place in the connection's append order. Dropping it ends the turn.
 pub struct Turn {
     previous: Option<watch::Receiver<()>>,
-    _done: watch::Sender<()>,
-    _permit: Option<OwnedSemaphorePermit>,
+    /// Dropped when the turn ends: the next turn's signal.
+    done: Option<watch::Sender<()>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Turn {
+    /// A turn dropped before it waited (its task failed early) still ends only after the
+    /// previous one: otherwise the next turn could append before the previous turn did.
+    fn drop(&mut self) {
+        let (Some(mut previous), Some(done)) = (self.previous.take(), self.done.take()) else {
+            return;
+        };
+        let permit = self.permit.take();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = previous.changed().await;
+                drop((done, permit));
+            });
+        }
+        // Without a runtime no task is running either: the turn simply ends.
+    }
 }
 
 impl Turn {
@@ -104,6 +123,26 @@ mod tests {
         );
         drop(second);
         tokio::time::timeout(Duration::from_secs(5), settle)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_turn_dropped_early_still_ends_after_the_previous_one() {
+        let mut order = AppendOrder::default();
+        let first = order.take_turn().await;
+        let second = order.take_turn().await;
+        let mut third = order.take_turn().await;
+        drop(second); // its task failed before waiting
+        let mut waited = Box::pin(third.wait());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut waited)
+                .await
+                .is_err(),
+            "the third turn went ahead of the first"
+        );
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), waited)
             .await
             .unwrap();
     }
