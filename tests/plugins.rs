@@ -587,6 +587,50 @@ fn a_plugin_folder_missing_at_start_is_created_and_watched() {
     );
 }
 
+/// A plugin may use only the keyring keys its manifest lists: with the key in the keyring but
+/// not in `keys`, the produce is refused and names the missing grant; the same plugin granted
+/// the key encrypts.
+#[test]
+fn a_key_the_manifest_does_not_list_is_refused() {
+    captured_logs();
+    let fx = broker_with(
+        |f| {
+            let mut ring = palisade::plugin::Keyring::default();
+            ring.generate("pii").unwrap();
+            ring.save(&f.parent().unwrap().join("keyring.json"))
+                .unwrap();
+            let config = "[config]\nkey = \"pii\"\nfields = [\"card\"]\n";
+            install(
+                f,
+                "ungranted",
+                "field-encrypt",
+                &format!("topics = [\"ungranted\"]\nhooks = [\"produce\"]\n{config}"),
+            );
+            install(
+                f,
+                "granted",
+                "field-encrypt",
+                &format!(
+                    "topics = [\"granted\"]\nhooks = [\"produce\"]\nkeys = [\"pii\"]\n{config}"
+                ),
+            );
+        },
+        &[],
+    );
+    let value: &[u8] = br#"{"card":"4111-1111-1111-1111"}"#;
+    let (code, message, record_errors) = raw_produce(&fx.broker, "ungranted", 9, &[value]);
+    assert_eq!(code, 87, "{message:?}");
+    let reason = record_errors
+        .first()
+        .and_then(|(_, m)| m.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("key `pii` is not listed in the `keys` of plugin `ungranted`"),
+        "{reason}"
+    );
+    assert_eq!(raw_produce(&fx.broker, "granted", 9, &[value]).0, 0);
+}
+
 /// Replacing a plugin while a producer writes continuously: no request fails because of the
 /// swap, and the new version is the one serving afterwards.
 #[test]

@@ -71,6 +71,27 @@ fn checked_list<'a>(bytes: &'a [u8], expected: usize) -> Result<RecordList<'a>, 
     Ok(list)
 }
 
+/// A plugin's replacement list, if it holds exactly `count` records; the call is observed as
+/// done or as malformed output either way.
+fn checked_replacement(
+    plugin: &LoadedPlugin,
+    took: Duration,
+    list: Vec<u8>,
+    count: usize,
+    observer: &dyn CallObserver,
+) -> Result<Vec<u8>, String> {
+    match checked_list(&list, count) {
+        Ok(_) => {
+            observer.observe(&plugin.name, took, CallOutcome::Done);
+            Ok(list)
+        }
+        Err(m) => {
+            observer.observe(&plugin.name, took, CallOutcome::Malformed(&m));
+            Err(m)
+        }
+    }
+}
+
 /// Runs `chain` over a validated produced batch. `Ok(None)`: every plugin accepted, store the
 /// original bytes; `Ok(Some(batch))`: store this re-encoded batch instead.
 pub fn run_produce(
@@ -134,11 +155,8 @@ pub fn run_produce_observed(
                 });
             }
             ProduceVerdict::Replace(list) => {
-                checked_list(&list, count).map_err(|m| {
-                    observer.observe(&plugin.name, took, CallOutcome::Malformed(&m));
-                    Rejection::plugin(&plugin.name, m)
-                })?;
-                observer.observe(&plugin.name, took, CallOutcome::Done);
+                let list = checked_replacement(plugin, took, list, count, observer)
+                    .map_err(|m| Rejection::plugin(&plugin.name, m))?;
                 current = Some(list);
             }
         }
@@ -243,11 +261,8 @@ fn fetch_one(
                 return Err(format!("refused by plugin `{}`: {reason}", plugin.name));
             }
             FetchVerdict::Replace(list) => {
-                checked_list(&list, count).map_err(|m| {
-                    observer.observe(&plugin.name, took, CallOutcome::Malformed(&m));
-                    format!("plugin `{}`: {m}", plugin.name)
-                })?;
-                observer.observe(&plugin.name, took, CallOutcome::Done);
+                let list = checked_replacement(plugin, took, list, count, observer)
+                    .map_err(|m| format!("plugin `{}`: {m}", plugin.name))?;
                 current = Some(list);
             }
         }
