@@ -1,12 +1,13 @@
 //! Plugin costs, measured with the real example plugins (built from `plugins/` first).
 //!
 //! `cargo bench --bench plugins -- [--messages N] [--size BYTES] [--throughput-only | --per-record-only]
-//! [--only PLUGIN]`
+//! [--only PLUGIN] [--quick]`
 //!
 //! 1. criterion: one produce-chain call through the host (decode the v2 batch into a record
 //!    list, call the component, re-encode on replace) for a batch of 100 JSON records, per
 //!    plugin; criterion reports time per batch and records/s (per-record cost = time / 100).
-//!    Plus the field-encrypt fetch path (decrypt for a permitted principal).
+//!    Plus the field-encrypt fetch path (decrypt for a permitted principal). `--quick`: the
+//!    plugins compiled by the quick tier (Winch: what serves right after a hot reload).
 //! 2. Produce throughput with librdkafka, in one run against one broker: a topic without
 //!    plugins, one with `json-schema`, one with `field-encrypt`; each row's ratio is against
 //!    the no-plugin row, and `cores` is the process's CPU time (broker and client) over the
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput};
 use palisade::plugin::chain::{run_fetch, run_produce};
+use palisade::plugin::engine::Tier;
 use palisade::plugin::envelope::EnvelopeStore;
 use palisade::plugin::loader::load_one;
 use palisade::plugin::state::HostServices;
@@ -180,7 +182,16 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         let toml = scratch.path().join(format!("{name}.toml"));
         std::fs::write(&toml, manifest(name, "bench", hooks)).unwrap();
         let started = Instant::now();
-        let plugin = load_one(name, &wasm, &toml, None, &services, settings.limits()).unwrap();
+        let plugin = load_one(
+            name,
+            &wasm,
+            &toml,
+            None,
+            &services,
+            settings.limits(),
+            tier(),
+        )
+        .unwrap();
         // What a hot reload costs before the plugin serves (the watcher adds its debounce).
         println!(
             "load {name} ({} KB): compile + validate + instantiate + init in {:?}",
@@ -249,6 +260,15 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         bench.iter(|| run_fetch(&chain, &who, encrypted.clone(), limit).unwrap())
     });
     g.finish();
+}
+
+/// `--quick`: per-record costs of the quick tier's code instead of the optimised tier's.
+fn tier() -> Tier {
+    if std::env::args().any(|a| a == "--quick") {
+        Tier::Quick
+    } else {
+        Tier::Optimized
+    }
 }
 
 /// `--only NAME`: measure one plugin's per-record cost (for profiling).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use super::CliError;
+use crate::plugin::engine::Tier;
 use crate::plugin::envelope::EnvelopeStore;
 use crate::plugin::keyring::SharedKeyring;
 use crate::plugin::loader::load_one;
@@ -77,7 +78,15 @@ fn check(
         EnvelopeStore::new(&scratch),
     ));
     let limits = PluginSettings::default().limits();
-    match load_one(&name, file, &manifest_path, None, &services, limits) {
+    match load_one(
+        &name,
+        file,
+        &manifest_path,
+        None,
+        &services,
+        limits,
+        Tier::Optimized,
+    ) {
         Ok(plugin) => {
             let m = &plugin.manifest;
             let hooks: Vec<&str> = [("produce", m.produce), ("fetch", m.fetch)]

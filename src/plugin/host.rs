@@ -1,15 +1,19 @@
 //! [`PluginHost`]: the broker's plugins. Holds the current [`Generation`] (swapped whole on
 //! reload), the services host functions use, and the watchers.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use super::engine::Tier;
 use super::envelope::EnvelopeStore;
 use super::keyring::SharedKeyring;
-use super::loaded::CallLimits;
+use super::loaded::{CallLimits, LoadedPlugin};
 use super::loader::{load_generation, LoadFailure};
 use super::oracle::PolicyOracle;
 use super::registry::Generation;
@@ -31,9 +35,15 @@ pub enum PluginError {
 pub struct PluginHost {
     dir: PathBuf,
     limits: CallLimits,
+    /// The tier hot reloads compile new plugins at.
+    reload_tier: Tier,
     services: Arc<HostServices>,
     current: ArcSwap<Generation>,
     reloading: Mutex<()>,
+    /// Whether the optimiser thread runs.
+    optimizing: AtomicBool,
+    /// Fingerprints whose optimised build failed: they keep their quick build.
+    unoptimizable: Mutex<HashSet<[u8; 32]>>,
     watchers: Mutex<Vec<DirWatcher>>,
     /// Where load events go once the broker's audit trail and metrics exist.
     reports: Mutex<Option<Reports>>,
@@ -88,9 +98,16 @@ impl PluginHost {
             EnvelopeStore::new(&data_dir.join("plugin-keys")),
         ));
         let limits = settings.limits();
-        let (generation, failures) =
-            load_generation(&settings.dir, 1, &Generation::default(), &services, limits)
-                .map_err(PluginError::Folder)?;
+        // At start the broker waits for its plugins anyway: compile the code that will serve.
+        let (generation, failures) = load_generation(
+            &settings.dir,
+            1,
+            &Generation::default(),
+            &services,
+            limits,
+            Tier::Optimized,
+        )
+        .map_err(PluginError::Folder)?;
         if !failures.is_empty() {
             return Err(PluginError::Load(failures));
         }
@@ -104,9 +121,16 @@ impl PluginHost {
         Ok(Arc::new(PluginHost {
             dir: settings.dir.clone(),
             limits,
+            reload_tier: if settings.quick_reload {
+                Tier::Quick
+            } else {
+                Tier::Optimized
+            },
             services,
             current: ArcSwap::from_pointee(generation),
             reloading: Mutex::new(()),
+            optimizing: AtomicBool::new(false),
+            unoptimizable: Mutex::new(HashSet::new()),
             watchers: Mutex::new(Vec::new()),
             reports: Mutex::new(None),
         }))
@@ -135,9 +159,17 @@ impl PluginHost {
         self.services.set_oracle(oracle);
     }
 
-    /// Re-reads the folder and swaps in the new generation. Returns the plugins that failed
-    /// (each keeps its previous version, if it had one).
-    pub fn reload(&self) -> Vec<LoadFailure> {
+    /// Re-reads the folder and swaps in the new generation; new or changed plugins are
+    /// compiled by the quick tier (unless configured otherwise) and their optimised builds
+    /// follow in the background. Returns the plugins that failed (each keeps its previous
+    /// version, if it had one).
+    pub fn reload(self: &Arc<Self>) -> Vec<LoadFailure> {
+        let failures = self.reload_folder();
+        self.optimize_in_background();
+        failures
+    }
+
+    fn reload_folder(&self) -> Vec<LoadFailure> {
         let _one_at_a_time = self.reloading.lock();
         let previous = self.current.load_full();
         match load_generation(
@@ -146,6 +178,7 @@ impl PluginHost {
             &previous,
             &self.services,
             self.limits,
+            self.reload_tier,
         ) {
             Ok((generation, failures)) => {
                 for f in &failures {
@@ -190,6 +223,92 @@ impl PluginHost {
                 Vec::new()
             }
         }
+    }
+
+    /// The next plugin of the current generation still running its quick build.
+    fn next_quick(&self) -> Option<Arc<LoadedPlugin>> {
+        let unoptimizable = self.unoptimizable.lock();
+        self.current
+            .load()
+            .plugins()
+            .iter()
+            .find(|p| p.tier == Tier::Quick && !unoptimizable.contains(&p.fingerprint))
+            .cloned()
+    }
+
+    /// Starts the optimiser thread unless it runs: it compiles the optimised build of each
+    /// plugin serving its quick build, one at a time, and swaps it in. It holds no reference
+    /// to the host while compiling (a stopped broker is not kept alive by it).
+    fn optimize_in_background(self: &Arc<Self>) {
+        if self.next_quick().is_none() || self.optimizing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let host = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("plugin-optimiser".into())
+            .spawn(move || loop {
+                let Some(quick) = host.upgrade().and_then(|h| h.next_quick()) else {
+                    let Some(h) = host.upgrade() else { return };
+                    h.optimizing.store(false, Ordering::Release);
+                    // A reload may have added a quick build after the check above and
+                    // found the flag still set: then this thread carries on.
+                    if h.next_quick().is_none() || h.optimizing.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                    continue;
+                };
+                let started = Instant::now();
+                let optimized = quick.optimized();
+                let Some(h) = host.upgrade() else { return };
+                h.swap_in(&quick, optimized, started);
+            });
+        if let Err(e) = spawned {
+            self.optimizing.store(false, Ordering::Release);
+            tracing::error!("plugins keep their quick builds: cannot start the optimiser: {e}");
+        }
+    }
+
+    /// Replaces `quick` by its optimised build in a new generation, if the current one still
+    /// serves `quick` (a reload may have replaced or removed it meanwhile). Batches in flight
+    /// finish with the quick build.
+    fn swap_in(
+        &self,
+        quick: &Arc<LoadedPlugin>,
+        optimized: Result<LoadedPlugin, String>,
+        started: Instant,
+    ) {
+        let optimized = match optimized {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::error!(plugin = %quick.name, "plugin keeps its quick build: the optimised build failed: {e}");
+                self.unoptimizable.lock().insert(quick.fingerprint);
+                return;
+            }
+        };
+        let _one_at_a_time = self.reloading.lock();
+        let current = self.current.load_full();
+        if !current.plugins().iter().any(|p| Arc::ptr_eq(p, quick)) {
+            return;
+        }
+        let plugins = current
+            .plugins()
+            .iter()
+            .map(|p| {
+                if Arc::ptr_eq(p, quick) {
+                    optimized.clone()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        let generation = Generation::new(current.number + 1, plugins);
+        tracing::info!(
+            plugin = %quick.name,
+            generation = generation.number,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "plugin now runs its optimised build"
+        );
+        self.current.store(Arc::new(generation));
     }
 
     /// Watches the plugin folder and the keyring file. A missing plugin folder is created

@@ -23,6 +23,7 @@ fn ticks_for(d: Duration) -> u64 {
 }
 
 use super::bindings::{CallContext, FetchVerdict, Plugin, PluginPre, ProduceVerdict};
+use super::engine::Tier;
 use super::manifest::Manifest;
 use super::oracle::CallFacts;
 use super::state::{ActiveCall, CallClock, Grant, HostServices, State};
@@ -67,6 +68,11 @@ pub struct LoadedPlugin {
     /// SHA-256 of the wasm bytes and of the manifest text: unchanged files are not reloaded.
     pub fingerprint: [u8; 32],
     pub contract_version: Option<String>,
+    /// Which compiler built the code.
+    pub tier: Tier,
+    /// The component, kept while the code is the quick tier's: the optimised build is compiled
+    /// from it (the file may have changed since).
+    quick_source: Option<Arc<[u8]>>,
     engine: Engine,
     pre: PluginPre<State>,
     pool: Mutex<Vec<Instance>>,
@@ -91,9 +97,9 @@ pub struct CallInput {
 }
 
 impl LoadedPlugin {
-    /// Compiles `wasm`, checks its imports and exports, links the host functions (WASI as
-    /// traps), pre-instantiates, and creates one instance (running `init` with the manifest's
-    /// config): a plugin whose `init` fails is refused here.
+    /// Compiles `wasm` at `tier`, checks its imports and exports, links the host functions
+    /// (WASI as traps), pre-instantiates, and creates one instance (running `init` with the
+    /// manifest's config): a plugin whose `init` fails is refused here.
     pub fn load(
         name: &str,
         wasm: &[u8],
@@ -101,8 +107,10 @@ impl LoadedPlugin {
         fingerprint: [u8; 32],
         services: Arc<HostServices>,
         limits: CallLimits,
+        tier: Tier,
     ) -> Result<Self, String> {
-        let engine = super::engine::engine()?.clone();
+        let (engine, tier) = super::engine::engine_for(tier)?;
+        let engine = engine.clone();
         let component =
             Component::new(&engine, wasm).map_err(|e| format!("not a valid component: {e:#}"))?;
         let contract_version = validate::check(&engine, &component)?;
@@ -126,6 +134,8 @@ impl LoadedPlugin {
             manifest,
             fingerprint,
             contract_version,
+            tier,
+            quick_source: (tier == Tier::Quick).then(|| Arc::from(wasm)),
             engine,
             pre,
             pool: Mutex::new(Vec::new()),
@@ -260,6 +270,23 @@ impl LoadedPlugin {
         self.with_instance(input, records, |b, store| {
             b.call_on_fetch(store, &input.context, records)
         })
+    }
+
+    /// The same plugin built by the optimising compiler.
+    pub fn optimized(&self) -> Result<LoadedPlugin, String> {
+        let wasm = self
+            .quick_source
+            .as_ref()
+            .ok_or_else(|| format!("plugin `{}` is not a quick build", self.name))?;
+        LoadedPlugin::load(
+            &self.name,
+            wasm,
+            self.manifest.clone(),
+            self.fingerprint,
+            self.services.clone(),
+            self.limits,
+            Tier::Optimized,
+        )
     }
 
     /// Instances currently idle in the pool (tests, diagnostics).
