@@ -212,7 +212,7 @@ impl Plugin for FieldEncrypt {
             object::rewrite_into(text, members, out, |m, out| {
                 let json = std::str::from_utf8(opened.next().unwrap_or_default())
                     .ok()
-                    .filter(|p| serde_json::from_str::<&serde_json::value::RawValue>(p).is_ok())
+                    .filter(|p| object::is_json(p))
                     .ok_or_else(|| {
                         format!(
                             "field `{}` decrypted to something that is not JSON",

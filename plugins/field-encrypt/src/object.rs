@@ -1,68 +1,18 @@
-//! Replacing members of a JSON object without touching the rest: [`locate`] finds where the
-//! configured members' values are in the original text (one parse per object level serves
-//! every path), [`rewrite`] swaps those byte ranges, so numbers, key order, whitespace and
-//! unrelated fields come back byte for byte.
+//! Replacing members of a JSON object without touching the rest: [`locate_into`] finds where
+//! the configured members' values are in the original text, [`rewrite_into`] swaps those byte
+//! ranges, so numbers, key order, whitespace and unrelated fields come back byte for byte.
+//!
+//! The scanner is written by hand: it validates the whole document and finds members at any
+//! depth in one pass, without allocating (serde_json's `RawValue` route parsed each nested
+//! object again and built a member list per level; that was about a third of the plugin's
+//! time).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
-/// A member name, borrowed from the input unless it contains escapes.
-struct Name<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NameVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a> Visitor<'de> for NameVisitor<'a> {
-            type Value = Name<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'a>, E> {
-                Ok(Name(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E>(self, v: &str) -> Result<Name<'a>, E> {
-                Ok(Name(Cow::Owned(v.to_string())))
-            }
-        }
-
-        deserializer.deserialize_str(NameVisitor(std::marker::PhantomData))
-    }
-}
-
-/// A JSON object's members in document order (duplicate names kept).
-struct Members<'a>(Vec<(Name<'a>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a> Visitor<'de> for MembersVisitor<'a> {
-            type Value = Members<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Members<'a>, M::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<Name<'de>, &'de RawValue>()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-
-        deserializer.deserialize_map(MembersVisitor(std::marker::PhantomData))
-    }
-}
+/// Objects and arrays nested deeper than this are refused (serde_json's limit too): the
+/// scanner recurses, and the guest's stack is small.
+const MAX_DEPTH: usize = 128;
 
 /// Why finding or rewriting members failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,56 +52,325 @@ pub fn locate_into(
     found: &mut Vec<Found>,
 ) -> Result<(), SpliceError> {
     let before = found.len();
-    let located = locate_at(json, 0, paths, found);
+    let mut scanner = Scanner {
+        b: json.as_bytes(),
+        at: 0,
+        depth: 0,
+        found,
+    };
+    let located = scanner.document(paths);
     if located.is_err() {
         found.truncate(before);
     }
     located
 }
 
-fn locate_at(
-    json: &str,
-    base: usize,
-    paths: &[Path<'_>],
-    found: &mut Vec<Found>,
-) -> Result<(), SpliceError> {
-    let members: Members<'_> = serde_json::from_str(json).map_err(|e| {
-        SpliceError::NotAnObject(if e.is_data() {
-            "value is not a JSON object".to_string()
-        } else {
-            format!("value is not JSON: {e}")
-        })
-    })?;
-    for (name, raw) in &members.0 {
-        let name = name.0.as_ref();
-        let text = raw.get();
-        // `RawValue` borrows from `json`: its position is its address minus the document's
-        // (checked to lie inside it; comparing the bytes would cost more than the parse).
-        let start = (text.as_ptr() as usize)
-            .checked_sub(json.as_ptr() as usize)
-            .filter(|s| json.is_char_boundary(*s) && json.is_char_boundary(s + text.len()))
-            .ok_or_else(|| SpliceError::NotAnObject("value is not JSON".to_string()))?;
-        let mut deeper: Vec<Path<'_>> = Vec::new();
-        for (id, segments) in paths {
-            match segments.split_first() {
-                Some((first, rest)) if first == name => {
-                    if rest.is_empty() {
-                        found.push(Found {
-                            id: *id,
-                            range: base + start..base + start + text.len(),
-                        });
-                    } else {
-                        deeper.push((*id, rest));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if !deeper.is_empty() && text.starts_with('{') {
-            locate_at(text, base + start, &deeper, found)?;
+/// Whether `text` is one JSON value (of any kind), whitespace around it allowed.
+pub fn is_json(text: &str) -> bool {
+    let mut none = Vec::new();
+    let mut scanner = Scanner {
+        b: text.as_bytes(),
+        at: 0,
+        depth: 0,
+        found: &mut none,
+    };
+    scanner.ws();
+    scanner.value(&[]).is_ok() && {
+        scanner.ws();
+        scanner.at == scanner.b.len()
+    }
+}
+
+/// A syntax error, before it is worded for the record's rejection.
+struct Syntax(&'static str, usize);
+
+struct Scanner<'a, 'f> {
+    b: &'a [u8],
+    at: usize,
+    depth: usize,
+    found: &'f mut Vec<Found>,
+}
+
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `x` ends a run of plain string bytes: `"`, `\\` or a control byte.
+/// Each term has a byte's high bit set where that byte is below the subtrahend (exact as a
+/// yes/no answer); one branch for the three tests.
+fn any_special(x: u64) -> bool {
+    let quote = x ^ (LOW * u64::from(b'"'));
+    let backslash = x ^ (LOW * u64::from(b'\\'));
+    let zero_quote = quote.wrapping_sub(LOW) & !quote;
+    let zero_backslash = backslash.wrapping_sub(LOW) & !backslash;
+    let control = x.wrapping_sub(LOW * 0x20) & !x;
+    (zero_quote | zero_backslash | control) & HIGH != 0
+}
+
+impl Scanner<'_, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
         }
     }
-    Ok(())
+
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), Syntax> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(Syntax(what, self.at))
+        }
+    }
+
+    /// The whole value: an object, with nothing but whitespace around it.
+    fn document(&mut self, paths: &[Path<'_>]) -> Result<(), SpliceError> {
+        let word = |Syntax(what, at): Syntax| {
+            SpliceError::NotAnObject(format!("value is not JSON: {what} at byte {at}"))
+        };
+        self.ws();
+        let object = self.peek() == Some(b'{');
+        self.value(if object { paths } else { &[] }).map_err(word)?;
+        self.ws();
+        if self.at != self.b.len() {
+            return Err(word(Syntax("trailing characters", self.at)));
+        }
+        if !object {
+            return Err(SpliceError::NotAnObject(
+                "value is not a JSON object".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// One value at the cursor; `paths` apply to its members if it is an object.
+    fn value(&mut self, paths: &[Path<'_>]) -> Result<(), Syntax> {
+        match self.peek() {
+            Some(b'{') => self.nested(|s| s.object(paths)),
+            Some(b'[') => self.nested(Scanner::array),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(Syntax("expected a value", self.at)),
+        }
+    }
+
+    fn nested(
+        &mut self,
+        inner: impl FnOnce(&mut Self) -> Result<(), Syntax>,
+    ) -> Result<(), Syntax> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Syntax("nested too deeply", self.at));
+        }
+        self.depth += 1;
+        let result = inner(self);
+        self.depth -= 1;
+        result
+    }
+
+    fn object(&mut self, paths: &[Path<'_>]) -> Result<(), Syntax> {
+        self.at += 1; // `{`
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            let name = self.string()?;
+            self.ws();
+            self.expect(b':', "expected `:`")?;
+            self.ws();
+            let start = self.at;
+            // Paths continuing below this member (rarely more than one: no allocation
+            // unless a configured path goes through it).
+            let mut deeper: Vec<Path<'_>> = Vec::new();
+            // No path is a prefix of another: a member ends at most one, and then no path
+            // goes below it.
+            let mut hit = None;
+            for (id, segments) in paths {
+                if let Some((first, rest)) = segments.split_first() {
+                    if name.is(first, self.b) {
+                        if rest.is_empty() {
+                            hit = hit.or(Some(*id));
+                        } else {
+                            deeper.push((*id, rest));
+                        }
+                    }
+                }
+            }
+            let into = if self.peek() == Some(b'{') {
+                &deeper[..]
+            } else {
+                &[]
+            };
+            self.value(into)?;
+            if let Some(id) = hit {
+                self.found.push(Found {
+                    id,
+                    range: start..self.at,
+                });
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.at += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(Syntax("expected `,` or `}`", self.at)),
+            }
+        }
+    }
+
+    fn array(&mut self) -> Result<(), Syntax> {
+        self.at += 1; // `[`
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(&[])?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.at += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(Syntax("expected `,` or `]`", self.at)),
+            }
+        }
+    }
+
+    /// A string at the cursor (which must be at its `"`): where its content is, and whether
+    /// it has escapes.
+    fn string(&mut self) -> Result<Name, Syntax> {
+        self.expect(b'"', "expected a string")?;
+        let start = self.at;
+        let mut escaped = false;
+        loop {
+            // Eight plain bytes at a time (most of a value is plain string bytes).
+            let mut rest = self.b.get(self.at..).unwrap_or_default();
+            while let Some((chunk, after)) = rest.split_first_chunk::<8>() {
+                if any_special(u64::from_le_bytes(*chunk)) {
+                    break;
+                }
+                rest = after;
+            }
+            self.at = self.b.len() - rest.len();
+            match self.peek() {
+                Some(b'"') => {
+                    let name = Name {
+                        range: start..self.at,
+                        escaped,
+                    };
+                    self.at += 1;
+                    return Ok(name);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.at += 1;
+                    match self.peek() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                            self.at += 1;
+                        }
+                        Some(b'u') => {
+                            let hex = self.b.get(self.at + 1..self.at + 5);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(Syntax("bad \\u escape", self.at));
+                            }
+                            self.at += 5;
+                        }
+                        _ => return Err(Syntax("bad escape", self.at)),
+                    }
+                }
+                Some(0..0x20) => return Err(Syntax("control character in a string", self.at)),
+                Some(_) => self.at += 1,
+                None => return Err(Syntax("unterminated string", self.at)),
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), Syntax> {
+        if self.b.get(self.at..self.at + word.len()) == Some(word) {
+            self.at += word.len();
+            Ok(())
+        } else {
+            Err(Syntax("expected a value", self.at))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<(), Syntax> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(Syntax("bad number", self.at)),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(Syntax("bad number", self.at));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(Syntax("bad number", self.at));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member name as it appears in the document (between its quotes).
+struct Name {
+    range: Range<usize>,
+    escaped: bool,
+}
+
+impl Name {
+    /// Whether the name is `wanted`; a name with escapes is decoded first (rare).
+    fn is(&self, wanted: &str, doc: &[u8]) -> bool {
+        let Some(raw) = doc.get(self.range.clone()) else {
+            return false;
+        };
+        if !self.escaped {
+            return raw == wanted.as_bytes();
+        }
+        let quoted = doc.get(self.range.start.saturating_sub(1)..self.range.end + 1);
+        quoted
+            .and_then(|q| serde_json::from_slice::<String>(q).ok())
+            .is_some_and(|decoded| decoded == wanted)
+    }
 }
 
 /// Appends `json` to `out` with the value of each of `members` replaced by what `write`
@@ -274,6 +493,92 @@ mod tests {
         out.clear();
         rewrite_into("abcdef", &[at(1..2), at(4..6)], &mut out, x).unwrap();
         assert_eq!(out, "aXcdX");
+    }
+
+    /// The hand-written scanner accepts exactly what serde_json accepts: fixed edge cases,
+    /// then many random strings over JSON's alphabet (a deterministic generator).
+    #[test]
+    fn the_scanner_agrees_with_serde_json() {
+        let agrees = |s: &str| {
+            let theirs = serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok();
+            assert_eq!(is_json(s), theirs, "{s:?}");
+            if s.trim_start().starts_with('{') {
+                assert_eq!(locate(s, &[]).is_ok(), theirs, "{s:?}");
+            }
+        };
+        let deep_ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        let too_deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        for s in [
+            "{}",
+            " { } ",
+            "{\"a\":1}",
+            "{\"a\":1,}",
+            "{,}",
+            "{\"a\" 1}",
+            "{\"a\":}",
+            "[1,2]",
+            "[1,]",
+            "01",
+            "-0",
+            "-0.0",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "1e+5",
+            "1E-5",
+            "1.5e3",
+            "+1",
+            "tru",
+            "true",
+            "nulll",
+            "null",
+            "false",
+            "\"\\u12G4\"",
+            "\"\\u00e9\"",
+            "\"\\x\"",
+            "\"a\tb\"",
+            "\"a\\tb\"",
+            "\"\\/\"",
+            "\"unterminated",
+            "\"é ✓\"",
+            "\"\\uD800\"",
+            "{\"a\":{\"b\":[{\"c\":\"d\"}]}}",
+            "{} x",
+            "",
+            "   ",
+            "{\"a\":1}}",
+            "[[]",
+            &deep_ok,
+            "\"0123456789abcdef\\\"0123456789\"",
+            "{\"k\\\"ey\": \"v\"}",
+        ] {
+            agrees(s);
+        }
+        // Unlike serde_json skipping a value, the scanner limits nesting (it recurses).
+        assert!(!is_json(&too_deep));
+        let deep_object = format!("{}{}", "{\"a\":".repeat(129), "}".repeat(129));
+        assert!(locate(&deep_object, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("nested too deeply"));
+        let alphabet: Vec<char> = "{}[]\":,0123456789-+.eEtrufalsn \\u/bDd\n\t"
+            .chars()
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 14) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            agrees(&s);
+        }
     }
 
     #[test]
