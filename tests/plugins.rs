@@ -430,6 +430,28 @@ fn hostile_plugin_rejects_only_its_topic_within_the_deadline() {
     }
 }
 
+/// Who calls the hostile plugin in the tests that call it directly.
+fn hostile_input() -> palisade::plugin::CallInput {
+    palisade::plugin::CallInput {
+        context: palisade::plugin::bindings::palisade::plugin::types::CallContext {
+            topic: "hostile".into(),
+            partition: 0,
+            principal: "alice".into(),
+            auth_method: "PLAIN".into(),
+            client_id: None,
+            listener: "PLAINTEXT".into(),
+        },
+        facts: palisade::plugin::CallFacts {
+            ip: "127.0.0.1".parse().unwrap(),
+            listener: "PLAINTEXT".into(),
+            tls: false,
+            authentication: "PLAIN",
+            client_id: String::new(),
+            session: Default::default(),
+        },
+    }
+}
+
 /// The quick tier's code (what a hot reload serves first) is held to the same limits as the
 /// optimised tier's: an endless loop is stopped at the deadline, growth past the memory limit
 /// and a trap refuse the batch, and the instance pool recovers for the next call.
@@ -438,7 +460,7 @@ fn quick_builds_are_held_to_the_same_deadline_and_memory_limit() {
     use palisade::plugin::envelope::EnvelopeStore;
     use palisade::plugin::loader::load_one;
     use palisade::plugin::state::HostServices;
-    use palisade::plugin::{CallFacts, CallInput, Keyring, PluginSettings, SharedKeyring};
+    use palisade::plugin::{Keyring, PluginSettings, SharedKeyring};
     let scratch = tempfile::tempdir().unwrap();
     let services = Arc::new(HostServices::new(
         SharedKeyring::fixed(Keyring::default()),
@@ -448,24 +470,7 @@ fn quick_builds_are_held_to_the_same_deadline_and_memory_limit() {
         memory_limit_bytes: 4 << 20,
         ..PluginSettings::default()
     };
-    let input = CallInput {
-        context: palisade::plugin::bindings::palisade::plugin::types::CallContext {
-            topic: "hostile".into(),
-            partition: 0,
-            principal: "alice".into(),
-            auth_method: "PLAIN".into(),
-            client_id: None,
-            listener: "PLAINTEXT".into(),
-        },
-        facts: CallFacts {
-            ip: "127.0.0.1".parse().unwrap(),
-            listener: "PLAINTEXT".into(),
-            tls: false,
-            authentication: "PLAIN",
-            client_id: String::new(),
-            session: Default::default(),
-        },
-    };
+    let input = hostile_input();
     let batch = common::batch(&[b"x"], Compression::None, None);
     for (mode, expected) in [
         ("loop", "deadline"),
@@ -512,6 +517,69 @@ fn quick_builds_are_held_to_the_same_deadline_and_memory_limit() {
             palisade::plugin::chain::run_produce(&[Arc::new(optimized)], &input, &batch, 1 << 20);
         assert_eq!(result.is_ok(), expected.is_empty(), "{mode} optimised");
     }
+}
+
+/// A plugin using a proposal the quick compiler lacks (tail calls: Winch refuses them) still
+/// hot-reloads: it gets its optimised build at once instead of being refused.
+#[test]
+fn a_plugin_the_quick_compiler_cannot_build_gets_its_optimised_build() {
+    use palisade::plugin::envelope::EnvelopeStore;
+    use palisade::plugin::loader::load_one;
+    use palisade::plugin::state::HostServices;
+    use palisade::plugin::{Keyring, PluginSettings, SharedKeyring};
+    // The hostile plugin built with tail calls, in a target dir of its own (the example
+    // plugins' build stays as it is).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target/tmp/tail-call-plugins");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "hostile",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("plugins/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env("RUSTFLAGS", "-C target-feature=+tail-call")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let services = Arc::new(HostServices::new(
+        SharedKeyring::fixed(Keyring::default()),
+        EnvelopeStore::new(&scratch.path().join("keys")),
+    ));
+    let manifest = scratch.path().join("tail.toml");
+    std::fs::write(&manifest, hostile_manifest("hostile", "reject", "accept")).unwrap();
+    let plugin = load_one(
+        "tail",
+        &target.join("wasm32-wasip2/release/hostile.wasm"),
+        &manifest,
+        None,
+        &services,
+        PluginSettings::default().limits(),
+        Tier::Quick,
+    )
+    .unwrap();
+    assert_eq!(plugin.tier, Tier::Optimized);
+    let batch = common::batch(&[b"x"], Compression::None, None);
+    let rejection =
+        palisade::plugin::chain::run_produce(&[plugin], &hostile_input(), &batch, 1 << 20)
+            .unwrap_err();
+    assert!(
+        rejection.message.contains("hostile says no"),
+        "{}",
+        rejection.message
+    );
 }
 
 /// Every event of the audit files in `dir`, in file order.

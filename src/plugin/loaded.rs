@@ -110,9 +110,22 @@ impl LoadedPlugin {
         tier: Tier,
     ) -> Result<Self, String> {
         let (engine, tier) = super::engine::engine_for(tier)?;
-        let engine = engine.clone();
-        let component =
-            Component::new(&engine, wasm).map_err(|e| format!("not a valid component: {e:#}"))?;
+        let (engine, tier, component) = match Component::new(engine, wasm) {
+            Ok(c) => (engine.clone(), tier, c),
+            // Winch lacks some proposals (SIMD without AVX, for one) that Cranelift compiles:
+            // such a plugin gets its optimised build at once.
+            Err(quick) if tier == Tier::Quick => {
+                tracing::debug!(
+                    plugin = name,
+                    "no quick build ({quick:#}); compiling optimised"
+                );
+                let (engine, tier) = super::engine::engine_for(Tier::Optimized)?;
+                let component = Component::new(engine, wasm)
+                    .map_err(|e| format!("not a valid component: {e:#}"))?;
+                (engine.clone(), tier, component)
+            }
+            Err(e) => return Err(format!("not a valid component: {e:#}")),
+        };
         let contract_version = validate::check(&engine, &component)?;
         let mut linker: Linker<State> = Linker::new(&engine);
         Plugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
