@@ -1393,31 +1393,63 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_check() {
         .output()
         .unwrap();
     assert!(!again.status.success());
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&root)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .unwrap();
+    let build = || {
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(&root)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap()
+    };
+    let out = build();
     assert!(
         out.status.success(),
         "scaffold build failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let wasm = root.join("target/wasm32-wasip2/release/my_filter.wasm");
-    let out = Command::new(bin)
-        .args(["plugin", "check"])
-        .arg(&wasm)
-        .arg("--manifest")
-        .arg(root.join("my-filter.toml"))
-        .output()
-        .unwrap();
+    let check = || {
+        Command::new(bin)
+            .args(["plugin", "check"])
+            .arg(&wasm)
+            .arg("--manifest")
+            .arg(root.join("my-filter.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = check();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The same plugin built against the previous contract (0.1, before the batch crypto
+    // functions) is refused, naming both versions.
+    let wit = root.join("palisade-sdk/wit/plugin.wit");
+    let text = std::fs::read_to_string(&wit).unwrap();
+    assert!(text.contains("package palisade:plugin@0.2.0;"));
+    std::fs::write(
+        &wit,
+        text.replace(
+            "package palisade:plugin@0.2.0;",
+            "package palisade:plugin@0.1.0;",
+        ),
+    )
+    .unwrap();
+    let out = build();
+    assert!(
+        out.status.success(),
+        "0.1 build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a 0.1 plugin passed check");
+    assert!(
+        err.contains("palisade:plugin@0.1.0") && err.contains("palisade:plugin@0.2.x"),
+        "{err}"
     );
 }
 
