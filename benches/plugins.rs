@@ -76,6 +76,7 @@ fn manifest(name: &str, topic: &str, hooks: &str) -> String {
             "[config]\nkeys = {{ bench = \"{}\" }}\n",
             hex::encode(signing_key().verifying_key().to_bytes())
         ),
+        "hostile-copy" => "[config]\nproduce = \"copy\"\n".into(),
         _ => "[config]\n".into(),
     };
     // `keys` must come before the [config] table.
@@ -178,7 +179,9 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         ..PluginSettings::default()
     };
     let load = |name: &str, hooks: &str| -> Arc<LoadedPlugin> {
-        let wasm = built.join(format!("{}.wasm", name.replace('-', "_")));
+        // `hostile-copy` is the hostile plugin configured to replace every batch with a copy.
+        let crate_name = name.strip_suffix("-copy").unwrap_or(name);
+        let wasm = built.join(format!("{}.wasm", crate_name.replace('-', "_")));
         let toml = scratch.path().join(format!("{name}.toml"));
         std::fs::write(&toml, manifest(name, "bench", hooks)).unwrap();
         let started = Instant::now();
@@ -226,6 +229,7 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
     let who = input("bench", "bench");
     for (name, batch) in [
         ("hostile", &plain_batch),
+        ("hostile-copy", &plain_batch),
         ("json-schema", &plain_batch),
         ("field-encrypt", &plain_batch),
         ("signature-verify", &signed_batch),
@@ -239,10 +243,10 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
             run_produce(&chain, &who, batch, limit).is_ok(),
             "{name} refused the bench batch"
         );
-        let label = if name == "hostile" {
-            "hostile (accept: call overhead only)"
-        } else {
-            name
+        let label = match name {
+            "hostile" => "hostile (accept: call overhead only)",
+            "hostile-copy" => "hostile (copy: the floor of a rewriting plugin)",
+            _ => name,
         };
         g.bench_function(label, |bench| {
             bench.iter(|| run_produce(&chain, &who, batch, limit).unwrap())

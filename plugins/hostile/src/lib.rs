@@ -19,7 +19,9 @@
 //! - `malformed-count`: replace with a valid record list holding one record too many;
 //! - `malformed-bytes`: replace with bytes that are not a record list;
 //! - `reject`: produce rejects every record with reason `hostile says no`; fetch fails the
-//!   partition with that reason.
+//!   partition with that reason;
+//! - `copy`: replace the batch with an identical copy (well-behaved: what any rewriting
+//!   plugin costs before doing its own work; the benches measure it).
 
 use palisade_sdk::{
     export_plugin, CallContext, FetchVerdict, Plugin, ProduceVerdict, RecordList, RecordListBuilder,
@@ -40,6 +42,7 @@ pub enum Mode {
     MalformedCount,
     MalformedBytes,
     Reject,
+    Copy,
 }
 
 /// What `init` does.
@@ -127,6 +130,20 @@ fn misbehave(mode: Mode, records: &RecordList<'_>) -> Outcome {
         // A count of 2 followed by three stray bytes: truncated in the first record.
         Mode::MalformedBytes => Outcome::Replace(vec![2, 0, 0, 0, 0xde, 0xad, 0xbe]),
         Mode::Reject => Outcome::Reject,
+        Mode::Copy => Outcome::Replace(copy(records)),
+    }
+}
+
+/// The same records, rebuilt.
+fn copy(records: &RecordList<'_>) -> Vec<u8> {
+    let mut out = RecordListBuilder::new();
+    let mut pushed = Ok(());
+    for record in records {
+        pushed = pushed.and(out.push_record(&record));
+    }
+    match pushed {
+        Ok(()) => out.finish(),
+        Err(_) => Vec::new(),
     }
 }
 
