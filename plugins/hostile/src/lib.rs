@@ -255,6 +255,18 @@ mod tests {
     }
 
     #[test]
+    fn copy_replaces_with_the_same_bytes() {
+        let plugin = Hostile::init(r#"{"produce":"copy","fetch":"copy"}"#).unwrap();
+        let bytes = batch();
+        let list = RecordList::parse(&bytes).unwrap();
+        assert_eq!(
+            plugin.on_produce(&ctx(), &list),
+            ProduceVerdict::Replace(bytes.clone())
+        );
+        assert_eq!(plugin.on_fetch(&ctx(), &list), FetchVerdict::Replace(bytes));
+    }
+
+    #[test]
     fn malformed_bytes_do_not_parse() {
         let plugin = Hostile::init(r#"{"fetch":"malformed-bytes"}"#).unwrap();
         let bytes = batch();
