@@ -367,6 +367,10 @@ fn throughput(built: &Path, messages: usize, size: usize) {
             if i > 0 && only().is_some_and(|o| !t.ends_with(o.as_str())) {
                 continue;
             }
+            // `--no-baseline` (profiling one row alone): no ratio is printed then.
+            if i == 0 && std::env::args().any(|a| a == "--no-baseline") {
+                continue;
+            }
             // Client and broker share this process: its CPU time says how much of the two
             // cores a row used, and what one message cost in all.
             let (cpu, wall) = (cpu_time::ProcessTime::now(), Instant::now());
@@ -387,7 +391,13 @@ fn throughput(built: &Path, messages: usize, size: usize) {
             }
         }
     }
+    let no_baseline = best[0].is_none();
     let (rows, cores): (Vec<Row>, Vec<f64>) = best.into_iter().flatten().unzip();
+    if no_baseline {
+        // Only the round lines above: without the baseline there is no ratio.
+        rt.block_on(running.shutdown());
+        return;
+    }
     print_rows(&rows, 0);
     for (row, cores) in rows.iter().zip(cores) {
         println!("{:<40} {cores:.2} cores", row.name);
