@@ -430,6 +430,15 @@ fn hostile_plugin_rejects_only_its_topic_within_the_deadline() {
     }
 }
 
+/// Fails the test with the command's stderr unless it succeeded.
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Who calls the hostile plugin in the tests that call it directly.
 fn hostile_input() -> palisade::plugin::CallInput {
     palisade::plugin::CallInput {
@@ -549,28 +558,13 @@ fn a_plugin_the_quick_compiler_cannot_build_gets_its_optimised_build() {
     // plugins' build stays as it is).
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = root.join("target/tmp/tail-call-plugins");
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "-p",
-            "hostile",
-        ])
-        .arg("--manifest-path")
-        .arg(root.join("plugins/Cargo.toml"))
-        .arg("--target-dir")
+    let out = common::plugins::build_command()
+        .args(["-p", "hostile", "--target-dir"])
         .arg(&target)
         .env("RUSTFLAGS", "-C target-feature=+tail-call")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let scratch = tempfile::tempdir().unwrap();
     let services = Arc::new(HostServices::new(
         SharedKeyring::fixed(Keyring::default()),
@@ -969,11 +963,7 @@ fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
         .arg(folder.join("good.wasm"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (contract 0.2"));
     // Not a component at all.
     std::fs::write(folder.join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
@@ -1405,11 +1395,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_check() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let root = dir.path().join("my-filter");
     // A second run refuses to overwrite.
     let again = Command::new(bin)
@@ -1445,11 +1431,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_check() {
             .unwrap()
     };
     let out = check();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // The same plugin built against the previous contract (0.1, before the batch crypto
     // functions) is refused, naming both versions.
     let wit = root.join("palisade-sdk/wit/plugin.wit");
@@ -1564,11 +1546,7 @@ fn compiled_plugins_are_cached_privately_in_the_data_dir() {
         .arg(&other)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(
         files_under(&other.join("plugin-cache")) > 0,
         "plugin check cached nothing"
