@@ -9,7 +9,8 @@
 //!    Plus the field-encrypt fetch path (decrypt for a permitted principal). `--quick`: the
 //!    plugins compiled by the quick tier (Winch: what serves right after a hot reload).
 //! 2. Produce throughput with librdkafka, in one run against one broker: a topic without
-//!    plugins, one with `json-schema`, one with `field-encrypt`; each row's ratio is against
+//!    plugins, one with the hostile plugin copying every batch (the floor of a rewriting
+//!    plugin), one with `json-schema`, one with `field-encrypt`; each row's ratio is against
 //!    the no-plugin row, and `cores` is the process's CPU time (broker and client) over the
 //!    row's wall time. `--throughput-only` skips part 1.
 #![allow(
@@ -313,6 +314,7 @@ fn throughput(built: &Path, messages: usize, size: usize) {
     let folder = dir.path().join("plugins");
     std::fs::create_dir_all(&folder).unwrap();
     for (name, topic, hooks) in [
+        ("hostile-copy", "with-hostile-copy", "[\"produce\"]"),
         ("json-schema", "with-json-schema", "[\"produce\"]"),
         (
             "field-encrypt",
@@ -320,8 +322,9 @@ fn throughput(built: &Path, messages: usize, size: usize) {
             "[\"produce\", \"fetch\"]",
         ),
     ] {
+        let crate_name = name.strip_suffix("-copy").unwrap_or(name);
         std::fs::copy(
-            built.join(format!("{}.wasm", name.replace('-', "_"))),
+            built.join(format!("{}.wasm", crate_name.replace('-', "_"))),
             folder.join(format!("{name}.wasm")),
         )
         .unwrap();
@@ -354,13 +357,20 @@ fn throughput(built: &Path, messages: usize, size: usize) {
         .block_on(palisade::broker::Running::start(config))
         .unwrap();
     let bootstrap = running.addresses[0].to_string();
-    let topics = ["no-plugin", "with-json-schema", "with-field-encrypt"];
+    // `with-hostile-copy`: a plugin that only rewrites each batch into a copy, the floor of
+    // every rewriting plugin (field-encrypt's ratio cannot exceed it).
+    let topics = [
+        "no-plugin",
+        "with-hostile-copy",
+        "with-json-schema",
+        "with-field-encrypt",
+    ];
     for t in topics {
         create(&rt, &bootstrap, t);
     }
     println!("\nproduce throughput: {messages} JSON messages of {size} bytes, acks=all, 3 partitions, loopback");
     // Two interleaved rounds; the better of each is kept (the machine is shared).
-    let mut best: Vec<Option<(Row, f64)>> = vec![None, None, None];
+    let mut best: Vec<Option<(Row, f64)>> = topics.iter().map(|_| None).collect();
     for round in 0..2 {
         for (i, t) in topics.iter().enumerate() {
             // `--only NAME` (profiling): the baseline and that plugin's row.
