@@ -115,7 +115,7 @@ impl LoadedPlugin {
         let (engine, tier) = super::engine::engine_for(tier)?;
         let (engine, tier, component) = match Component::new(engine, wasm) {
             Ok(c) => (engine.clone(), tier, c),
-            // Winch lacks some proposals (SIMD without AVX, for one) that Cranelift compiles:
+            // Winch lacks some proposals (tail calls, for one) that Cranelift compiles:
             // such a plugin gets its optimised build at once.
             Err(quick) if tier == Tier::Quick => {
                 tracing::debug!(
