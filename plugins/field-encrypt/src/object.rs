@@ -174,84 +174,81 @@ impl Scanner<'_, '_> {
     }
 
     fn object(&mut self, paths: &[Path<'_>]) -> Result<(), Syntax> {
-        self.at += 1; // `{`
+        self.items(b'}', "expected `,` or `}`", |s| s.member(paths))
+    }
+
+    fn array(&mut self) -> Result<(), Syntax> {
+        self.items(b']', "expected `,` or `]`", |s| s.value(&[]))
+    }
+
+    /// The items of an object or array after its opening byte, separated by commas, up to
+    /// and including `close`.
+    fn items(
+        &mut self,
+        close: u8,
+        expected: &'static str,
+        mut item: impl FnMut(&mut Self) -> Result<(), Syntax>,
+    ) -> Result<(), Syntax> {
+        self.at += 1; // `{` or `[`
         self.ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.at += 1;
             return Ok(());
         }
         loop {
-            let name = self.string()?;
-            self.ws();
-            self.expect(b':', "expected `:`")?;
-            self.ws();
-            let start = self.at;
-            // Paths continuing below this member (rarely more than one: no allocation
-            // unless a configured path goes through it).
-            let mut deeper: Vec<Path<'_>> = Vec::new();
-            // No path is a prefix of another: a member ends at most one, and then no path
-            // goes below it.
-            let mut hit = None;
-            for (id, segments) in paths {
-                if let Some((first, rest)) = segments.split_first() {
-                    if name.is(first, self.b) {
-                        if rest.is_empty() {
-                            hit = hit.or(Some(*id));
-                        } else {
-                            deeper.push((*id, rest));
-                        }
-                    }
-                }
-            }
-            let into = if self.peek() == Some(b'{') {
-                &deeper[..]
-            } else {
-                &[]
-            };
-            self.value(into)?;
-            if let Some(id) = hit {
-                self.found.push(Found {
-                    id,
-                    range: start..self.at,
-                });
-            }
+            item(self)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
                     self.at += 1;
                     self.ws();
                 }
-                Some(b'}') => {
+                Some(c) if c == close => {
                     self.at += 1;
                     return Ok(());
                 }
-                _ => return Err(Syntax("expected `,` or `}`", self.at)),
+                _ => return Err(Syntax(expected, self.at)),
             }
         }
     }
 
-    fn array(&mut self) -> Result<(), Syntax> {
-        self.at += 1; // `[`
+    /// One `"name": value` member; its value is found if it ends one of `paths`.
+    fn member(&mut self, paths: &[Path<'_>]) -> Result<(), Syntax> {
+        let name = self.string()?;
         self.ws();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.value(&[])?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.at += 1;
-                    self.ws();
+        self.expect(b':', "expected `:`")?;
+        self.ws();
+        let start = self.at;
+        // Paths continuing below this member (rarely more than one: no allocation unless a
+        // configured path goes through it).
+        let mut deeper: Vec<Path<'_>> = Vec::new();
+        // No path is a prefix of another: a member ends at most one, and then no path goes
+        // below it.
+        let mut hit = None;
+        for (id, segments) in paths {
+            if let Some((first, rest)) = segments.split_first() {
+                if name.is(first, self.b) {
+                    if rest.is_empty() {
+                        hit = hit.or(Some(*id));
+                    } else {
+                        deeper.push((*id, rest));
+                    }
                 }
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(Syntax("expected `,` or `]`", self.at)),
             }
         }
+        let into = if self.peek() == Some(b'{') {
+            &deeper[..]
+        } else {
+            &[]
+        };
+        self.value(into)?;
+        if let Some(id) = hit {
+            self.found.push(Found {
+                id,
+                range: start..self.at,
+            });
+        }
+        Ok(())
     }
 
     /// A string at the cursor (which must be at its `"`): where its content is, and whether
