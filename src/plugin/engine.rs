@@ -1,7 +1,7 @@
 //! The wasmtime [`Engine`]s of the process, one per [`Tier`]: the optimised one (Cranelift, the
 //! pooling allocator: instantiation about twice as fast as on-demand; FIELD-NOTES.md) and the
 //! quick one (Winch, a single-pass compiler: a 2.8 MB plugin compiles in 0.4 s instead of 1.9 s,
-//! its code runs 1.2-1.5x slower) that lets a hot-reloaded plugin serve within a second while
+//! its code runs 1.2-1.6x slower) that lets a hot-reloaded plugin serve within a second while
 //! its optimised build compiles. Both use the component model and epoch interruption driven by
 //! one ticker thread. Shared by every broker in the process (tests start several), created on
 //! first use so a broker without plugins pays nothing.
@@ -60,24 +60,29 @@ pub fn use_cache_dir(dir: &Path) {
 }
 
 /// A private directory for the cache: its files are loaded as native code, so nobody but the
-/// broker's user may write there. `None` (compile without a cache) when it cannot be made so.
+/// broker's user may write there. `None` (compile without a cache, with a warning) when it
+/// cannot be made so.
 fn private_cache(dir: &Path) -> Option<Cache> {
+    match private_cache_at(dir) {
+        Ok(cache) => Some(cache),
+        Err(reason) => {
+            tracing::warn!(
+                "plugin compile cache `{}` not used: {reason}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+fn private_cache_at(dir: &Path) -> Result<Cache, String> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    if let Err(e) = std::fs::DirBuilder::new()
+    std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-    {
-        tracing::warn!("plugin compile cache `{}` not used: {e}", dir.display());
-        return None;
-    }
-    let meta = match std::fs::symlink_metadata(dir) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!("plugin compile cache `{}` not used: {e}", dir.display());
-            return None;
-        }
-    };
+        .map_err(|e| e.to_string())?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
     let mode = meta.permissions().mode() & 0o777;
     // The broker's user id is not available without unsafe code: the cache must belong to
     // whoever owns the data dir it lives in.
@@ -86,29 +91,15 @@ fn private_cache(dir: &Path) -> Option<Cache> {
         .and_then(|p| std::fs::metadata(p).ok())
         .is_none_or(|parent| parent.uid() == meta.uid());
     if !meta.is_dir() || mode & 0o077 != 0 || !owner_ok {
-        tracing::warn!(
-            "plugin compile cache `{}` not used: it must be a directory of the broker's user with mode 0700 (is {mode:o})",
-            dir.display()
-        );
-        return None;
+        return Err(format!(
+            "it must be a directory of the broker's user with mode 0700 (is {mode:o})"
+        ));
     }
     // wasmtime wants an absolute path (the dev default's data dir is `./data`).
-    let dir = match std::fs::canonicalize(dir) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!("plugin compile cache `{}` not used: {e}", dir.display());
-            return None;
-        }
-    };
+    let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
     let mut config = CacheConfig::new();
     config.with_directory(&dir);
-    match Cache::new(config) {
-        Ok(cache) => Some(cache),
-        Err(e) => {
-            tracing::warn!("plugin compile cache `{}` not used: {e:#}", dir.display());
-            None
-        }
-    }
+    Cache::new(config).map_err(|e| format!("{e:#}"))
 }
 
 fn config(pooling: bool) -> Config {
