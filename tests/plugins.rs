@@ -439,6 +439,35 @@ fn assert_success(out: &std::process::Output) {
     );
 }
 
+/// The hostile component `wasm` with produce mode `mode`, loaded outside a broker (manifest
+/// and data keys in `scratch`) and asked for the quick tier.
+fn load_hostile_quick(
+    wasm: &Path,
+    mode: &str,
+    settings: &palisade::plugin::PluginSettings,
+    scratch: &Path,
+) -> Arc<palisade::plugin::LoadedPlugin> {
+    use palisade::plugin::envelope::EnvelopeStore;
+    use palisade::plugin::state::HostServices;
+    use palisade::plugin::{Keyring, SharedKeyring};
+    let services = Arc::new(HostServices::new(
+        SharedKeyring::fixed(Keyring::default()),
+        EnvelopeStore::new(&scratch.join("keys")),
+    ));
+    let manifest = scratch.join(format!("{mode}.toml"));
+    std::fs::write(&manifest, hostile_manifest("hostile", mode, "accept")).unwrap();
+    palisade::plugin::loader::load_one(
+        mode,
+        wasm,
+        &manifest,
+        None,
+        &services,
+        settings.limits(),
+        Tier::Quick,
+    )
+    .unwrap()
+}
+
 /// Who calls the hostile plugin in the tests that call it directly.
 fn hostile_input() -> palisade::plugin::CallInput {
     palisade::plugin::CallInput {
@@ -467,15 +496,8 @@ fn hostile_input() -> palisade::plugin::CallInput {
 /// for the next call.
 #[test]
 fn quick_builds_are_held_to_the_deadline_and_memory_limit() {
-    use palisade::plugin::envelope::EnvelopeStore;
-    use palisade::plugin::loader::load_one;
-    use palisade::plugin::state::HostServices;
-    use palisade::plugin::{Keyring, PluginSettings, SharedKeyring};
+    use palisade::plugin::PluginSettings;
     let scratch = tempfile::tempdir().unwrap();
-    let services = Arc::new(HostServices::new(
-        SharedKeyring::fixed(Keyring::default()),
-        EnvelopeStore::new(&scratch.path().join("keys")),
-    ));
     let settings = PluginSettings {
         memory_limit_bytes: 4 << 20,
         ..PluginSettings::default()
@@ -488,18 +510,7 @@ fn quick_builds_are_held_to_the_deadline_and_memory_limit() {
         ("trap", "trapped"),
         ("accept", ""),
     ] {
-        let manifest = scratch.path().join(format!("{mode}.toml"));
-        std::fs::write(&manifest, hostile_manifest("hostile", mode, "accept")).unwrap();
-        let plugin = load_one(
-            mode,
-            &wasm("hostile"),
-            &manifest,
-            None,
-            &services,
-            settings.limits(),
-            Tier::Quick,
-        )
-        .unwrap();
+        let plugin = load_hostile_quick(&wasm("hostile"), mode, &settings, scratch.path());
         assert_eq!(plugin.tier, Tier::Quick);
         for round in 0..2 {
             let started = Instant::now();
@@ -550,10 +561,6 @@ fn quick_builds_are_held_to_the_deadline_and_memory_limit() {
 /// hot-reloads: it gets its optimised build at once instead of being refused.
 #[test]
 fn a_plugin_the_quick_compiler_cannot_build_gets_its_optimised_build() {
-    use palisade::plugin::envelope::EnvelopeStore;
-    use palisade::plugin::loader::load_one;
-    use palisade::plugin::state::HostServices;
-    use palisade::plugin::{Keyring, PluginSettings, SharedKeyring};
     // The hostile plugin built with tail calls, in a target dir of its own (the example
     // plugins' build stays as it is).
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -566,22 +573,12 @@ fn a_plugin_the_quick_compiler_cannot_build_gets_its_optimised_build() {
         .unwrap();
     assert_success(&out);
     let scratch = tempfile::tempdir().unwrap();
-    let services = Arc::new(HostServices::new(
-        SharedKeyring::fixed(Keyring::default()),
-        EnvelopeStore::new(&scratch.path().join("keys")),
-    ));
-    let manifest = scratch.path().join("tail.toml");
-    std::fs::write(&manifest, hostile_manifest("hostile", "reject", "accept")).unwrap();
-    let plugin = load_one(
-        "tail",
+    let plugin = load_hostile_quick(
         &target.join("wasm32-wasip2/release/hostile.wasm"),
-        &manifest,
-        None,
-        &services,
-        PluginSettings::default().limits(),
-        Tier::Quick,
-    )
-    .unwrap();
+        "reject",
+        &palisade::plugin::PluginSettings::default(),
+        scratch.path(),
+    );
     assert_eq!(plugin.tier, Tier::Optimized);
     let batch = common::batch(&[b"x"], Compression::None, None);
     let rejection =
