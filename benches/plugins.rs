@@ -48,6 +48,13 @@ fn build_plugins() -> PathBuf {
     common::plugins::plugins_built().to_path_buf()
 }
 
+/// The component of bench plugin `name`; `hostile-copy` is the hostile plugin configured (in
+/// [`manifest`]) to replace every batch with a copy.
+fn wasm_of(built: &Path, name: &str) -> PathBuf {
+    let crate_name = name.strip_suffix("-copy").unwrap_or(name);
+    built.join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
 fn value(i: usize, size: usize) -> String {
     let base = format!(
         r#"{{"id":"order-{i}","amount":{},"card":"4111-1111-1111-{:04}","address":{{"street":"{} Main Street","city":"Oslo"}},"note":""#,
@@ -180,9 +187,7 @@ fn per_record(c: &mut Criterion, built: &Path, size: usize) {
         ..PluginSettings::default()
     };
     let load = |name: &str, hooks: &str| -> Arc<LoadedPlugin> {
-        // `hostile-copy` is the hostile plugin configured to replace every batch with a copy.
-        let crate_name = name.strip_suffix("-copy").unwrap_or(name);
-        let wasm = built.join(format!("{}.wasm", crate_name.replace('-', "_")));
+        let wasm = wasm_of(built, name);
         let toml = scratch.path().join(format!("{name}.toml"));
         std::fs::write(&toml, manifest(name, "bench", hooks)).unwrap();
         let started = Instant::now();
@@ -322,12 +327,7 @@ fn throughput(built: &Path, messages: usize, size: usize) {
             "[\"produce\", \"fetch\"]",
         ),
     ] {
-        let crate_name = name.strip_suffix("-copy").unwrap_or(name);
-        std::fs::copy(
-            built.join(format!("{}.wasm", crate_name.replace('-', "_"))),
-            folder.join(format!("{name}.wasm")),
-        )
-        .unwrap();
+        std::fs::copy(wasm_of(built, name), folder.join(format!("{name}.wasm"))).unwrap();
         std::fs::write(
             folder.join(format!("{name}.toml")),
             manifest(name, topic, hooks),
