@@ -112,9 +112,11 @@ impl LoadedPlugin {
         limits: CallLimits,
         tier: Tier,
     ) -> Result<Self, String> {
-        let (engine, tier) = super::engine::engine_for(tier)?;
-        let (engine, tier, component) = match Component::new(engine, wasm) {
-            Ok(c) => (engine.clone(), tier, c),
+        let compile = |tier| -> Result<_, String> {
+            let (engine, tier) = super::engine::engine_for(tier)?;
+            Ok(Component::new(engine, wasm).map(|c| (engine.clone(), tier, c)))
+        };
+        let (engine, tier, component) = match compile(tier)? {
             // Winch lacks some proposals (tail calls, for one) that Cranelift compiles:
             // such a plugin gets its optimised build at once.
             Err(quick) if tier == Tier::Quick => {
@@ -122,13 +124,11 @@ impl LoadedPlugin {
                     plugin = name,
                     "no quick build ({quick:#}); compiling optimised"
                 );
-                let (engine, tier) = super::engine::engine_for(Tier::Optimized)?;
-                let component = Component::new(engine, wasm)
-                    .map_err(|e| format!("not a valid component: {e:#}"))?;
-                (engine.clone(), tier, component)
+                compile(Tier::Optimized)?
             }
-            Err(e) => return Err(format!("not a valid component: {e:#}")),
-        };
+            compiled => compiled,
+        }
+        .map_err(|e| format!("not a valid component: {e:#}"))?;
         let contract_version = validate::check(&engine, &component)?;
         let mut linker: Linker<State> = Linker::new(&engine);
         Plugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
