@@ -24,6 +24,8 @@ pub struct Broker {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Cedar policies (reloaded when the policy folder changes).
     pub authorizer: Arc<crate::authz::Authorizer>,
+    /// Client byte-rate quotas and their buckets.
+    pub quotas: Arc<crate::quota::Quotas>,
     _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -47,6 +49,8 @@ pub enum StartError {
     Policies { dir: String, diagnostics: String },
     #[error(transparent)]
     Plugins(#[from] crate::plugin::PluginError),
+    #[error("client quotas: {0}")]
+    Quotas(String),
 }
 
 impl Broker {
@@ -72,6 +76,9 @@ impl Broker {
             }
         };
         let authorizer = load_policies(&config)?;
+        let quotas = crate::quota::Quotas::open(&config.quotas, Some(&config.storage.data_dir))
+            .map(Arc::new)
+            .map_err(StartError::Quotas)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let audit = crate::audit::Audit::start(
             &config.audit,
@@ -106,6 +113,7 @@ impl Broker {
             plugins,
             _credential_watcher: watcher,
             authorizer,
+            quotas,
             _policy_watcher: policy_watcher,
         }))
     }

@@ -49,6 +49,9 @@ pub struct Config {
     /// Optional so configs written before plugins existed still load.
     #[serde(default)]
     pub plugins: crate::plugin::PluginSettings,
+    /// Client byte-rate quotas (none when the section is absent).
+    #[serde(default)]
+    pub quotas: crate::quota::QuotaSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +236,7 @@ impl Config {
                 })?;
             }
         }
+        self.quotas.entries()?;
         if self.limits.max_frame_bytes <= 0 {
             return Err("`limits.max_frame_bytes` must be positive".into());
         }

@@ -33,6 +33,7 @@ pub mod plugin;
 pub mod principal;
 pub mod private_file;
 pub mod protocol;
+pub mod quota;
 pub mod records;
 pub mod sasl;
 pub mod server;

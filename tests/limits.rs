@@ -17,10 +17,7 @@ async fn connect_from(local: &str, to: SocketAddr) -> TcpStream {
 }
 
 async fn api_versions_from(local: &str, to: SocketAddr) -> bool {
-    let mut raw = Raw {
-        stream: connect_from(local, to).await,
-        correlation: 0,
-    };
+    let mut raw = Raw::over(connect_from(local, to).await);
     raw.try_request::<_, ApiVersionsResponse>(
         ApiKey::ApiVersions,
         3,
@@ -50,10 +47,7 @@ async fn per_ip_limit_cuts_a_flood_but_not_other_addresses() {
     let addr = broker.addresses[0];
     let mut flood = Vec::new();
     for _ in 0..40 {
-        flood.push(Raw {
-            stream: connect_from("127.0.0.1", addr).await,
-            correlation: 0,
-        });
+        flood.push(Raw::over(connect_from("127.0.0.1", addr).await));
     }
     let mut open = 0;
     for raw in &mut flood {

@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::plugins::install;
 use common::{BackgroundBroker, Raw};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ProduceResponse, TopicName,
+    ApiKey, BrokerId, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ProduceResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
@@ -133,21 +132,6 @@ fn latest(resp: &ListOffsetsResponse) -> Vec<i64> {
             t.partitions[0].offset
         })
         .collect()
-}
-
-/// A Fetch of partition 0 from `offset` that never waits: it answers with what is stored now.
-fn fetch_now(topic: &str, offset: i64) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
-        .with_max_bytes(8 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(8 << 20)])])
 }
 
 /// (offset, value) of every record in a Fetch response's partition.
@@ -324,7 +308,7 @@ fn a_request_sent_right_behind_a_pipelined_produce_sees_its_records() {
                 let req = list_offsets(&["orders-ryw"]);
                 raw.send_request(ApiKey::ListOffsets, 7, &req).await
             } else {
-                let req = fetch_now("orders-ryw", end as i64);
+                let req = common::fetch_now("orders-ryw", end as i64);
                 raw.send_request(ApiKey::Fetch, 11, &req).await
             };
             let resp: ProduceResponse = raw
@@ -410,7 +394,7 @@ fn refused_batches_are_not_stored_and_the_batches_after_them_append_in_order() {
             .unwrap();
         assert_eq!(latest(&resp), [3 * N as i64, 0]);
         let resp: FetchResponse = raw
-            .request(ApiKey::Fetch, 11, &fetch_now("orders-mixed", 0))
+            .request(ApiKey::Fetch, 11, &common::fetch_now("orders-mixed", 0))
             .await;
         let expected: Vec<(i64, String)> = (0..3 * N).map(|i| (i as i64, order(i))).collect();
         assert_eq!(fetched(&resp), expected);
@@ -507,7 +491,7 @@ fn a_shutdown_with_pipelined_produces_loses_nothing_acknowledged() {
     let records = fx.broker.rt.block_on(async {
         let mut raw = Raw::connect(addr).await;
         let resp: FetchResponse = raw
-            .request(ApiKey::Fetch, 11, &fetch_now("orders-shutdown", 0))
+            .request(ApiKey::Fetch, 11, &common::fetch_now("orders-shutdown", 0))
             .await;
         fetched(&resp)
     });

@@ -130,9 +130,10 @@ fn read_all(
                     };
                     let per_partition = usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0);
                     // Kafka returns at least one batch (the first non-empty partition) even
-                    // beyond max_bytes, so a large batch can never stall a consumer.
+                    // beyond max_bytes, so a large batch can never stall a consumer; beyond
+                    // that batch max_bytes bounds the first partition too (KIP-74).
                     let limit = if total == 0 {
-                        per_partition.max(1)
+                        per_partition.min(remaining).max(1)
                     } else {
                         per_partition.min(remaining)
                     };

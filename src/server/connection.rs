@@ -27,6 +27,7 @@ use crate::protocol::codec::{self, HeaderPrefix};
 use crate::protocol::dispatch::{self, Reply};
 use crate::server::append_order::AppendOrder;
 use crate::server::frame::{self, FrameError};
+use crate::server::quota_gate;
 use crate::server::session::{SaslOutcome, Session};
 
 /// Sleeps until `at`, or forever when there is no such instant (the select branch using it is
@@ -73,6 +74,8 @@ struct Handled {
     outgoing: Option<Outgoing>,
     /// Close after sending `outgoing`.
     close_after: Option<String>,
+    /// Read nothing more for this long (a quota's throttle).
+    mute: Duration,
 }
 
 /// A response on its way to the writer, in request order.
@@ -107,7 +110,16 @@ pub async fn serve<S>(
     let mut credentials = session.credentials().subscribe();
     let audit_session = crate::audit::SessionAudit::default();
     let mut order = AppendOrder::default();
+    let mut muted_until: Option<tokio::time::Instant> = None;
     let close = loop {
+        if let Some(until) = muted_until.take() {
+            // Throttled by a quota: the response went out; the next request waits.
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Close::Shutdown,
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
         // Before login the whole exchange has a deadline; after it, the idle timeout applies.
         let (wait, on_timeout) = match session.login_time_left() {
             Some(left) if left < idle => (left, Close::LoginDeadline),
@@ -152,6 +164,9 @@ pub async fn serve<S>(
         }
         if let Some(reason) = handled.close_after {
             break Close::Auth(reason);
+        }
+        if !handled.mute.is_zero() {
+            muted_until = Some(tokio::time::Instant::now() + handled.mute);
         }
     };
     match &close {
@@ -248,6 +263,7 @@ async fn handle_frame(
     let respond = |outgoing: Outgoing| Handled {
         outgoing: Some(outgoing),
         close_after: None,
+        mute: Duration::ZERO,
     };
     let HeaderPrefix {
         api_key,
@@ -273,7 +289,8 @@ async fn handle_frame(
             entry.key, entry.min, entry.max
         ));
     }
-    let request =
+    let request_bytes = frame.len();
+    let mut request =
         codec::decode_request(entry.key, api_version, frame).map_err(|e| e.to_string())?;
     if matches!(entry.key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
         // Like every request, a (re-)authentication comes after the earlier ones' effects.
@@ -299,6 +316,7 @@ async fn handle_frame(
                 SaslOutcome::Continue => None,
                 SaslOutcome::Close(reason) => Some(reason),
             },
+            mute: Duration::ZERO,
         });
     }
     let ctx = RequestContext {
@@ -313,10 +331,19 @@ async fn handle_frame(
         audit_session: audit_session.clone(),
         tls: info.tls,
     };
+    if let Some((body, mute)) = quota_gate::before_fetch(broker, &ctx, &mut request.body) {
+        return codec::encode_response(entry.key, api_version, correlation_id, &body)
+            .map(|b| Handled {
+                mute,
+                ..respond(Outgoing::Encoded(b))
+            })
+            .map_err(|e| e.to_string());
+    }
     let started = std::time::Instant::now();
     let reply = dispatch::dispatch(broker, &ctx, entry.key, request.body, order)
         .await
         .map_err(|e| e.to_string())?;
+    let (reply, mute) = quota_gate::charge(broker, &ctx, entry.key, request_bytes, reply);
     let api = crate::metrics::api_name(entry.key);
     broker.metrics.requests.with(&[api]).inc();
     broker
@@ -324,19 +351,21 @@ async fn handle_frame(
         .request_latency
         .with(&[api])
         .observe(started.elapsed());
-    match reply {
-        Reply::None => Ok(Handled {
+    let handled = match reply {
+        Reply::None => Handled {
             outgoing: None,
             close_after: None,
-        }),
+            mute: Duration::ZERO,
+        },
         Reply::Ready(body) => codec::encode_response(entry.key, api_version, correlation_id, &body)
             .map(|b| respond(Outgoing::Encoded(b)))
-            .map_err(|e| e.to_string()),
-        Reply::Deferred(response) => Ok(respond(Outgoing::Deferred {
+            .map_err(|e| e.to_string())?,
+        Reply::Deferred(response) => respond(Outgoing::Deferred {
             api_key: entry.key,
             version: api_version,
             correlation_id,
             response,
-        })),
-    }
+        }),
+    };
+    Ok(Handled { mute, ..handled })
 }

@@ -6,6 +6,7 @@ pub mod frame;
 pub mod limits;
 pub mod listener;
 pub mod login_throttle;
+pub mod quota_gate;
 pub mod session;
 pub mod side_tasks;
 

@@ -110,13 +110,21 @@ pub fn bootstrap(running: &Running) -> String {
 pub struct Raw {
     pub stream: TcpStream,
     pub correlation: i32,
+    /// The client id every request names.
+    pub client_id: String,
 }
 
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw::over(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// A raw connection over `stream`, naming client id `raw-test`.
+    pub fn over(stream: TcpStream) -> Raw {
         Raw {
-            stream: TcpStream::connect(addr).await.unwrap(),
+            stream,
             correlation: 0,
+            client_id: "raw-test".into(),
         }
     }
 
@@ -186,7 +194,7 @@ impl Raw {
             .with_request_api_key(key as i16)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
         let mut buf = BytesMut::new();
         header
             .encode(&mut buf, key.request_header_version(version))
@@ -282,6 +290,24 @@ pub fn produce_request(
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(records))])])
+}
+
+/// A Fetch (v4 and later) of partition 0 from `offset` that never waits: it answers with what
+/// is stored now, up to 8 MiB.
+pub fn fetch_now(topic: &str, offset: i64) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::*;
+    use kafka_protocol::messages::*;
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(8 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(8 << 20)])])
 }
 
 /// Creates a topic through the Kafka API and asserts success.

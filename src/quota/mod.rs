@@ -1,0 +1,335 @@
+//! Client quotas: how many bytes per second a user (or client id) may produce and fetch.
+//!
+//! Kafka's model and wire behaviour (KIP-13, KIP-55, KIP-219): quotas belong to entities
+//! ([`entity`]); a request over its quota is still answered, with `throttle_time_ms` set, and
+//! the connection then reads nothing more from the client for that long (a client that honours
+//! the field waits by itself; one that ignores it is held back anyway). A fetch made while the
+//! fetcher still owes time is answered at once with no records. The default is per user, not
+//! per client id: a client id is whatever the client says, so a client-id-only quota is one a
+//! client leaves by renaming itself.
+//!
+//! Quotas come from the `[quotas]` config section and from AlterClientQuotas (kept in the data
+//! dir, [`store`]); for the same entity and quota the admin API's value wins.
+
+pub mod bucket;
+pub mod entity;
+pub mod settings;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+pub use entity::{Entity, Name};
+pub use settings::QuotaSettings;
+use store::Table;
+
+/// What a quota meters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuotaKind {
+    /// Request bytes of Produce.
+    Produce,
+    /// Response bytes of Fetch.
+    Fetch,
+}
+
+impl QuotaKind {
+    /// The Kafka quota key.
+    pub fn key(self) -> &'static str {
+        match self {
+            QuotaKind::Produce => "producer_byte_rate",
+            QuotaKind::Fetch => "consumer_byte_rate",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<QuotaKind> {
+        [QuotaKind::Produce, QuotaKind::Fetch]
+            .into_iter()
+            .find(|k| k.key() == key)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            QuotaKind::Produce => "produce_quota",
+            QuotaKind::Fetch => "fetch_quota",
+        }
+    }
+}
+
+/// Buckets kept before idle full ones are forgotten.
+const BUCKETS_BEFORE_SWEEP: usize = 4096;
+
+/// The broker's quotas and the buckets metering them.
+pub struct Quotas {
+    configured: Table,
+    /// Set through the admin API; written to `path` on every change.
+    altered: Mutex<Table>,
+    path: Option<PathBuf>,
+    /// `configured` overlaid with `altered`: what applies now.
+    effective: ArcSwap<Table>,
+    buckets: Mutex<HashMap<(QuotaKind, entity::Bucket), bucket::RateBucket>>,
+    max_throttle: Duration,
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quotas")
+            .field("effective", &self.effective.load().len())
+            .finish()
+    }
+}
+
+impl Quotas {
+    /// The config's quotas plus those stored in `data_dir` (`None`: nothing is stored, for
+    /// tests).
+    pub fn open(
+        settings: &QuotaSettings,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Quotas, String> {
+        let configured: Table = settings
+            .entries()?
+            .into_iter()
+            .map(|(e, k, r)| ((e, k), r))
+            .collect();
+        let path = data_dir.map(store::path_in);
+        let altered = match &path {
+            Some(p) => store::load(p)?,
+            None => Table::new(),
+        };
+        let quotas = Quotas {
+            effective: ArcSwap::from_pointee(overlay(&configured, &altered)),
+            configured,
+            altered: Mutex::new(altered),
+            path,
+            buckets: Mutex::new(HashMap::new()),
+            max_throttle: Duration::from_millis(settings.max_throttle_ms),
+        };
+        let n = quotas.effective.load().len();
+        if n > 0 {
+            tracing::info!(quotas = n, "client quotas in force");
+        }
+        Ok(quotas)
+    }
+
+    /// Every quota in force.
+    pub fn effective(&self) -> Arc<Table> {
+        self.effective.load_full()
+    }
+
+    /// The quota governing `user` with `client_id`, and the entity it belongs to.
+    fn resolve(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<(Entity, u64)> {
+        let table = self.effective.load();
+        if table.is_empty() {
+            return None;
+        }
+        entity::candidates(user, client_id)
+            .into_iter()
+            .find_map(|e| table.get(&(e.clone(), kind)).map(|r| (e, *r)))
+    }
+
+    /// Meters `bytes` of `kind` for `user` with `client_id` and returns how long the client
+    /// must now wait (zero when within its quota or without one).
+    pub fn record(&self, kind: QuotaKind, user: &str, client_id: &str, bytes: u64) -> Duration {
+        self.meter(kind, user, client_id, |b, rate, now| {
+            b.take(rate, bytes, now)
+        })
+    }
+
+    /// The most bytes of `kind` one request of `user` with `client_id` should carry: one
+    /// bucket's worth (`None`: no quota). A fetch bounded by it cannot take many seconds of
+    /// quota in one response and leave the consumer waiting that long after.
+    pub fn burst_bytes(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<u64> {
+        self.resolve(kind, user, client_id)
+            .map(|(_, rate)| bucket::burst_bytes(rate))
+    }
+
+    /// How long `user` with `client_id` still owes for earlier `kind` bytes.
+    pub fn owed(&self, kind: QuotaKind, user: &str, client_id: &str) -> Duration {
+        self.meter(kind, user, client_id, |b, rate, now| b.wait(rate, now))
+    }
+
+    fn meter(
+        &self,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        f: impl FnOnce(&mut bucket::RateBucket, f64, Instant) -> Duration,
+    ) -> Duration {
+        let Some((entity, rate)) = self.resolve(kind, user, client_id) else {
+            return Duration::ZERO;
+        };
+        let now = Instant::now();
+        // Precision: quotas are far below 2^53 bytes per second.
+        let rate = rate as f64;
+        let key = (kind, entity.bucket_for(user, client_id));
+        let mut buckets = self.buckets.lock();
+        if buckets.len() >= BUCKETS_BEFORE_SWEEP && !buckets.contains_key(&key) {
+            // A full bucket is the same as a new one: only buckets owed time need keeping,
+            // so clients cannot grow this map by inventing client ids.
+            buckets.retain(|_, b| !b.is_full(now));
+        }
+        let bucket = buckets
+            .entry(key)
+            .or_insert_with(|| bucket::RateBucket::new(rate, now));
+        f(bucket, rate, now).min(self.max_throttle)
+    }
+
+    /// Applies `changes` (`None` removes the admin-set quota) atomically: all are stored, then
+    /// all apply; on a storage error none do.
+    pub fn alter(&self, changes: &[(Entity, QuotaKind, Option<u64>)]) -> Result<(), String> {
+        let mut altered = self.altered.lock();
+        let mut next = altered.clone();
+        for (entity, kind, rate) in changes {
+            match rate {
+                Some(r) => next.insert((entity.clone(), *kind), *r),
+                None => next.remove(&(entity.clone(), *kind)),
+            };
+        }
+        if let Some(path) = &self.path {
+            store::save(path, &next)
+                .map_err(|e| format!("cannot store quotas in `{}`: {e}", path.display()))?;
+        }
+        self.effective
+            .store(Arc::new(overlay(&self.configured, &next)));
+        *altered = next;
+        Ok(())
+    }
+
+    /// The metrics label of a throttle of `kind`.
+    pub fn metric_label(kind: QuotaKind) -> &'static str {
+        kind.label()
+    }
+}
+
+fn overlay(configured: &Table, altered: &Table) -> Table {
+    let mut t = configured.clone();
+    t.extend(altered.iter().map(|(k, v)| (k.clone(), *v)));
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn quotas(text: &str) -> Quotas {
+        Quotas::open(&toml::from_str(text).unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn without_quotas_nothing_is_metered() {
+        let q = quotas("");
+        assert_eq!(
+            q.record(QuotaKind::Produce, "alice", "app", u64::MAX / 2),
+            Duration::ZERO
+        );
+        assert!(q.buckets.lock().is_empty());
+    }
+
+    #[test]
+    fn each_user_has_its_own_bucket_under_the_default() {
+        let q = quotas("producer_byte_rate = 1000");
+        assert_eq!(
+            q.record(QuotaKind::Produce, "alice", "a", 1000),
+            Duration::ZERO
+        );
+        // Time passes between the calls: the bucket refills a little meanwhile.
+        let wait = q.record(QuotaKind::Produce, "alice", "b", 500);
+        assert!(
+            wait > Duration::from_millis(450) && wait <= Duration::from_millis(500),
+            "alice's client ids share her bucket: {wait:?}"
+        );
+        assert_eq!(
+            q.record(QuotaKind::Produce, "bob", "a", 1000),
+            Duration::ZERO
+        );
+        assert_eq!(
+            q.owed(QuotaKind::Produce, "alice", "a").as_millis() / 100,
+            4
+        );
+        // Fetch has no quota here.
+        assert_eq!(
+            q.record(QuotaKind::Fetch, "alice", "a", 1 << 30),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_most_specific_entity_wins_and_the_throttle_is_capped() {
+        let q = quotas(
+            r#"
+            producer_byte_rate = 1000
+            max_throttle_ms = 2000
+            [[overrides]]
+            user = "etl"
+            producer_byte_rate = 1000000
+            [[overrides]]
+            user = "etl"
+            client_id = "slow"
+            producer_byte_rate = 10
+            "#,
+        );
+        assert_eq!(
+            q.record(QuotaKind::Produce, "etl", "fast", 100_000),
+            Duration::ZERO
+        );
+        assert_eq!(
+            q.record(QuotaKind::Produce, "etl", "slow", 100_000),
+            Duration::from_millis(2000)
+        );
+        assert_eq!(
+            q.record(QuotaKind::Produce, "alice", "x", 100_000),
+            Duration::from_millis(2000)
+        );
+    }
+
+    #[test]
+    fn altered_quotas_override_configured_ones_and_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings: QuotaSettings = toml::from_str("producer_byte_rate = 1000").unwrap();
+        let q = Quotas::open(&settings, Some(dir.path())).unwrap();
+        let default_user = Entity::new(Some(Name::Default), None).unwrap();
+        q.alter(&[(default_user.clone(), QuotaKind::Produce, Some(5000))])
+            .unwrap();
+        assert_eq!(
+            q.record(QuotaKind::Produce, "alice", "a", 5000),
+            Duration::ZERO
+        );
+        // A restart keeps the altered quota.
+        let again = Quotas::open(&settings, Some(dir.path())).unwrap();
+        assert_eq!(
+            again
+                .effective()
+                .get(&(default_user.clone(), QuotaKind::Produce)),
+            Some(&5000)
+        );
+        // Removing it brings the configured one back.
+        again
+            .alter(&[(default_user.clone(), QuotaKind::Produce, None)])
+            .unwrap();
+        assert_eq!(
+            again.effective().get(&(default_user, QuotaKind::Produce)),
+            Some(&1000)
+        );
+    }
+
+    #[test]
+    fn invented_client_ids_do_not_grow_the_buckets_without_bound() {
+        let q = quotas("[[overrides]]\nclient_id = \"<default>\"\nconsumer_byte_rate = 1000000000");
+        for i in 0..3 * BUCKETS_BEFORE_SWEEP {
+            q.record(QuotaKind::Fetch, "u", &format!("c{i}"), 1);
+        }
+        // Every bucket refills to full within microseconds at 1 GB/s.
+        std::thread::sleep(Duration::from_millis(5));
+        q.record(QuotaKind::Fetch, "u", "last", 1);
+        assert!(
+            q.buckets.lock().len() <= BUCKETS_BEFORE_SWEEP,
+            "{}",
+            q.buckets.lock().len()
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Where client quotas meet a connection: Produce is charged its request bytes, Fetch its
+//! response's record bytes; the throttle goes into the response's `throttle_time_ms` and the
+//! connection then stops reading for that long (KIP-219: the client is told, and held to it).
+
+use std::time::Duration;
+
+use kafka_protocol::messages::{ApiKey, FetchResponse, RequestKind, ResponseKind};
+
+use crate::api::RequestContext;
+use crate::broker::Broker;
+use crate::protocol::dispatch::Reply;
+use crate::quota::{QuotaKind, Quotas};
+
+fn client_id(ctx: &RequestContext) -> &str {
+    ctx.client_id.as_deref().unwrap_or("")
+}
+
+/// Before a fetch is served: a client that still owes time is answered at once, empty (as
+/// Kafka does; it would otherwise be handed more records to pay for); otherwise its response
+/// is bounded to one bucket of quota.
+pub fn before_fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: &mut RequestKind,
+) -> Option<(ResponseKind, Duration)> {
+    let RequestKind::Fetch(fetch) = request else {
+        return None;
+    };
+    let (user, client) = (&ctx.principal.name, client_id(ctx));
+    let burst = broker.quotas.burst_bytes(QuotaKind::Fetch, user, client)?;
+    let owed = broker.quotas.owed(QuotaKind::Fetch, user, client);
+    if owed.is_zero() {
+        let cap = i32::try_from(burst).unwrap_or(i32::MAX).max(1);
+        fetch.max_bytes = fetch.max_bytes.min(cap);
+        return None;
+    }
+    count(broker, QuotaKind::Fetch);
+    let response = FetchResponse::default().with_throttle_time_ms(millis(owed));
+    Some((ResponseKind::Fetch(response), owed))
+}
+
+/// Charges a handled request to its quota and sets the response's throttle time; returns
+/// how long the connection must now wait before reading on.
+pub fn charge(
+    broker: &Broker,
+    ctx: &RequestContext,
+    api: ApiKey,
+    request_bytes: usize,
+    reply: Reply,
+) -> (Reply, Duration) {
+    let (kind, bytes) = match (&api, &reply) {
+        (ApiKey::Produce, _) => (QuotaKind::Produce, request_bytes as u64),
+        (ApiKey::Fetch, Reply::Ready(body)) => (QuotaKind::Fetch, record_bytes(body)),
+        _ => return (reply, Duration::ZERO),
+    };
+    let throttle = broker
+        .quotas
+        .record(kind, &ctx.principal.name, client_id(ctx), bytes);
+    if throttle.is_zero() {
+        return (reply, throttle);
+    }
+    count(broker, kind);
+    tracing::debug!(principal = %ctx.principal, client_id = client_id(ctx), ?kind, ms = throttle.as_millis(), "throttled by quota");
+    let ms = millis(throttle);
+    let reply = match reply {
+        Reply::Ready(mut body) => {
+            set_throttle(&mut body, ms);
+            Reply::Ready(body)
+        }
+        Reply::Deferred(response) => Reply::Deferred(Box::pin(async move {
+            let mut body = response.await;
+            set_throttle(&mut body, ms);
+            body
+        })),
+        Reply::None => Reply::None,
+    };
+    (reply, throttle)
+}
+
+fn count(broker: &Broker, kind: QuotaKind) {
+    broker
+        .metrics
+        .throttled
+        .with(&[Quotas::metric_label(kind)])
+        .inc();
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+fn set_throttle(body: &mut ResponseKind, ms: i32) {
+    match body {
+        ResponseKind::Produce(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),
+        ResponseKind::Fetch(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),
+        _ => {}
+    }
+}
+
+/// The record bytes a fetch response carries (its size but for a few bytes per partition).
+fn record_bytes(body: &ResponseKind) -> u64 {
+    let ResponseKind::Fetch(r) = body else {
+        return 0;
+    };
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| p.records.as_ref().map_or(0, |b| b.len() as u64))
+        .sum()
+}

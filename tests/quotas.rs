@@ -1,0 +1,309 @@
+//! Client quotas seen from outside: how fast real clients get through, what they are told
+//! (`throttle_time_ms`), and that nothing is lost or refused because of a throttle.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{BackgroundBroker, Raw};
+use kafka_protocol::messages::{
+    ApiKey, FetchResponse, MetadataRequest, MetadataResponse, ProduceResponse,
+};
+use kafka_protocol::records::Compression;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+
+/// The test config with `quotas` added to the end of its `[quotas]` section.
+fn broker(dir: &std::path::Path, quotas: &str) -> BackgroundBroker {
+    let end = "max_throttle_ms = 10000\n";
+    let section = format!("{end}{quotas}\n");
+    BackgroundBroker::start(dir, &[(end, section.as_str())])
+}
+
+/// The largest throttle librdkafka reports having been told (its statistics, in ms).
+#[derive(Clone, Default)]
+struct Throttle(Arc<AtomicI64>);
+
+impl ClientContext for Throttle {
+    fn stats(&self, statistics: Statistics) {
+        for b in statistics.brokers.values() {
+            if let Some(w) = &b.throttle {
+                self.0.fetch_max(w.max, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Throttle {}
+
+fn client(b: &BackgroundBroker, client_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", b.bootstrap())
+        .set("client.id", client_id)
+        .set("statistics.interval.ms", "100");
+    c
+}
+
+const VALUES: usize = 1000;
+const VALUE_BYTES: usize = 1000;
+
+/// Produces 1,000 values of 1,000 bytes as `client_id`; returns the time taken and the
+/// largest throttle the client was told.
+fn produce_all(b: &BackgroundBroker, topic: &str, client_id: &str) -> (Duration, i64) {
+    let throttle = Throttle::default();
+    let producer: FutureProducer<Throttle> = client(b, client_id)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "65536")
+        .create_with_context(throttle.clone())
+        .unwrap();
+    let value = vec![b'x'; VALUE_BYTES];
+    let started = Instant::now();
+    b.rt.block_on(async {
+        let sends: Vec<_> = (0..VALUES)
+            .map(|i| {
+                let key = i.to_string();
+                producer
+                    .send_result(FutureRecord::to(topic).key(&key).payload(&value))
+                    .map_err(|(e, _)| e)
+                    .unwrap()
+            })
+            .collect();
+        for s in sends {
+            s.await.unwrap().unwrap();
+        }
+    });
+    let took = started.elapsed();
+    // One more statistics interval so the last throttle is reported.
+    std::thread::sleep(Duration::from_millis(300));
+    (took, throttle.0.load(Ordering::Relaxed))
+}
+
+/// Reads every record of `topic` as `client_id`; returns the keys in order, the time taken and
+/// the largest throttle the client was told.
+fn consume_all(b: &BackgroundBroker, topic: &str, client_id: &str) -> (Vec<String>, Duration, i64) {
+    let throttle = Throttle::default();
+    let consumer: BaseConsumer<Throttle> = client(b, client_id)
+        .set("group.id", client_id)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "1048576")
+        .create_with_context(throttle.clone())
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut keys = Vec::new();
+    let started = Instant::now();
+    while keys.len() < VALUES && started.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            keys.push(String::from_utf8(m.key().unwrap().to_vec()).unwrap());
+        }
+    }
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    consumer.poll(Duration::from_millis(10));
+    (keys, took, throttle.0.load(Ordering::Relaxed))
+}
+
+fn in_order() -> Vec<String> {
+    (0..VALUES).map(|i| i.to_string()).collect()
+}
+
+#[test]
+fn a_producer_over_its_quota_is_held_to_it_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200 KB/s for client id `metered`; `free` has no quota.
+    let b = broker(
+        dir.path(),
+        "[[quotas.overrides]]\nclient_id = \"metered\"\nproducer_byte_rate = 200000",
+    );
+    let (free, free_throttle) = produce_all(&b, "quota-produce", "free");
+    let (metered, metered_throttle) = produce_all(&b, "quota-produce", "metered");
+    // 1 MB at 200 KB/s, the first second's 200 KB free: at least 4 s.
+    assert!(
+        metered >= Duration::from_millis(3500),
+        "metered producer took {metered:?}"
+    );
+    assert!(metered_throttle > 0, "librdkafka was never told to wait");
+    assert!(
+        free < Duration::from_millis(2500),
+        "unmetered producer took {free:?}"
+    );
+    assert_eq!(free_throttle, 0);
+    // Throttled, never refused: every record of both producers is stored, in order.
+    let (keys, _, _) = consume_all(&b, "quota-produce", "reader");
+    assert_eq!(keys, in_order());
+    let rest = consume_all_from(&b, "quota-produce", VALUES as i64);
+    assert_eq!(rest, in_order());
+}
+
+/// The records of partition 0 of `topic` from `offset` on, through a raw connection.
+fn consume_all_from(b: &BackgroundBroker, topic: &str, offset: i64) -> Vec<String> {
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        let mut keys = Vec::new();
+        let mut next = offset;
+        while keys.len() < VALUES {
+            let resp: FetchResponse = raw
+                .request(ApiKey::Fetch, 11, &common::fetch_now(topic, next))
+                .await;
+            for (off, key) in records(&resp) {
+                keys.push(key);
+                next = off + 1;
+            }
+        }
+        keys
+    })
+}
+
+/// (offset, key) of every record in the first partition of a Fetch response.
+fn records(resp: &FetchResponse) -> Vec<(i64, String)> {
+    let Some(p) = resp.responses.first().map(|t| &t.partitions[0]) else {
+        return Vec::new();
+    };
+    assert_eq!(p.error_code, 0);
+    let mut bytes = p.records.clone().unwrap_or_default();
+    kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .map(|r| {
+            (
+                r.offset,
+                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_consumer_over_its_quota_is_held_to_it_and_reads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(
+        dir.path(),
+        "[[quotas.overrides]]\nclient_id = \"metered\"\nconsumer_byte_rate = 200000",
+    );
+    produce_all(&b, "quota-fetch", "writer");
+    let (free_keys, free, free_throttle) = consume_all(&b, "quota-fetch", "free");
+    let (keys, metered, metered_throttle) = consume_all(&b, "quota-fetch", "metered");
+    assert_eq!(free_keys, in_order());
+    assert_eq!(keys, in_order());
+    assert!(
+        metered >= Duration::from_millis(3500),
+        "metered consumer took {metered:?}"
+    );
+    assert!(metered_throttle > 0, "librdkafka was never told to wait");
+    assert!(
+        free < Duration::from_millis(2500),
+        "unmetered consumer took {free:?}"
+    );
+    assert_eq!(free_throttle, 0);
+}
+
+fn produce_of(bytes: usize) -> kafka_protocol::messages::ProduceRequest {
+    let value = vec![b'v'; bytes];
+    common::produce_request(
+        "shared",
+        0,
+        -1,
+        common::batch(&[&value], Compression::None, None),
+    )
+}
+
+#[test]
+fn a_new_client_id_does_not_escape_the_users_quota_and_a_throttled_connection_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    // The one-line default: 100 KB/s per user (every connection here is ANONYMOUS).
+    let b = broker(dir.path(), "producer_byte_rate = 100000");
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut first = Raw::connect(addr).await;
+        first.client_id = "first".into();
+        common::create_topic(&mut first, "shared", 1, &[]).await;
+        // 150 KB against a 100 KB burst: about half a second owed, told in the response.
+        let resp: ProduceResponse = first
+            .request(ApiKey::Produce, 9, &produce_of(150_000))
+            .await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        assert!(
+            (400..=520).contains(&resp.throttle_time_ms),
+            "throttle {} ms",
+            resp.throttle_time_ms
+        );
+        // The throttled connection reads its next request only once the time is paid.
+        let asked = Instant::now();
+        let _: MetadataResponse = first
+            .request(ApiKey::Metadata, 9, &MetadataRequest::default())
+            .await;
+        assert!(
+            asked.elapsed() >= Duration::from_millis(350),
+            "{:?}",
+            asked.elapsed()
+        );
+        // Another client id of the same user shares the bucket: still in debt.
+        let mut renamed = Raw::connect(addr).await;
+        renamed.client_id = "renamed".into();
+        let resp: ProduceResponse = renamed
+            .request(ApiKey::Produce, 9, &produce_of(100_000))
+            .await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        assert!(
+            resp.throttle_time_ms >= 500,
+            "throttle {} ms",
+            resp.throttle_time_ms
+        );
+    });
+    // Each throttled response is counted.
+    let metrics = b.running.as_ref().unwrap().broker.metrics.render();
+    assert!(
+        metrics.contains("palisade_throttled_total{kind=\"produce_quota\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_fetch_while_time_is_owed_gets_no_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), "consumer_byte_rate = 100000");
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        common::create_topic(&mut raw, "shared", 1, &[]).await;
+        let resp: ProduceResponse = raw.request(ApiKey::Produce, 9, &produce_of(300_000)).await;
+        assert_eq!(resp.throttle_time_ms, 0, "produce has no quota here");
+        // The first fetch gets the 300 KB and is told about 2 s.
+        let resp: FetchResponse = raw
+            .request(ApiKey::Fetch, 11, &common::fetch_now("shared", 0))
+            .await;
+        assert_eq!(records(&resp).len(), 1);
+        assert!(
+            resp.throttle_time_ms >= 1800,
+            "throttle {} ms",
+            resp.throttle_time_ms
+        );
+        // A second connection of the same user fetching meanwhile gets nothing and the time.
+        let mut other = Raw::connect(addr).await;
+        let resp: FetchResponse = other
+            .request(ApiKey::Fetch, 11, &common::fetch_now("shared", 0))
+            .await;
+        assert!(records(&resp).is_empty());
+        assert!(
+            resp.throttle_time_ms >= 1500,
+            "throttle {} ms",
+            resp.throttle_time_ms
+        );
+    });
+}
