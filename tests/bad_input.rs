@@ -414,6 +414,9 @@ impl DefaultKind for RequestKind {
                 RequestKind::AlterUserScramCredentials(Default::default())
             }
             ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+            ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
+            // No entries: routed and answered without changing any quota.
+            ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(Default::default()),
             ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
             // Routed and answered without changing the (shared, read-only) test policy folder:
             // the binding is invalid and the filter matches nothing.

@@ -307,3 +307,318 @@ fn a_fetch_while_time_is_owed_gets_no_records() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The admin API: AlterClientQuotas and DescribeClientQuotas
+
+mod audit_support;
+
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// An entry of `(entity type, name or None for the default)` with `(key, value or None to
+/// remove)` operations.
+fn entry(entity: &[(&str, Option<&str>)], ops: &[(&str, Option<f64>)]) -> EntryData {
+    EntryData::default()
+        .with_entity(
+            entity
+                .iter()
+                .map(|(t, n)| {
+                    EntityData::default()
+                        .with_entity_type(s(t))
+                        .with_entity_name(n.map(s))
+                })
+                .collect(),
+        )
+        .with_ops(
+            ops.iter()
+                .map(|(k, v)| {
+                    OpData::default()
+                        .with_key(s(k))
+                        .with_value(v.unwrap_or(0.0))
+                        .with_remove(v.is_none())
+                })
+                .collect(),
+        )
+}
+
+async fn alter(raw: &mut Raw, entries: Vec<EntryData>) -> Vec<(i16, String)> {
+    let resp: AlterClientQuotasResponse = raw
+        .request(
+            ApiKey::AlterClientQuotas,
+            1,
+            &AlterClientQuotasRequest::default().with_entries(entries),
+        )
+        .await;
+    resp.entries
+        .iter()
+        .map(|e| {
+            let message = e
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (e.error_code, message)
+        })
+        .collect()
+}
+
+/// Every quota in force as `"entity key=value"` lines, sorted, or the error code.
+async fn describe(
+    raw: &mut Raw,
+    components: Vec<ComponentData>,
+    strict: bool,
+) -> Result<Vec<String>, i16> {
+    let resp: DescribeClientQuotasResponse = raw
+        .request(
+            ApiKey::DescribeClientQuotas,
+            1,
+            &DescribeClientQuotasRequest::default()
+                .with_components(components)
+                .with_strict(strict),
+        )
+        .await;
+    if resp.error_code != 0 {
+        return Err(resp.error_code);
+    }
+    let mut lines: Vec<String> = resp
+        .entries
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|e| {
+            let entity: Vec<String> = e
+                .entity
+                .iter()
+                .map(|d| {
+                    let name = d
+                        .entity_name
+                        .as_ref()
+                        .map_or("<default>".to_string(), |n| n.to_string());
+                    format!("{}={name}", d.entity_type.as_str())
+                })
+                .collect();
+            let entity = entity.join(",");
+            e.values
+                .iter()
+                .map(move |v| format!("{entity} {}={}", v.key.as_str(), v.value))
+        })
+        .collect();
+    lines.sort();
+    Ok(lines)
+}
+
+fn component(entity_type: &str, match_type: i8, name: Option<&str>) -> ComponentData {
+    ComponentData::default()
+        .with_entity_type(s(entity_type))
+        .with_match_type(match_type)
+        .with_match(name.map(s))
+}
+
+const INVALID_REQUEST: i16 = 42;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+
+#[test]
+fn quotas_altered_through_the_admin_api_apply_at_once_survive_a_restart_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = broker(
+        dir.path(),
+        "[[quotas.overrides]]\nclient_id = \"batch\"\nconsumer_byte_rate = 5000000",
+    );
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        common::create_topic(&mut raw, "shared", 1, &[]).await;
+        let resp: ProduceResponse = raw.request(ApiKey::Produce, 9, &produce_of(150_000)).await;
+        assert_eq!(resp.throttle_time_ms, 0, "no produce quota yet");
+        // One valid entry (every user: 100 KB/s) among refused ones; the valid one applies.
+        let results = alter(
+            &mut raw,
+            vec![
+                entry(
+                    &[("user", None)],
+                    &[("producer_byte_rate", Some(100_000.0))],
+                ),
+                entry(
+                    &[("user", Some("a"))],
+                    &[("request_percentage", Some(50.0))],
+                ),
+                entry(
+                    &[("client-id", Some("b"))],
+                    &[("producer_byte_rate", Some(1.5))],
+                ),
+                entry(
+                    &[("ip", Some("10.0.0.1"))],
+                    &[("connection_creation_rate", Some(5.0))],
+                ),
+                entry(
+                    &[("user", Some("a")), ("user", Some("b"))],
+                    &[("producer_byte_rate", Some(5.0))],
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(results[0], (0, String::new()));
+        for (i, want) in [
+            (1, "unsupported quota `request_percentage`"),
+            (2, "whole number"),
+            (3, "[limits]"),
+            (4, "appears twice"),
+        ] {
+            assert_eq!(results[i].0, INVALID_REQUEST, "{i}");
+            assert!(results[i].1.contains(want), "{i}: {}", results[i].1);
+        }
+        // In force at once, for this connection too.
+        let resp: ProduceResponse = raw.request(ApiKey::Produce, 9, &produce_of(150_000)).await;
+        assert!(
+            resp.throttle_time_ms >= 400,
+            "throttle {} ms",
+            resp.throttle_time_ms
+        );
+        // Describe: the config file's quota and the altered one, filtered as asked.
+        assert_eq!(
+            describe(&mut raw, vec![], false).await.unwrap(),
+            [
+                "client-id=batch consumer_byte_rate=5000000",
+                "user=<default> producer_byte_rate=100000"
+            ]
+        );
+        assert_eq!(
+            describe(&mut raw, vec![component("user", 1, None)], true)
+                .await
+                .unwrap(),
+            ["user=<default> producer_byte_rate=100000"]
+        );
+        assert_eq!(
+            describe(
+                &mut raw,
+                vec![component("client-id", 0, Some("batch"))],
+                false
+            )
+            .await
+            .unwrap(),
+            ["client-id=batch consumer_byte_rate=5000000"]
+        );
+        assert!(describe(
+            &mut raw,
+            vec![component("client-id", 0, Some("other"))],
+            false
+        )
+        .await
+        .unwrap()
+        .is_empty());
+        assert_eq!(
+            describe(&mut raw, vec![component("ip", 2, None)], false).await,
+            Err(INVALID_REQUEST)
+        );
+    });
+    let stored = std::fs::read_to_string(dir.path().join("client-quotas.json")).unwrap();
+    assert!(
+        stored.contains("\"producer_byte_rate\": 100000"),
+        "{stored}"
+    );
+    // A restart keeps it; removing it ends the throttling.
+    b.restart();
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        assert_eq!(
+            describe(&mut raw, vec![component("user", 1, None)], false)
+                .await
+                .unwrap(),
+            ["user=<default> producer_byte_rate=100000"]
+        );
+        let results = alter(
+            &mut raw,
+            vec![entry(&[("user", None)], &[("producer_byte_rate", None)])],
+        )
+        .await;
+        assert_eq!(results[0], (0, String::new()));
+        for _ in 0..3 {
+            let resp: ProduceResponse = raw.request(ApiKey::Produce, 9, &produce_of(150_000)).await;
+            assert_eq!(resp.throttle_time_ms, 0);
+        }
+        assert_eq!(
+            describe(&mut raw, vec![], false).await.unwrap(),
+            ["client-id=batch consumer_byte_rate=5000000"]
+        );
+    });
+    // Both changes are in the audit trail, with what they set.
+    let audit = dir.path().join("audit");
+    let set = audit_support::wait_in_file(&audit, "client_quota_changed", |e| {
+        e["detail"]["changes"]["producer_byte_rate"] == 100000
+    });
+    assert_eq!(set["resource"], "quota:user=<default>");
+    assert_eq!(set["result"], "success");
+    audit_support::wait_in_file(&audit, "client_quota_changed", |e| {
+        e["detail"]["changes"]["producer_byte_rate"].is_null()
+    });
+}
+
+#[test]
+fn only_principals_permitted_to_alter_configs_change_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+    for f in ["allow-all.cedar", "schema.cedarschema"] {
+        std::fs::copy(fixture.join(f), policies.join(f)).unwrap();
+    }
+    std::fs::write(
+        policies.join("no-cluster-configs.cedar"),
+        "@id(\"no-cluster-configs\")\nforbid(principal, action in [Palisade::Action::\"AlterConfigs\", Palisade::Action::\"DescribeConfigs\"], resource is Palisade::Cluster);\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let policy_line = common::policy_dir_line(&policies);
+    let b = BackgroundBroker::start(
+        &data,
+        &[(
+            common::allow_all_policy_dir().as_str(),
+            policy_line.as_str(),
+        )],
+    );
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = Raw::connect(addr).await;
+        let results = alter(
+            &mut raw,
+            vec![entry(
+                &[("user", None)],
+                &[("producer_byte_rate", Some(1.0))],
+            )],
+        )
+        .await;
+        assert_eq!(results[0].0, CLUSTER_AUTHORIZATION_FAILED);
+        assert!(
+            results[0].1.contains("AlterConfigs on the cluster"),
+            "{}",
+            results[0].1
+        );
+        assert_eq!(
+            describe(&mut raw, vec![], false).await,
+            Err(CLUSTER_AUTHORIZATION_FAILED)
+        );
+        // Nothing changed: a produce is not throttled.
+        common::create_topic(&mut raw, "shared", 1, &[]).await;
+        let resp: ProduceResponse = raw.request(ApiKey::Produce, 9, &produce_of(10_000)).await;
+        assert_eq!(resp.throttle_time_ms, 0);
+    });
+    assert!(!data.join("client-quotas.json").exists());
+    // The refusal is in the audit trail, naming the forbidding policy.
+    let denied = audit_support::wait_in_file(&data.join("audit"), "authorization", |e| {
+        e["operation"] == "AlterConfigs" && e["result"] == "deny"
+    });
+    assert!(
+        denied.to_string().contains("no-cluster-configs"),
+        "{denied}"
+    );
+}

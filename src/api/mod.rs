@@ -5,6 +5,7 @@
 pub mod access;
 pub mod acls;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod cluster;
 pub mod configs;
 pub mod delete_records;

@@ -22,6 +22,8 @@ pub enum EventType {
     TopicCreated,
     TopicDeleted,
     TopicConfigChanged,
+    /// A client quota set or removed through AlterClientQuotas.
+    ClientQuotaChanged,
     AclCreated,
     AclDeleted,
     UserAdded,
@@ -51,6 +53,7 @@ impl EventType {
             EventType::TopicCreated => "topic_created",
             EventType::TopicDeleted => "topic_deleted",
             EventType::TopicConfigChanged => "topic_config_changed",
+            EventType::ClientQuotaChanged => "client_quota_changed",
             EventType::AclCreated => "acl_created",
             EventType::AclDeleted => "acl_deleted",
             EventType::UserAdded => "user_added",

@@ -93,6 +93,26 @@ impl Event {
             .detail("changes", serde_json::Value::Object(map))
     }
 
+    /// Quotas of `entity` set (`Some`) or removed (`None`), or the change refused.
+    pub fn client_quota_changed(
+        origin: &Origin,
+        entity: &str,
+        changes: &[(String, Option<u64>)],
+        refusal: Option<&str>,
+    ) -> Event {
+        let map: serde_json::Map<String, serde_json::Value> = changes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.map_or(serde_json::Value::Null, Into::into)))
+            .collect();
+        let mut e = Event::new(EventType::ClientQuotaChanged, outcome(refusal.is_none()))
+            .from(origin)
+            .resource(format!("quota:{entity}"))
+            .operation("AlterClientQuotas")
+            .detail("changes", serde_json::Value::Object(map));
+        e.reason = refusal.map(str::to_string);
+        e
+    }
+
     /// A refused administrative change (topic create/delete/config, credentials ...), for
     /// call sites that refuse before any decision event exists.
     pub fn refused(

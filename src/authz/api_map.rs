@@ -60,6 +60,8 @@ pub fn required(key: ApiKey) -> Option<Check> {
         }
         ApiKey::DescribeCluster => Check::Each(&[(Describe, Cluster)]),
         ApiKey::DescribeUserScramCredentials => Check::Each(&[(Describe, Cluster)]),
+        ApiKey::DescribeClientQuotas => Check::Each(&[(DescribeConfigs, Cluster)]),
+        ApiKey::AlterClientQuotas => Check::Each(&[(AlterConfigs, Cluster)]),
         ApiKey::AlterUserScramCredentials => Check::Each(&[(Alter, Cluster)]),
         ApiKey::DescribeAcls => Check::Each(&[(Describe, Cluster)]),
         ApiKey::CreateAcls | ApiKey::DeleteAcls => Check::Each(&[(Alter, Cluster)]),

@@ -52,6 +52,8 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeCluster, 0, 1),
     entry(ApiKey::DescribeUserScramCredentials, 0, 0),
     entry(ApiKey::AlterUserScramCredentials, 0, 0),
+    entry(ApiKey::DescribeClientQuotas, 0, 1),
+    entry(ApiKey::AlterClientQuotas, 0, 1),
     entry(ApiKey::DescribeAcls, 1, 3),
     entry(ApiKey::CreateAcls, 1, 3),
     entry(ApiKey::DeleteAcls, 1, 3),
@@ -149,6 +151,12 @@ pub async fn dispatch(
         ),
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(api::scram_credentials::alter(broker, ctx, r))
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(api::client_quotas::describe(broker, ctx, r))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(api::client_quotas::alter(broker, ctx, r))
         }
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(api::acls::create(broker, ctx, r)),
         RequestKind::DescribeAcls(r) => {
