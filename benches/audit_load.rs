@@ -19,13 +19,11 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
-
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;
 
-use support::{args, client_config, create, percentile, produce, t, Row};
+use support::{args, create, median, produce, produce_one_by_one, t, Row};
 
 /// Messages sent one request at a time, per round.
 const ONE_BY_ONE: usize = 3_000;
@@ -48,47 +46,6 @@ fn start_broker(
         palisade::config::Config::parse(&text, std::path::Path::new("<audit_load>")).unwrap();
     rt.block_on(palisade::broker::Running::start(config))
         .unwrap()
-}
-
-/// One request per message: a producer that waits for each acknowledgement before sending
-/// the next (the worst case for `all`, which audits every request's Write decision).
-fn produce_one_by_one(name: &str, bootstrap: &str, topic: &str, n: usize) -> Row {
-    let p: FutureProducer = client_config(bootstrap, &[])
-        .set("acks", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    let payload = vec![b'x'; 100];
-    let mut lat = Vec::with_capacity(n);
-    let start = Instant::now();
-    for i in 0..n {
-        let sent = Instant::now();
-        futures::executor::block_on(
-            p.send(
-                FutureRecord::<(), _>::to(topic)
-                    .partition((i % 3) as i32)
-                    .payload(&payload),
-                Duration::from_secs(10),
-            ),
-        )
-        .unwrap();
-        lat.push(sent.elapsed().as_micros() as u64);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    Row {
-        name: name.to_string(),
-        msgs_per_s: n as f64 / elapsed,
-        mb_per_s: (n * 100) as f64 / elapsed / 1e6,
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-    }
-}
-
-/// The median row of `rows` by throughput.
-fn median(mut rows: Vec<Row>) -> Row {
-    rows.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
-    rows.swap_remove(rows.len() / 2)
 }
 
 fn main() {

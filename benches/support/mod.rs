@@ -252,3 +252,44 @@ pub fn print_rows(rows: &[Row], baseline: usize) {
         );
     }
 }
+
+/// One request per message: a producer that waits for each acknowledgement (acks=1) before
+/// sending the next 100-byte message, over 3 partitions: the per-request cost of the broker.
+pub fn produce_one_by_one(name: &str, bootstrap: &str, topic: &str, n: usize) -> Row {
+    let p: rdkafka::producer::FutureProducer = client_config(bootstrap, &[])
+        .set("acks", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let payload = vec![b'x'; 100];
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let sent = Instant::now();
+        futures::executor::block_on(
+            p.send(
+                rdkafka::producer::FutureRecord::<(), _>::to(topic)
+                    .partition((i % 3) as i32)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            ),
+        )
+        .unwrap();
+        lat.push(sent.elapsed().as_micros() as u64);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    Row {
+        name: name.to_string(),
+        msgs_per_s: n as f64 / elapsed,
+        mb_per_s: (n * 100) as f64 / elapsed / 1e6,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+/// The median row of `rows` by throughput.
+pub fn median(mut rows: Vec<Row>) -> Row {
+    rows.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+    rows.swap_remove(rows.len() / 2)
+}

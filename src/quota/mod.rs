@@ -18,6 +18,7 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,9 @@ use store::Table;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QuotaKind {
     /// Request bytes of Produce.
-    Produce,
+    Produce = 0,
     /// Response bytes of Fetch.
-    Fetch,
+    Fetch = 1,
 }
 
 impl QuotaKind {
@@ -71,8 +72,35 @@ pub struct Quotas {
     path: Option<PathBuf>,
     /// `configured` overlaid with `altered`: what applies now.
     effective: ArcSwap<Table>,
-    buckets: Mutex<HashMap<(QuotaKind, entity::Bucket), bucket::RateBucket>>,
+    buckets: Mutex<HashMap<(QuotaKind, entity::Bucket), SharedBucket>>,
     max_throttle: Duration,
+    /// Bumped by every change, so connections resolve their buckets again.
+    generation: AtomicU64,
+}
+
+/// A bucket and the connections metered by it.
+type SharedBucket = Arc<Mutex<bucket::RateBucket>>;
+
+/// What meters one kind of traffic of a connection.
+#[derive(Debug)]
+enum Slot {
+    Free,
+    Metered {
+        rate: f64,
+        burst: u64,
+        bucket: SharedBucket,
+    },
+}
+
+/// A connection's memory of its buckets: resolving an entity walks eight candidates and
+/// allocates, which a request should not pay for each time.
+#[derive(Debug, Default)]
+pub struct QuotaCache {
+    generation: u64,
+    user: String,
+    client_id: String,
+    /// Per [`QuotaKind`]; `None` until first needed.
+    slots: [Option<Slot>; 2],
 }
 
 impl std::fmt::Debug for Quotas {
@@ -107,6 +135,7 @@ impl Quotas {
             path,
             buckets: Mutex::new(HashMap::new()),
             max_throttle: Duration::from_millis(settings.max_throttle_ms),
+            generation: AtomicU64::new(1),
         };
         let n = quotas.effective.load().len();
         if n > 0 {
@@ -131,51 +160,109 @@ impl Quotas {
             .find_map(|e| table.get(&(e.clone(), kind)).map(|r| (e, *r)))
     }
 
-    /// Meters `bytes` of `kind` for `user` with `client_id` and returns how long the client
-    /// must now wait (zero when within its quota or without one).
-    pub fn record(&self, kind: QuotaKind, user: &str, client_id: &str, bytes: u64) -> Duration {
-        self.meter(kind, user, client_id, |b, rate, now| {
-            b.take(rate, bytes, now)
-        })
-    }
-
-    /// The most bytes of `kind` one request of `user` with `client_id` should carry: one
-    /// bucket's worth (`None`: no quota). A fetch bounded by it cannot take many seconds of
-    /// quota in one response and leave the consumer waiting that long after.
-    pub fn burst_bytes(&self, kind: QuotaKind, user: &str, client_id: &str) -> Option<u64> {
-        self.resolve(kind, user, client_id)
-            .map(|(_, rate)| bucket::burst_bytes(rate))
-    }
-
-    /// How long `user` with `client_id` still owes for earlier `kind` bytes.
-    pub fn owed(&self, kind: QuotaKind, user: &str, client_id: &str) -> Duration {
-        self.meter(kind, user, client_id, |b, rate, now| b.wait(rate, now))
-    }
-
-    fn meter(
-        &self,
-        kind: QuotaKind,
-        user: &str,
-        client_id: &str,
-        f: impl FnOnce(&mut bucket::RateBucket, f64, Instant) -> Duration,
-    ) -> Duration {
+    /// The bucket metering `kind` for `user` with `client_id`, shared with every other
+    /// connection the same entity governs.
+    fn slot(&self, kind: QuotaKind, user: &str, client_id: &str) -> Slot {
         let Some((entity, rate)) = self.resolve(kind, user, client_id) else {
-            return Duration::ZERO;
+            return Slot::Free;
         };
-        let now = Instant::now();
-        // Precision: quotas are far below 2^53 bytes per second.
-        let rate = rate as f64;
         let key = (kind, entity.bucket_for(user, client_id));
         let mut buckets = self.buckets.lock();
         if buckets.len() >= BUCKETS_BEFORE_SWEEP && !buckets.contains_key(&key) {
-            // A full bucket is the same as a new one: only buckets owed time need keeping,
-            // so clients cannot grow this map by inventing client ids.
-            buckets.retain(|_, b| !b.is_full(now));
+            // A full bucket no connection holds is the same as a new one: only buckets owed
+            // time or in use need keeping, so clients cannot grow this map by inventing
+            // client ids.
+            let now = Instant::now();
+            buckets.retain(|_, b| Arc::strong_count(b) > 1 || !b.lock().is_full(now));
         }
+        // Precision: quotas are far below 2^53 bytes per second.
+        let rate_f = rate as f64;
         let bucket = buckets
             .entry(key)
-            .or_insert_with(|| bucket::RateBucket::new(rate, now));
-        f(bucket, rate, now).min(self.max_throttle)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(bucket::RateBucket::new(rate_f, Instant::now())))
+            })
+            .clone();
+        Slot::Metered {
+            rate: rate_f,
+            burst: bucket::burst_bytes(rate),
+            bucket,
+        }
+    }
+
+    /// Meters `bytes` of `kind` for `user` with `client_id` and returns how long the client
+    /// must now wait (zero when within its quota or without one).
+    pub fn record(&self, kind: QuotaKind, user: &str, client_id: &str, bytes: u64) -> Duration {
+        self.record_with(&mut QuotaCache::default(), kind, user, client_id, bytes)
+    }
+
+    /// [`Quotas::record`] remembering the connection's buckets in `cache`.
+    pub fn record_with(
+        &self,
+        cache: &mut QuotaCache,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        bytes: u64,
+    ) -> Duration {
+        match self.cached(cache, kind, user, client_id) {
+            Slot::Free => Duration::ZERO,
+            Slot::Metered { rate, bucket, .. } => bucket
+                .lock()
+                .take(*rate, bytes, Instant::now())
+                .min(self.max_throttle),
+        }
+    }
+
+    /// How long `user` with `client_id` still owes for earlier `kind` bytes, and the most
+    /// bytes one request should carry: one bucket's worth (`None`: no quota). A fetch bounded
+    /// by it cannot take many seconds of quota in one response and leave the consumer
+    /// waiting that long after.
+    pub fn owed_with(
+        &self,
+        cache: &mut QuotaCache,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+    ) -> Option<(Duration, u64)> {
+        match self.cached(cache, kind, user, client_id) {
+            Slot::Free => None,
+            Slot::Metered {
+                rate,
+                burst,
+                bucket,
+            } => {
+                let owed = bucket.lock().wait(*rate, Instant::now());
+                Some((owed.min(self.max_throttle), *burst))
+            }
+        }
+    }
+
+    /// The connection's slot for `kind`, resolved again when the quotas or its names changed.
+    fn cached<'c>(
+        &self,
+        cache: &'c mut QuotaCache,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+    ) -> &'c Slot {
+        let generation = self.generation.load(Ordering::Acquire);
+        if cache.generation != generation || cache.user != user || cache.client_id != client_id {
+            *cache = QuotaCache {
+                generation,
+                user: user.to_string(),
+                client_id: client_id.to_string(),
+                slots: [None, None],
+            };
+        }
+        let index = kind as usize;
+        let slot = cache.slots.get_mut(index).and_then(|s| {
+            if s.is_none() {
+                *s = Some(self.slot(kind, user, client_id));
+            }
+            s.as_ref()
+        });
+        slot.unwrap_or(&Slot::Free)
     }
 
     /// Applies `changes` (`None` removes the admin-set quota) atomically: all are stored, then
@@ -195,6 +282,7 @@ impl Quotas {
         }
         self.effective
             .store(Arc::new(overlay(&self.configured, &next)));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         *altered = next;
         Ok(())
     }
@@ -247,10 +335,11 @@ mod tests {
             q.record(QuotaKind::Produce, "bob", "a", 1000),
             Duration::ZERO
         );
-        assert_eq!(
-            q.owed(QuotaKind::Produce, "alice", "a").as_millis() / 100,
-            4
-        );
+        let (owed, burst) = q
+            .owed_with(&mut QuotaCache::default(), QuotaKind::Produce, "alice", "a")
+            .unwrap();
+        assert_eq!(owed.as_millis() / 100, 4);
+        assert_eq!(burst, 1000);
         // Fetch has no quota here.
         assert_eq!(
             q.record(QuotaKind::Fetch, "alice", "a", 1 << 30),

@@ -110,6 +110,7 @@ pub async fn serve<S>(
     let mut credentials = session.credentials().subscribe();
     let audit_session = crate::audit::SessionAudit::default();
     let mut order = AppendOrder::default();
+    let mut quota_cache = crate::quota::QuotaCache::default();
     let mut muted_until: Option<tokio::time::Instant> = None;
     let close = loop {
         if let Some(until) = muted_until.take() {
@@ -152,6 +153,7 @@ pub async fn serve<S>(
             session: &mut session,
             audit_session: &audit_session,
             order: &mut order,
+            quotas: &mut quota_cache,
         };
         let handled = match handle_frame(&broker, connection, frame).await {
             Ok(h) => h,
@@ -245,6 +247,7 @@ struct Conn<'a> {
     session: &'a mut Session,
     audit_session: &'a crate::audit::SessionAudit,
     order: &'a mut AppendOrder,
+    quotas: &'a mut crate::quota::QuotaCache,
 }
 
 /// Decodes and dispatches one request. `Err` closes the connection with a reason;
@@ -259,6 +262,7 @@ async fn handle_frame(
         session,
         audit_session,
         order,
+        quotas,
     } = connection;
     let respond = |outgoing: Outgoing| Handled {
         outgoing: Some(outgoing),
@@ -331,7 +335,7 @@ async fn handle_frame(
         audit_session: audit_session.clone(),
         tls: info.tls,
     };
-    if let Some((body, mute)) = quota_gate::before_fetch(broker, &ctx, &mut request.body) {
+    if let Some((body, mute)) = quota_gate::before_fetch(broker, &ctx, quotas, &mut request.body) {
         return codec::encode_response(entry.key, api_version, correlation_id, &body)
             .map(|b| Handled {
                 mute,
@@ -343,7 +347,7 @@ async fn handle_frame(
     let reply = dispatch::dispatch(broker, &ctx, entry.key, request.body, order)
         .await
         .map_err(|e| e.to_string())?;
-    let (reply, mute) = quota_gate::charge(broker, &ctx, entry.key, request_bytes, reply);
+    let (reply, mute) = quota_gate::charge(broker, &ctx, quotas, entry.key, request_bytes, reply);
     let api = crate::metrics::api_name(entry.key);
     broker.metrics.requests.with(&[api]).inc();
     broker

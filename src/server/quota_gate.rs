@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiKey, FetchResponse, RequestKind, ResponseKind}
 use crate::api::RequestContext;
 use crate::broker::Broker;
 use crate::protocol::dispatch::Reply;
-use crate::quota::{QuotaKind, Quotas};
+use crate::quota::{QuotaCache, QuotaKind, Quotas};
 
 fn client_id(ctx: &RequestContext) -> &str {
     ctx.client_id.as_deref().unwrap_or("")
@@ -21,14 +21,16 @@ fn client_id(ctx: &RequestContext) -> &str {
 pub fn before_fetch(
     broker: &Broker,
     ctx: &RequestContext,
+    cache: &mut QuotaCache,
     request: &mut RequestKind,
 ) -> Option<(ResponseKind, Duration)> {
     let RequestKind::Fetch(fetch) = request else {
         return None;
     };
     let (user, client) = (&ctx.principal.name, client_id(ctx));
-    let burst = broker.quotas.burst_bytes(QuotaKind::Fetch, user, client)?;
-    let owed = broker.quotas.owed(QuotaKind::Fetch, user, client);
+    let (owed, burst) = broker
+        .quotas
+        .owed_with(cache, QuotaKind::Fetch, user, client)?;
     if owed.is_zero() {
         let cap = i32::try_from(burst).unwrap_or(i32::MAX).max(1);
         fetch.max_bytes = fetch.max_bytes.min(cap);
@@ -44,6 +46,7 @@ pub fn before_fetch(
 pub fn charge(
     broker: &Broker,
     ctx: &RequestContext,
+    cache: &mut QuotaCache,
     api: ApiKey,
     request_bytes: usize,
     reply: Reply,
@@ -53,9 +56,10 @@ pub fn charge(
         (ApiKey::Fetch, Reply::Ready(body)) => (QuotaKind::Fetch, record_bytes(body)),
         _ => return (reply, Duration::ZERO),
     };
-    let throttle = broker
-        .quotas
-        .record(kind, &ctx.principal.name, client_id(ctx), bytes);
+    let throttle =
+        broker
+            .quotas
+            .record_with(cache, kind, &ctx.principal.name, client_id(ctx), bytes);
     if throttle.is_zero() {
         return (reply, throttle);
     }
