@@ -68,12 +68,17 @@ pub async fn credentials(
     }
 }
 
+/// Certificates and CRLs expiring within this many days are warned about, daily.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
 /// One listener's TLS reloader and the counters last seen.
 pub struct TlsWatch {
     pub listener: String,
     pub reloader: Arc<TlsReloader>,
     generation: u64,
     failures: u64,
+    /// When expiries are next published and warned about.
+    next_expiry_check: Option<std::time::Instant>,
 }
 
 impl TlsWatch {
@@ -83,12 +88,47 @@ impl TlsWatch {
             failures: reloader.failures(),
             listener,
             reloader,
+            next_expiry_check: None,
+        }
+    }
+
+    /// Sets the expiry gauges and warns about what expires soon: at start, after each reload,
+    /// then once a day (material that was valid when loaded expires while it serves).
+    fn check_expiries(&mut self, metrics: &Metrics) {
+        let now = std::time::Instant::now();
+        if self.next_expiry_check.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_expiry_check = Some(now + Duration::from_secs(24 * 3600));
+        let unix = crate::tls::material::now_unix();
+        let expiries = self.reloader.expiries();
+        let mut soonest: Vec<(crate::tls::ExpiryKind, i64)> = Vec::new();
+        for e in &expiries {
+            match soonest.iter_mut().find(|(k, _)| *k == e.kind) {
+                Some((_, t)) => *t = (*t).min(e.not_after),
+                None => soonest.push((e.kind, e.not_after)),
+            }
+            let days = e.days_left(unix);
+            if days < 0 {
+                tracing::error!(listener = %self.listener, kind = e.kind.as_str(), file = %e.path.display(), subject = %e.subject, "TLS material in use has expired: replace the file (it is reloaded)");
+            } else if days < EXPIRY_WARNING_DAYS {
+                tracing::warn!(listener = %self.listener, kind = e.kind.as_str(), file = %e.path.display(), subject = %e.subject, days_left = days, "TLS material expires soon: replace the file (it is reloaded)");
+            }
+        }
+        for (kind, not_after) in soonest {
+            metrics
+                .tls_expiry
+                .with(&[&self.listener, kind.as_str()])
+                .set(not_after);
         }
     }
 
     fn poll(&mut self, audit: &Audit, metrics: &Metrics) {
+        self.check_expiries(metrics);
         let (generation, failures) = (self.reloader.generation(), self.reloader.failures());
         if generation != self.generation {
+            self.next_expiry_check = None;
+            self.check_expiries(metrics);
             self.generation = generation;
             metrics.reload("tls", true);
             audit.record(Event::certificate_reload(

@@ -82,6 +82,17 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Load every listener's TLS material as `serve` would and list when each certificate
+    /// and CRL expires; exit non-zero if any has expired or expires within `--warn-days`
+    /// (for cron or a CI job).
+    Check {
+        /// Broker config file (default: the embedded dev default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Fail when anything expires within this many days.
+        #[arg(long, default_value_t = 30)]
+        warn_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +138,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             clients,
             force,
         }) => certs::dev(&dir, &clients, force),
+        Command::Certs(CertsCommand::Check { config, warn_days }) => {
+            certs::check(config.as_deref(), warn_days)
+        }
         Command::User(command) => user::run(command),
         Command::Policy(command) => policy::run(command),
         Command::Audit(command) => audit::run(command),

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub audit_queue: Family<Gauge>,
     pub audit_backpressure: Family<Counter>,
     pub audit_write_latency: Family<Histogram>,
+    pub tls_expiry: Family<Gauge>,
 }
 
 impl Default for Metrics {
@@ -148,13 +149,18 @@ impl Metrics {
                 "Time for the writer to write (and fsync) one drained batch of events.",
                 &[],
             ),
+            tls_expiry: Family::new(
+                "palisade_tls_expiry_timestamp_seconds",
+                "Unix time at which the soonest-expiring certificate (notAfter) or CRL (nextUpdate) of each kind stops being usable, per listener (kinds: certificate, chain, client_ca, crl).",
+                &["listener", "kind"],
+            ),
         }
     }
 
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        let families: [&dyn Render; 21] = [
+        let families: [&dyn Render; 22] = [
             &self.requests,
             &self.request_latency,
             &self.bytes_in,
@@ -176,6 +182,7 @@ impl Metrics {
             &self.audit_queue,
             &self.audit_backpressure,
             &self.audit_write_latency,
+            &self.tls_expiry,
         ];
         for f in families {
             f.render(&mut out);

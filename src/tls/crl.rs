@@ -24,11 +24,18 @@ pub(crate) fn parse_crls(
     ca_subjects: &[Vec<u8>],
     client_ca: &Path,
     now_unix: i64,
+    expiries: &mut Vec<super::Expiry>,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut crls = Vec::new();
     for item in CertificateRevocationListDer::pem_slice_iter(pem) {
         let der = item.map_err(|e| pem_error(path, &e))?;
-        check_crl(path, &der, ca_subjects, client_ca, now_unix)?;
+        let (issuer, next_update) = check_crl(path, &der, ca_subjects, client_ca, now_unix)?;
+        expiries.push(super::Expiry {
+            kind: super::ExpiryKind::Crl,
+            path: path.to_path_buf(),
+            subject: issuer,
+            not_after: next_update,
+        });
         crls.push(der);
     }
     if crls.is_empty() {
@@ -46,7 +53,7 @@ fn check_crl(
     ca_subjects: &[Vec<u8>],
     client_ca: &Path,
     now_unix: i64,
-) -> Result<(), TlsError> {
+) -> Result<(String, i64), TlsError> {
     let (_, crl) =
         CertificateRevocationList::from_der(der.as_ref()).map_err(|e| TlsError::BadCrl {
             path: path.to_path_buf(),
@@ -72,5 +79,5 @@ fn check_crl(
             client_ca: client_ca.to_path_buf(),
         });
     }
-    Ok(())
+    Ok((issuer.to_string(), next_update))
 }

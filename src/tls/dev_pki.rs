@@ -119,13 +119,29 @@ impl DevCa {
     /// A server certificate for `sans` (DNS names or IP addresses), valid for a year.
     pub fn issue_server(&self, common_name: &str, sans: &[&str]) -> Result<Issued, CertsError> {
         let now = OffsetDateTime::now_utc();
+        self.issue_server_valid(
+            common_name,
+            sans,
+            now - Duration::minutes(5),
+            now + Duration::days(365),
+        )
+    }
+
+    /// A server certificate with an explicit validity (tests: certificates about to expire).
+    pub fn issue_server_valid(
+        &self,
+        common_name: &str,
+        sans: &[&str],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Issued, CertsError> {
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         self.issue(
             common_name,
             sans,
             ExtendedKeyUsagePurpose::ServerAuth,
-            now - Duration::minutes(5),
-            now + Duration::days(365),
+            not_before,
+            not_after,
         )
     }
 

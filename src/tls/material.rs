@@ -28,6 +28,50 @@ pub struct TlsMaterial {
     pub config: Arc<ServerConfig>,
     /// SHA-256 over every file's path and bytes: equal fingerprints mean identical material.
     pub fingerprint: [u8; 32],
+    /// When each certificate and CRL of it stops being usable.
+    pub expiries: Vec<Expiry>,
+}
+
+/// What expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryKind {
+    /// The server's own certificate: clients refuse the broker once it expires.
+    Certificate,
+    /// An intermediate certificate of the server's chain.
+    Chain,
+    /// A CA clients' certificates are verified against.
+    ClientCa,
+    /// A CRL past its next update refuses every client certificate (fail closed).
+    Crl,
+}
+
+impl ExpiryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiryKind::Certificate => "certificate",
+            ExpiryKind::Chain => "chain",
+            ExpiryKind::ClientCa => "client_ca",
+            ExpiryKind::Crl => "crl",
+        }
+    }
+}
+
+/// When one certificate (notAfter) or CRL (nextUpdate) of the material stops being usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    pub kind: ExpiryKind,
+    pub path: PathBuf,
+    /// The certificate's subject, or the CRL's issuer.
+    pub subject: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+impl Expiry {
+    /// Whole days left at `now` (negative once past).
+    pub fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
+    }
 }
 
 /// The protocol versions offered: TLS 1.3 and TLS 1.2, nothing older.
@@ -55,10 +99,11 @@ pub fn load_material(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
         Ok(bytes)
     };
     let now = now_unix();
+    let mut expiries = Vec::new();
 
     let chain_pem = read(&settings.cert)?;
     let key_pem = read(&settings.key)?;
-    let chain = parse_chain(&settings.cert, &chain_pem, now)?;
+    let chain = parse_chain(&settings.cert, &chain_pem, now, &mut expiries)?;
     let key = parse_key(&settings.key, &key_pem)?;
     check_key_matches(settings, &chain, &key, &provider)?;
 
@@ -74,11 +119,18 @@ pub fn load_material(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
         }
         (mode, Some(ca_path)) => {
             let ca_pem = read(ca_path)?;
-            let (roots, subjects) = parse_roots(ca_path, &ca_pem)?;
+            let (roots, subjects) = parse_roots(ca_path, &ca_pem, &mut expiries)?;
             let mut crls = Vec::new();
             for crl_path in &settings.crls {
                 let pem = read(crl_path)?;
-                crls.extend(parse_crls(crl_path, &pem, &subjects, ca_path, now)?);
+                crls.extend(parse_crls(
+                    crl_path,
+                    &pem,
+                    &subjects,
+                    ca_path,
+                    now,
+                    &mut expiries,
+                )?);
             }
             let mut vb = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .with_crls(crls)
@@ -97,6 +149,7 @@ pub fn load_material(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
     Ok(TlsMaterial {
         config: Arc::new(config),
         fingerprint: hasher.finalize().into(),
+        expiries,
     })
 }
 
@@ -111,18 +164,29 @@ fn parse_chain(
     path: &Path,
     pem: &[u8],
     now: i64,
+    expiries: &mut Vec<Expiry>,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let chain = parse_certs(path, pem)?;
-    if let Some(leaf) = chain.first() {
+    for (index, der) in chain.iter().enumerate() {
         let (_, parsed) =
-            X509Certificate::from_der(leaf.as_ref()).map_err(|e| bad_cert(path, 0, e))?;
+            X509Certificate::from_der(der.as_ref()).map_err(|e| bad_cert(path, index, e))?;
         let not_after = parsed.validity().not_after.timestamp();
-        if not_after <= now {
+        if index == 0 && not_after <= now {
             return Err(TlsError::CertificateExpired {
                 path: path.to_path_buf(),
                 not_after,
             });
         }
+        expiries.push(Expiry {
+            kind: if index == 0 {
+                ExpiryKind::Certificate
+            } else {
+                ExpiryKind::Chain
+            },
+            path: path.to_path_buf(),
+            subject: parsed.subject().to_string(),
+            not_after,
+        });
     }
     Ok(chain)
 }
@@ -174,13 +238,23 @@ fn check_key_matches(
 }
 
 /// The CA bundle as trust anchors, plus each CA's raw DER subject (to match CRL issuers).
-fn parse_roots(path: &Path, pem: &[u8]) -> Result<(RootCertStore, Vec<Vec<u8>>), TlsError> {
+fn parse_roots(
+    path: &Path,
+    pem: &[u8],
+    expiries: &mut Vec<Expiry>,
+) -> Result<(RootCertStore, Vec<Vec<u8>>), TlsError> {
     let mut roots = RootCertStore::empty();
     let mut subjects = Vec::new();
     for (index, der) in parse_certs(path, pem)?.into_iter().enumerate() {
         let (_, parsed) =
             X509Certificate::from_der(der.as_ref()).map_err(|e| bad_cert(path, index, e))?;
         subjects.push(parsed.subject().as_raw().to_vec());
+        expiries.push(Expiry {
+            kind: ExpiryKind::ClientCa,
+            path: path.to_path_buf(),
+            subject: parsed.subject().to_string(),
+            not_after: parsed.validity().not_after.timestamp(),
+        });
         roots.add(der).map_err(|e| TlsError::BadCertificate {
             path: path.to_path_buf(),
             index,

@@ -103,6 +103,11 @@ impl TlsReloader {
         })
     }
 
+    /// When each certificate and CRL of the material now serving stops being usable.
+    pub fn expiries(&self) -> Vec<crate::tls::Expiry> {
+        self.shared.current.load().expiries.clone()
+    }
+
     /// The config new handshakes should use.
     pub fn current(&self) -> Arc<ServerConfig> {
         Arc::clone(&self.shared.current.load().config)
