@@ -87,7 +87,7 @@ fn mechanism_store_and_iteration_flags() {
             "--store",
             store,
         ],
-        "pw\r\n",
+        "bob-Passw0rd-42\r\n",
     );
     assert!(ok, "{out}{err}");
     let (_, out, _) = palisade(dir.path(), &["user", "list", "--store", store], "");
@@ -95,7 +95,7 @@ fn mechanism_store_and_iteration_flags() {
     let loaded = CredentialStore::load(Path::new(store)).unwrap();
     let mut auth = Authenticator::new("PLAIN", &loaded).unwrap();
     assert!(
-        auth.step(b"\0bob\0pw").is_ok(),
+        auth.step(b"\0bob\0bob-Passw0rd-42").is_ok(),
         "CRLF is not part of the password"
     );
 
@@ -140,7 +140,7 @@ fn a_world_readable_store_is_refused() {
     let (ok, _, _) = palisade(
         dir.path(),
         &["user", "add", "a", "--password-stdin"],
-        "pw\n",
+        "a-long-enough-pw\n",
     );
     assert!(ok);
     let path = dir.path().join(DEFAULT_CREDENTIALS_PATH);
@@ -148,4 +148,41 @@ fn a_world_readable_store_is_refused() {
     let (ok, _, err) = palisade(dir.path(), &["user", "list"], "");
     assert!(!ok);
     assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn a_short_password_is_refused_unless_allowed_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Eleven characters (counted as characters, not bytes: "é" is two bytes).
+    let (ok, _, err) = palisade(
+        dir.path(),
+        &["user", "add", "carol", "--password-stdin"],
+        "short-passé\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("11 characters; at least 12"), "{err}");
+    assert!(
+        !dir.path().join(DEFAULT_CREDENTIALS_PATH).exists(),
+        "nothing is written for a refused password"
+    );
+    let (ok, out, err) = palisade(
+        dir.path(),
+        &["user", "add", "carol", "--password-stdin"],
+        "twelve-chars\n",
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = palisade(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "dev",
+            "--password-stdin",
+            "--allow-short-password",
+        ],
+        "dev\n",
+    );
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = palisade(dir.path(), &["user", "list"], "");
+    assert!(out.contains("carol") && out.contains("dev"), "{out}");
 }

@@ -117,6 +117,9 @@ pub enum CliError {
     Credentials(#[from] crate::sasl::CredentialError),
     #[error("{0}")]
     Policy(String),
+    /// A refused argument or input, explained.
+    #[error("{0}")]
+    Usage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -33,6 +33,9 @@ pub enum UserCommand {
         /// Read the password from the first line of stdin (required).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Accept a password shorter than 12 characters (development only).
+        #[arg(long)]
+        allow_short_password: bool,
         /// The credential file.
         #[arg(long, default_value = DEFAULT_CREDENTIALS_PATH)]
         store: PathBuf,
@@ -64,8 +67,9 @@ pub fn run(command: UserCommand) -> Result<ExitCode, CliError> {
             mechanisms,
             iterations,
             password_stdin: _,
+            allow_short_password,
             store,
-        } => add(&name, &mechanisms, iterations, &store),
+        } => add(&name, &mechanisms, iterations, allow_short_password, &store),
         UserCommand::Remove { name, store: path } => {
             let mut store = CredentialStore::load(&path)?;
             store.remove_user(&name)?;
@@ -87,10 +91,15 @@ pub fn run(command: UserCommand) -> Result<ExitCode, CliError> {
     }
 }
 
+/// Fewer characters than this are refused unless `--allow-short-password`: a SCRAM store
+/// that leaks can be brute-forced offline, and length is what slows that down most.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
 fn add(
     name: &str,
     mechanisms: &[Mechanism],
     iterations: u32,
+    allow_short: bool,
     path: &Path,
 ) -> Result<ExitCode, CliError> {
     // Validate everything cheap before asking for the password.
@@ -107,6 +116,12 @@ fn add(
         _ => CredentialStore::load(path)?,
     };
     let password = read_password()?;
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_CHARS && !allow_short {
+        return Err(CliError::Usage(format!(
+            "the password has {chars} characters; at least {MIN_PASSWORD_CHARS} are required (--allow-short-password accepts it anyway, for development)"
+        )));
+    }
     store.add_user(name, &mechanisms, iterations, password.as_bytes())?;
     drop(password);
     store.save(path)?;

@@ -31,7 +31,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "dave": "dave-secret",
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "dave": "dave-secret-1",
              "audrey": "audrey-secret"}
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
