@@ -1,5 +1,5 @@
 //! The `palisade` binary's configuration commands.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::process::Command;
 
@@ -88,4 +88,49 @@ fn verify_on_an_empty_data_dir_is_clean() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, err) = palisade(&["verify", "--data-dir", dir.path().to_str().unwrap()]);
     assert!(ok, "{out}{err}");
+}
+
+/// The security checklist: the dev default passes `config check` with warnings and fails it
+/// with `--strict`; the same config hardened (no clear-text listener, quotas) passes both.
+#[test]
+fn config_check_strict_applies_the_security_checklist() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let (ok, _, err) = palisade(&["certs", "dev", "--dir", certs.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let default =
+        palisade::config::DEFAULT_CONFIG.replace("\"./certs/", &format!("\"{}/", certs.display()));
+    let dev = dir.path().join("dev.toml");
+    std::fs::write(&dev, &default).unwrap();
+    let (ok, _, err) = palisade(&["config", "check", dev.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("warning: listener `PLAINTEXT`"), "{err}");
+    assert!(err.contains("warning: quotas:"), "{err}");
+    let (ok, _, err) = palisade(&["config", "check", "--strict", dev.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("security checklist warning(s) with --strict"),
+        "{err}"
+    );
+
+    // Hardened: the PLAINTEXT listener removed, quotas for every user, audit as shipped.
+    let first = default.find("\n[[listeners]]\n").unwrap();
+    let second = first + 1 + default[first + 1..].find("\n[[listeners]]\n").unwrap();
+    let hardened = format!("{}{}", &default[..first], &default[second..]).replace(
+        "max_throttle_ms = 10000\n",
+        "max_throttle_ms = 10000\nproducer_byte_rate = 10485760\nconsumer_byte_rate = 52428800\n",
+    );
+    let prod = dir.path().join("prod.toml");
+    std::fs::write(&prod, &hardened).unwrap();
+    let (ok, out, err) = palisade(&["config", "check", "--strict", prod.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(!err.contains("warning"), "{err}");
+    // Each checklist item is a warning of its own: turning the audit off is caught.
+    let no_audit = hardened
+        .replace("\nfile = true", "\nfile = false")
+        .replace("\ntopic = true", "\ntopic = false");
+    std::fs::write(&prod, no_audit).unwrap();
+    let (ok, _, err) = palisade(&["config", "check", "--strict", prod.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("warning: audit: both sinks are off"), "{err}");
 }

@@ -1,4 +1,5 @@
-//! `palisade config check`: everything `serve` would refuse, found before starting it.
+//! `palisade config check`: everything `serve` would refuse, found before starting it, then
+//! the security checklist ([`super::posture`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 use super::CliError;
 use crate::config::Config;
 
-pub fn check(file: &Path) -> Result<ExitCode, CliError> {
+pub fn check(file: &Path, strict: bool) -> Result<ExitCode, CliError> {
     let config = match Config::load(file) {
         Ok(c) => c,
         Err(e) => {
@@ -39,6 +40,18 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
         failed = true;
     }
     if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    let warnings = super::posture::warnings(&config);
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if strict && !warnings.is_empty() {
+        eprintln!(
+            "{}: {} security checklist warning(s) with --strict",
+            file.display(),
+            warnings.len()
+        );
         return Ok(ExitCode::FAILURE);
     }
     println!("{}: ok", file.display());

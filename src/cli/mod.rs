@@ -7,6 +7,7 @@ pub mod keys;
 pub mod plugin;
 pub mod plugin_new;
 pub mod policy;
+pub mod posture;
 pub mod serve;
 pub mod user;
 pub mod verify;
@@ -99,8 +100,14 @@ pub enum CertsCommand {
 pub enum ConfigCommand {
     /// Print the embedded default config, with a comment on every key.
     PrintDefault,
-    /// Validate a config file and exit non-zero on any error.
-    Check { file: PathBuf },
+    /// Validate a config file and exit non-zero on any error; also lists security checklist
+    /// warnings (clear-text listeners, audit off, no quotas ...).
+    Check {
+        file: PathBuf,
+        /// Fail on checklist warnings too (for production deployments).
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +141,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             print!("{}", crate::config::DEFAULT_CONFIG);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config(ConfigCommand::Check { file }) => config_cmd::check(&file),
+        Command::Config(ConfigCommand::Check { file, strict }) => config_cmd::check(&file, strict),
         Command::Verify { data_dir, config } => verify::run(data_dir, config.as_deref()),
         Command::Certs(CertsCommand::Dev {
             dir,

@@ -1,0 +1,77 @@
+//! The security checklist `palisade config check` applies to a valid config: settings a
+//! production broker should not run with, each named with what to change. Warnings, not
+//! errors (the dev default has several by design); `--strict` makes them fail the check.
+
+use crate::audit::settings::DataOperations;
+use crate::config::{Config, SecurityProtocol};
+use crate::tls::ClientAuth;
+
+/// What the checklist finds in `config`, one readable line each.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in &config.listeners {
+        let name = &l.name;
+        match l.protocol {
+            SecurityProtocol::Plaintext => out.push(format!(
+                "listener `{name}`: PLAINTEXT has neither encryption nor authentication (every client is ANONYMOUS); use SASL_SSL or SSL"
+            )),
+            SecurityProtocol::SaslPlaintext => out.push(format!(
+                "listener `{name}`: SASL_PLAINTEXT sends records unencrypted; use SASL_SSL"
+            )),
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {}
+        }
+        if l.protocol == SecurityProtocol::Ssl {
+            if let Some(tls) = &l.tls {
+                if tls.client_auth != ClientAuth::Required {
+                    out.push(format!(
+                        "listener `{name}`: SSL without `client_auth = \"required\"` lets clients without a certificate in as ANONYMOUS"
+                    ));
+                }
+            }
+        }
+        if l.allow_plain_without_tls {
+            out.push(format!(
+                "listener `{name}`: `allow_plain_without_tls` sends passwords in clear text"
+            ));
+        }
+        if l.allow_insecure_non_loopback {
+            out.push(format!(
+                "listener `{name}`: `allow_insecure_non_loopback` serves clear text beyond this host"
+            ));
+        }
+    }
+    let audit = &config.audit;
+    if !audit.file && !audit.topic {
+        out.push("audit: both sinks are off (`audit.file`, `audit.topic`): no trail of security decisions".into());
+    } else if audit.data_operations == DataOperations::Off {
+        out.push("audit: `data_operations = \"off\"` records no allowed reads and writes (who read what)".into());
+    }
+    if config.quotas.producer_byte_rate.is_none() || config.quotas.consumer_byte_rate.is_none() {
+        out.push("quotas: no default `producer_byte_rate` and `consumer_byte_rate`: one client can take the broker's whole bandwidth".into());
+    }
+    if config.metrics.allow_non_loopback {
+        out.push("metrics: `allow_non_loopback` serves the unauthenticated metrics endpoint beyond this host".into());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_dev_default_is_flagged_for_its_plaintext_listener_and_missing_quotas() {
+        let w = warnings(&Config::dev_default().unwrap());
+        assert!(
+            w.iter().any(|l| l.contains("`PLAINTEXT`: PLAINTEXT")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|l| l.starts_with("quotas:")), "{w:?}");
+        assert!(
+            !w.iter().any(|l| l.contains("`SSL`")),
+            "SSL requires client certificates: {w:?}"
+        );
+        assert!(!w.iter().any(|l| l.starts_with("audit:")), "{w:?}");
+    }
+}
