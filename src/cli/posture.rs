@@ -49,6 +49,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
     if config.quotas.producer_byte_rate.is_none() || config.quotas.consumer_byte_rate.is_none() {
         out.push("quotas: no default `producer_byte_rate` and `consumer_byte_rate`: one client can take the broker's whole bandwidth".into());
     }
+    if config
+        .topic_defaults
+        .cleanup_policy
+        .split(',')
+        .any(|p| p.trim() == "compact")
+    {
+        out.push("topic_defaults: `cleanup_policy` includes compact, which this broker accepts but does not perform (tombstones erase nothing)".into());
+    }
     if config.metrics.allow_non_loopback {
         out.push("metrics: `allow_non_loopback` serves the unauthenticated metrics endpoint beyond this host".into());
     }
@@ -73,5 +81,20 @@ mod tests {
             "SSL requires client certificates: {w:?}"
         );
         assert!(!w.iter().any(|l| l.starts_with("audit:")), "{w:?}");
+        assert!(!w.iter().any(|l| l.starts_with("topic_defaults:")), "{w:?}");
+    }
+
+    #[test]
+    fn a_default_of_compaction_is_flagged_as_not_performed() {
+        let text = crate::config::DEFAULT_CONFIG.replace(
+            "cleanup_policy = \"delete\"",
+            "cleanup_policy = \"compact,delete\"",
+        );
+        let config = Config::parse(&text, std::path::Path::new("<test>")).unwrap();
+        let w = warnings(&config);
+        assert!(
+            w.iter().any(|l| l.contains("tombstones erase nothing")),
+            "{w:?}"
+        );
     }
 }

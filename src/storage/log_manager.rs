@@ -100,6 +100,7 @@ impl LogManager {
                 path: super::topic_meta::topics_path(&data_dir),
                 reason: format!("bad topic id for `{}`: {err}", record.name),
             })?;
+            record.config.warn_if_compaction_requested(&record.name);
             let topic_config = Arc::new(RwLock::new(record.config));
             let mut partitions = Vec::new();
             for index in 0..record.partitions {
@@ -175,6 +176,7 @@ impl LogManager {
         if self.topics.read().contains_key(name) {
             return Err(StorageError::TopicExists(name.to_string()));
         }
+        config.warn_if_compaction_requested(name);
         let topic_config = Arc::new(RwLock::new(config));
         let mut opened = Vec::new();
         for index in 0..partitions {
@@ -272,6 +274,7 @@ impl LogManager {
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
         let tags = config.tags();
+        config.warn_if_compaction_requested(name);
         let previous = std::mem::replace(&mut *topic.config.write(), config);
         if let Err(err) = self.save(&self.topics.read()) {
             *topic.config.write() = previous;

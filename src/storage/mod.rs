@@ -102,7 +102,8 @@ pub struct TopicConfig {
     pub segment_bytes: u64,
     /// `segment.ms`.
     pub segment_ms: i64,
-    /// `cleanup.policy`: "delete" (compaction is accepted but not performed yet).
+    /// `cleanup.policy`: "delete" (compaction is accepted but not performed yet: see
+    /// [`TopicConfig::warn_if_compaction_requested`]).
     pub cleanup_policy: String,
     /// `max.message.bytes`: the largest batch accepted.
     pub max_message_bytes: i32,

@@ -85,6 +85,24 @@ pub fn parse_tags(value: &str) -> Vec<String> {
 }
 
 impl TopicConfig {
+    /// Compaction is accepted (Kafka Connect and Streams create compacted topics and check the
+    /// setting) but not performed: superseded and tombstoned records stay until retention
+    /// deletes them. Said whenever such a topic is created, altered or opened, because a
+    /// tombstone that does not erase matters (GDPR erasure requests rely on it).
+    pub fn warn_if_compaction_requested(&self, topic: &str) {
+        if self
+            .cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "compact")
+        {
+            tracing::warn!(
+                topic,
+                cleanup_policy = %self.cleanup_policy,
+                "compaction is not performed by this broker: records superseded by a later value or a tombstone stay until retention.ms/retention.bytes delete them"
+            );
+        }
+    }
+
     /// The parsed `palisade.tags`.
     pub fn tags(&self) -> std::sync::Arc<[String]> {
         self.extra
