@@ -60,6 +60,14 @@ properties = { id = { type = "integer" } }
 """
 
 
+# 200 KB/s of produce for the client id of the quota check only.
+QUOTA_CLIENT = "interop-throttled"
+QUOTA_OVERRIDE = f"""[[quotas.overrides]]
+client_id = "{QUOTA_CLIENT}"
+producer_byte_rate = 200000
+"""
+
+
 class Broker:
     """The dev default config with every listener on a free port, state under `workdir`."""
 
@@ -100,7 +108,10 @@ class Broker:
                   .replace('dir = "plugins"', f'dir = "{self.plugins}"')
                   # Refused logins are delayed (doubling per failure from one address); keep the
                   # refusal checks quick without switching the delay off.
-                  .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50"))
+                  .replace("failed_login_delay_ms = 500", "failed_login_delay_ms = 50")
+                  # One client id under a produce quota (the quota check below); nobody else.
+                  .replace("max_throttle_ms = 10000\n", "max_throttle_ms = 10000\n"
+                           + QUOTA_OVERRIDE))
         path = os.path.join(workdir, "palisade.toml")
         with open(path, "w") as f:
             f.write(config)
@@ -433,6 +444,38 @@ def kafka_python_producer_sees_a_plugin_refusal(broker):
     meta = p.send(topic, value=b'{"id": 1}').get(timeout=30)
     p.close()
     assert meta.offset == 0, meta
+
+
+@check
+def confluent_producer_is_held_to_its_quota_and_told_so(broker):
+    # librdkafka 2.16 reports each throttle_time_ms it is given through throttle_cb (KIP-219);
+    # 1 MB at 200 KB/s, the first second's worth free, takes about 4 s.
+    from confluent_kafka import Producer
+    throttles = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "client.id": QUOTA_CLIENT,
+                         "linger.ms": 5, "throttle_cb": lambda e: throttles.append(e.throttle_time)})
+    topic = unique("quota")
+    value = b"q" * 1000
+    started = time.time()
+    for _ in range(1000):
+        producer.produce(topic, value)
+        producer.poll(0)
+    assert producer.flush(60) == 0, "undelivered messages"
+    took = time.time() - started
+    assert took >= 3.0, f"1 MB at 200 KB/s took {took:.2f} s"
+    assert throttles and max(throttles) > 0, f"throttle_cb never reported a throttle: {throttles}"
+    # Throttled, not refused: every message is stored.
+    from confluent_kafka import Consumer
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("quota-reader"),
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    count, deadline = 0, time.time() + 30
+    while count < 1000 and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            count += 1
+    consumer.close()
+    assert count == 1000, count
 
 
 def confluent_produce_one(conf, topic):
