@@ -1156,10 +1156,12 @@ fn field_encrypt_keeps_plaintext_off_disk_and_decrypts_only_for_permitted_consum
     let manifest = r#"
 topics = ["customers"]
 hooks = ["produce", "fetch"]
-keys = ["pii"]
+keys = ["pii", "pseudo"]
 [config]
 key = "pii"
 fields = ["card", "address.street"]
+pseudonymize = ["customer_id"]
+pseudonym_key = "pseudo"
 "#;
     let sasl = "protocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"PLAIN\"]\nallow_plain_without_tls = true";
     let dir = tempfile::tempdir().unwrap();
@@ -1182,6 +1184,7 @@ fields = ["card", "address.street"]
     let keyring = dir.path().join("keyring.json");
     let mut ring = palisade::plugin::Keyring::default();
     ring.generate("pii").unwrap();
+    ring.generate("pseudo").unwrap();
     ring.save(&keyring).unwrap();
     let folder = dir.path().join("plugins");
     install(&folder, "field-encrypt", "field-encrypt", manifest);
@@ -1222,8 +1225,8 @@ fields = ["card", "address.street"]
         .create()
         .unwrap();
     let values = [
-        r#"{"id":1,"card":"4111-1111-1111-1111","address":{"street":"1 Secret Lane","city":"Oslo"}}"#,
-        r#"{"id":2,"card":"5500-0000-0000-0004","name":"Bo"}"#,
+        r#"{"id":1,"customer_id":"cust-77","card":"4111-1111-1111-1111","address":{"street":"1 Secret Lane","city":"Oslo"}}"#,
+        r#"{"id":2,"customer_id":"cust-77","card":"5500-0000-0000-0004","name":"Bo"}"#,
     ];
     for v in values {
         b.rt.block_on(p.send(
@@ -1255,6 +1258,7 @@ fields = ["card", "address.street"]
         &b"4111-1111-1111-1111"[..],
         b"5500-0000-0000-0004",
         b"1 Secret Lane",
+        b"cust-77",
     ] {
         assert!(
             !contains(&disk, secret),
@@ -1263,17 +1267,25 @@ fields = ["card", "address.street"]
         );
     }
     assert!(contains(&disk, b"Oslo") && contains(&disk, b"pal:enc:v1:"));
+    assert!(contains(&disk, b"pal:pse:v1:"));
     // The data key is stored wrapped under the data dir, never the keyring key.
     assert!(data.join("plugin-keys").read_dir().unwrap().count() >= 1);
 
     // alice (permitted) reads plaintext; bob reads ciphertext.
+    // The pseudonymized id stays a pseudonym for everyone, the same for both records.
     let alice = read_all_as(&b, "alice", "customers", 2).unwrap();
     assert_eq!(alice.len(), 2);
+    let mut pseudonyms = Vec::new();
     for (got, want) in alice.iter().zip(values) {
-        let got: serde_json::Value = serde_json::from_slice(got).unwrap();
-        let want: serde_json::Value = serde_json::from_str(want).unwrap();
+        let mut got: serde_json::Value = serde_json::from_slice(got).unwrap();
+        let mut want: serde_json::Value = serde_json::from_str(want).unwrap();
+        let id = got["customer_id"].take();
+        assert!(id.as_str().unwrap().starts_with("pal:pse:v1:"), "{id}");
+        pseudonyms.push(id);
+        want["customer_id"].take();
         assert_eq!(got, want);
     }
+    assert_eq!(pseudonyms[0], pseudonyms[1]);
     let bob = read_all_as(&b, "bob", "customers", 2).unwrap();
     assert_eq!(bob.len(), 2);
     for got in &bob {
@@ -1281,6 +1293,7 @@ fields = ["card", "address.street"]
             !contains(got, b"4111-1111")
                 && !contains(got, b"5500-0000")
                 && !contains(got, b"Secret Lane")
+                && !contains(got, b"cust-77")
         );
         assert!(contains(got, b"pal:enc:v1:"));
     }
@@ -1331,6 +1344,7 @@ fields = ["card", "address.street"]
         "4111-1111-1111-1111",
         "5500-0000-0000-0004",
         "1 Secret Lane",
+        "cust-77",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -1352,7 +1366,10 @@ fields = ["card", "address.street"]
         "field-encrypt",
         "field-encrypt",
         &manifest
-            .replace("keys = [\"pii\"]", "keys = [\"pii\", \"pii-2\"]")
+            .replace(
+                "keys = [\"pii\", \"pseudo\"]",
+                "keys = [\"pii\", \"pseudo\", \"pii-2\"]",
+            )
             .replace("key = \"pii\"", "key = \"pii-2\""),
     );
     wait_until(Duration::from_secs(30), || {

@@ -16,6 +16,14 @@
 //! On fetch, for a permitted principal, every configured member holding such a string is
 //! decrypted back to its original JSON text. A ciphertext that does not decrypt fails the fetch
 //! for the partition (fail closed): the consumer never gets a half-decrypted batch.
+//!
+//! Pseudonymization (GDPR art. 4(5)): `"pseudonymize": ["user_id"], "pseudonym_key": "<id>"`
+//! replaces each of those members by `"pal:pse:v1:" + hex(HMAC-SHA256(pseudonym_key, path || 0
+//! || value))` on produce, where `value` is the string's decoded text (or the JSON text of
+//! any other value). Equal values get equal pseudonyms within a field, so records still join
+//! on it; nobody can reverse one without the key, and nothing is decrypted on fetch. The
+//! pseudonym key must be another keyring key than `key` (one key, one purpose). Either list may
+//! be left out, not both.
 
 mod object;
 
@@ -30,34 +38,88 @@ use serde::Deserialize;
 /// Marks an encrypted field's string; the version names this layout.
 pub const PREFIX: &str = "pal:enc:v1:";
 
+/// Marks a pseudonymized field's string.
+pub const PSEUDONYM_PREFIX: &str = "pal:pse:v1:";
+
 /// The Cedar action a consumer needs to read plaintext.
 pub const DECRYPT_ACTION: &str = "Decrypt";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    key: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
     fields: Vec<String>,
+    #[serde(default)]
+    pseudonymize: Vec<String>,
+    #[serde(default)]
+    pseudonym_key: Option<String>,
+}
+
+/// What happens to a configured member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Treatment {
+    Encrypt,
+    Pseudonymize,
 }
 
 pub struct FieldEncrypt {
     key: String,
+    pseudonym_key: String,
     /// Configured paths, each as the dotted name (the aad) and its segments.
     fields: Vec<(String, Vec<String>)>,
+    /// Per path of `fields`, by index.
+    treatment: Vec<Treatment>,
+}
+
+/// The key id `name` in `config`, required when `list` is not empty.
+fn key_for(key: Option<String>, name: &str, list: &[String], what: &str) -> Result<String, String> {
+    match key {
+        Some(k) if k.is_empty() => Err(format!("invalid field-encrypt config: `{name}` is empty")),
+        Some(k) => Ok(k),
+        None if list.is_empty() => Ok(String::new()),
+        None => Err(format!(
+            "invalid field-encrypt config: `{what}` needs `{name}`"
+        )),
+    }
 }
 
 impl Plugin for FieldEncrypt {
     fn init(config: &str) -> Result<Self, String> {
         let config: Config = serde_json::from_str(config)
             .map_err(|e| format!("invalid field-encrypt config: {e}"))?;
-        if config.key.is_empty() {
-            return Err("invalid field-encrypt config: `key` is empty".to_string());
+        if config.fields.is_empty() && config.pseudonymize.is_empty() {
+            return Err(
+                "invalid field-encrypt config: `fields` and `pseudonymize` are both empty"
+                    .to_string(),
+            );
         }
-        if config.fields.is_empty() {
-            return Err("invalid field-encrypt config: `fields` is empty".to_string());
+        let key = key_for(config.key, "key", &config.fields, "fields")?;
+        let pseudonym_key = key_for(
+            config.pseudonym_key,
+            "pseudonym_key",
+            &config.pseudonymize,
+            "pseudonymize",
+        )?;
+        if !key.is_empty() && key == pseudonym_key {
+            return Err(format!(
+                "invalid field-encrypt config: `pseudonym_key` must be another key than `key` (`{key}`)"
+            ));
         }
-        let mut fields: Vec<(String, Vec<String>)> = Vec::with_capacity(config.fields.len());
-        for name in config.fields {
+        let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+        let mut treatment = Vec::new();
+        let named = config
+            .fields
+            .into_iter()
+            .map(|n| (n, Treatment::Encrypt))
+            .chain(
+                config
+                    .pseudonymize
+                    .into_iter()
+                    .map(|n| (n, Treatment::Pseudonymize)),
+            );
+        for (name, kind) in named {
             let segments: Vec<String> = name.split('.').map(str::to_string).collect();
             if segments.iter().any(String::is_empty) {
                 return Err(format!(
@@ -75,15 +137,18 @@ impl Plugin for FieldEncrypt {
                 ));
             }
             fields.push((name, segments));
+            treatment.push(kind);
         }
         Ok(FieldEncrypt {
-            key: config.key,
+            key,
+            pseudonym_key,
             fields,
+            treatment,
         })
     }
 
     fn on_produce(&self, ctx: &CallContext, records: &RecordList<'_>) -> ProduceVerdict {
-        let paths = self.paths();
+        let paths = self.paths(None);
         // Pass 1: find every configured member of every record (one list for the batch).
         let mut found = Found::default();
         let mut rejections = Vec::new();
@@ -109,38 +174,58 @@ impl Plugin for FieldEncrypt {
             // Nothing to encrypt: the broker keeps the batch as produced, without a copy.
             return ProduceVerdict::Accept;
         }
-        // Pass 2: one host call seals every member of the batch, each bound to its field name.
+        // Pass 2: one host call seals every member to encrypt, each bound to its field name;
+        // a keyed hash stands in for every member to pseudonymize.
         let items: Vec<(&[u8], &[u8])> = found
             .each()
             .flat_map(|(_, text, members)| {
-                members.iter().map(move |m| {
-                    let member = text.get(m.range.clone()).unwrap_or_default();
-                    (member.as_bytes(), self.name(m.id).as_bytes())
-                })
+                members
+                    .iter()
+                    .filter(|m| self.treatment(m.id) == Treatment::Encrypt)
+                    .map(move |m| {
+                        let member = text.get(m.range.clone()).unwrap_or_default();
+                        (member.as_bytes(), self.name(m.id).as_bytes())
+                    })
             })
             .collect();
-        let sealed = match host::encrypt_many(&self.key, &ctx.topic, &items) {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                return ProduceVerdict::Reject(
-                    found
-                        .each()
-                        .map(|(i, _, members)| {
-                            let name = members.first().map_or("?", |m| self.name(m.id));
-                            Rejection::new(i, format!("cannot encrypt field `{name}`: {e}"))
-                        })
-                        .collect(),
-                )
+        let sealed = if items.is_empty() {
+            None
+        } else {
+            match host::encrypt_many(&self.key, &ctx.topic, &items) {
+                Ok(sealed) => Some(sealed),
+                Err(e) => return self.refuse_all(&found, "encrypt", &e),
             }
         };
+        let mut pseudonyms = Vec::new();
+        for (_, text, members) in found.each() {
+            for m in members
+                .iter()
+                .filter(|m| self.treatment(m.id) == Treatment::Pseudonymize)
+            {
+                let member = text.get(m.range.clone()).unwrap_or_default();
+                match self.pseudonym(m.id, member) {
+                    Ok(p) => pseudonyms.push(p),
+                    Err(e) => return self.refuse_all(&found, "pseudonymize", &e),
+                }
+            }
+        }
         // Pass 3: rewrite the records that had members, copy the others.
-        let mut sealed = sealed.iter();
+        let mut sealed = sealed.iter().flat_map(|s| s.iter());
+        let mut pseudonyms = pseudonyms.iter();
         let rewritten = rewrite_records(records, &found, |text, members, out| {
-            object::rewrite_into(text, members, out, |_, out| {
-                // base64 needs no JSON escaping.
+            object::rewrite_into(text, members, out, |m, out| {
+                // base64 and hex need no JSON escaping.
                 out.push('"');
-                out.push_str(PREFIX);
-                BASE64.encode_string(sealed.next().unwrap_or_default(), out);
+                match self.treatment(m.id) {
+                    Treatment::Encrypt => {
+                        out.push_str(PREFIX);
+                        BASE64.encode_string(sealed.next().unwrap_or_default(), out);
+                    }
+                    Treatment::Pseudonymize => {
+                        out.push_str(PSEUDONYM_PREFIX);
+                        out.push_str(pseudonyms.next().map_or("", String::as_str));
+                    }
+                }
                 out.push('"');
                 Ok(())
             })
@@ -152,10 +237,10 @@ impl Plugin for FieldEncrypt {
     }
 
     fn on_fetch(&self, ctx: &CallContext, records: &RecordList<'_>) -> FetchVerdict {
-        if !host::authorize(&ctx.principal, DECRYPT_ACTION, &ctx.topic) {
+        let paths = self.paths(Some(Treatment::Encrypt));
+        if paths.is_empty() || !host::authorize(&ctx.principal, DECRYPT_ACTION, &ctx.topic) {
             return FetchVerdict::Pass;
         }
-        let paths = self.paths();
         // Pass 1: every encrypted member of every record, with its decoded ciphertext. Values
         // that are not objects, or not UTF-8, were stored before the plugin was bound: they
         // pass unchanged; so do members that hold no ciphertext.
@@ -233,12 +318,51 @@ impl Plugin for FieldEncrypt {
 export_plugin!(FieldEncrypt);
 
 impl FieldEncrypt {
-    fn paths(&self) -> Vec<object::Path<'_>> {
+    /// The configured paths (of one treatment, or all), with their ids.
+    fn paths(&self, only: Option<Treatment>) -> Vec<object::Path<'_>> {
         self.fields
             .iter()
             .enumerate()
+            .filter(|(id, _)| only.is_none_or(|t| self.treatment(*id) == t))
             .map(|(id, (_, segments))| (id, segments.as_slice()))
             .collect()
+    }
+
+    fn treatment(&self, id: usize) -> Treatment {
+        self.treatment
+            .get(id)
+            .copied()
+            .unwrap_or(Treatment::Encrypt)
+    }
+
+    /// The hex pseudonym of member text `json` at path `id`: a string hashes as its decoded
+    /// text, so equal strings written with different escapes get one pseudonym.
+    fn pseudonym(&self, id: usize, json: &str) -> Result<String, String> {
+        let decoded: Option<String> = json
+            .starts_with('"')
+            .then(|| serde_json::from_str(json).ok())
+            .flatten();
+        let value = decoded.as_deref().unwrap_or(json);
+        let name = self.name(id);
+        let mut data = Vec::with_capacity(name.len() + 1 + value.len());
+        data.extend_from_slice(name.as_bytes());
+        data.push(0);
+        data.extend_from_slice(value.as_bytes());
+        let mac = host::hmac_sha256(&self.pseudonym_key, &data)?;
+        Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Every record holding members refused: `what` (encrypt, pseudonymize) failed with `e`.
+    fn refuse_all(&self, found: &Found<'_>, what: &str, e: &str) -> ProduceVerdict {
+        ProduceVerdict::Reject(
+            found
+                .each()
+                .map(|(i, _, members)| {
+                    let name = members.first().map_or("?", |m| self.name(m.id));
+                    Rejection::new(i, format!("cannot {what} field `{name}`: {e}"))
+                })
+                .collect(),
+        )
     }
 
     /// The configured name of path `id`: the aad, and what reasons call the field.

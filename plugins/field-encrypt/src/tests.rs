@@ -283,3 +283,117 @@ fn every_kind_of_json_value_round_trips_exactly() {
         assert!(read.contains(&format!(r#""ssn":{sample}"#)), "{read}");
     }
 }
+
+const PSEUDO_CONFIG: &str = r#"{"key": "orders-key", "fields": ["card"], "pseudonymize": ["user_id", "contact.email"], "pseudonym_key": "pseudo-key"}"#;
+
+fn pseudo_setup() -> FieldEncrypt {
+    stub::reset();
+    stub::add_key("orders-key", [42; 32]);
+    stub::add_key("pseudo-key", [7; 32]);
+    FieldEncrypt::init(PSEUDO_CONFIG).unwrap()
+}
+
+fn stored(plugin: &FieldEncrypt, values: &[&str]) -> Vec<serde_json::Value> {
+    values(&produce(plugin, values))
+        .iter()
+        .map(|v| serde_json::from_str(v).unwrap())
+        .collect()
+}
+
+#[test]
+fn pseudonyms_replace_the_values_are_stable_and_keep_records_joinable() {
+    let plugin = pseudo_setup();
+    let out = stored(
+        &plugin,
+        &[
+            r#"{"user_id": "user123", "card": "4111", "contact": {"email": "a@example.com"}}"#,
+            // The same string written with an escape, and a number id.
+            r#"{"user_id": "user\u00312\u0033", "contact": {"email": "b@example.com"}}"#,
+            r#"{"user_id": 42, "n": 1}"#,
+        ],
+    );
+    let id = |i: usize| out[i]["user_id"].as_str().unwrap().to_string();
+    assert!(id(0).starts_with(PSEUDONYM_PREFIX), "{}", id(0));
+    assert_eq!(id(0).len(), PSEUDONYM_PREFIX.len() + 64);
+    assert_eq!(id(0), id(1), "equal values, equal pseudonyms");
+    assert_ne!(id(0), id(2));
+    assert_ne!(out[0]["contact"]["email"], out[1]["contact"]["email"]);
+    assert!(
+        out[0]["card"].as_str().unwrap().starts_with(PREFIX),
+        "card is encrypted"
+    );
+    assert_eq!(out[2]["n"], 1);
+    // Stable across batches and plugin instances (same key), different under another key.
+    let again = stored(&pseudo_setup(), &[r#"{"user_id": "user123"}"#]);
+    assert_eq!(again[0]["user_id"].as_str().unwrap(), id(0));
+    stub::add_key("pseudo-key", [8; 32]);
+    let other_key = stored(&plugin, &[r#"{"user_id": "user123"}"#]);
+    assert_ne!(other_key[0]["user_id"].as_str().unwrap(), id(0));
+    // The same value in another field gets another pseudonym (no cross-field correlation).
+    let plugin =
+        FieldEncrypt::init(r#"{"pseudonymize": ["a", "b"], "pseudonym_key": "pseudo-key"}"#)
+            .unwrap();
+    let ab = stored(&plugin, &[r#"{"a": "x", "b": "x"}"#]);
+    assert_ne!(ab[0]["a"], ab[0]["b"]);
+}
+
+#[test]
+fn pseudonyms_stay_pseudonyms_for_every_consumer() {
+    let plugin = pseudo_setup();
+    stub::permit("alice", "Decrypt", "orders");
+    let bytes = produce(
+        &plugin,
+        &[r#"{"user_id": "user123", "card": "4111", "contact": {"email": "a@example.com"}}"#],
+    );
+    assert!(!contains(&bytes, "user123") && !contains(&bytes, "a@example.com"));
+    let list = RecordList::parse(&bytes).unwrap();
+    let FetchVerdict::Replace(read) = plugin.on_fetch(&ctx("alice"), &list) else {
+        panic!("expected the card decrypted");
+    };
+    let read: serde_json::Value = serde_json::from_str(&values(&read)[0]).unwrap();
+    assert_eq!(read["card"], "4111");
+    assert!(read["user_id"]
+        .as_str()
+        .unwrap()
+        .starts_with(PSEUDONYM_PREFIX));
+    // A pseudonymize-only plugin has nothing to do on fetch.
+    let only =
+        FieldEncrypt::init(r#"{"pseudonymize": ["user_id"], "pseudonym_key": "pseudo-key"}"#)
+            .unwrap();
+    let bytes = produce(&only, &[r#"{"user_id": "user123"}"#]);
+    let list = RecordList::parse(&bytes).unwrap();
+    assert!(matches!(
+        only.on_fetch(&ctx("alice"), &list),
+        FetchVerdict::Pass
+    ));
+}
+
+#[test]
+fn a_missing_pseudonym_key_refuses_the_batch_naming_the_field() {
+    stub::reset();
+    let plugin =
+        FieldEncrypt::init(r#"{"pseudonymize": ["user_id"], "pseudonym_key": "gone"}"#).unwrap();
+    let bytes = stub::values(&[r#"{"user_id": "u"}"#]).unwrap();
+    let list = RecordList::parse(&bytes).unwrap();
+    let ProduceVerdict::Reject(r) = plugin.on_produce(&ctx("producer"), &list) else {
+        panic!("expected a refusal");
+    };
+    assert!(
+        r[0].reason.contains("cannot pseudonymize field `user_id`"),
+        "{:?}",
+        r[0].reason
+    );
+}
+
+#[test]
+fn bad_pseudonymization_configs_fail_init() {
+    for config in [
+        r#"{"pseudonymize": ["a"]}"#,
+        r#"{"pseudonymize": [], "fields": []}"#,
+        r#"{"key": "k", "fields": ["a"], "pseudonymize": ["b"], "pseudonym_key": "k"}"#,
+        r#"{"key": "k", "fields": ["a"], "pseudonymize": ["a.b"], "pseudonym_key": "p"}"#,
+        r#"{"pseudonymize": ["a"], "pseudonym_key": ""}"#,
+    ] {
+        assert!(FieldEncrypt::init(config).is_err(), "{config}");
+    }
+}
