@@ -293,8 +293,8 @@ fn pseudo_setup() -> FieldEncrypt {
     FieldEncrypt::init(PSEUDO_CONFIG).unwrap()
 }
 
-fn stored(plugin: &FieldEncrypt, values: &[&str]) -> Vec<serde_json::Value> {
-    values(&produce(plugin, values))
+fn stored(plugin: &FieldEncrypt, records: &[&str]) -> Vec<serde_json::Value> {
+    values(&produce(plugin, records))
         .iter()
         .map(|v| serde_json::from_str(v).unwrap())
         .collect()
