@@ -42,22 +42,15 @@ fn start_broker(
         extra.push(("topic = true", "topic = false"));
     }
     let text = common::plaintext_config_text(dir, &extra);
-    let config =
-        palisade::config::Config::parse(&text, std::path::Path::new("<audit_load>")).unwrap();
-    rt.block_on(palisade::broker::Running::start(config))
-        .unwrap()
+    support::start_broker_from(rt, &text, "<audit_load>")
 }
 
 fn main() {
     let a = args();
-    if std::env::args().any(|x| x == "--test") {
-        return; // `cargo test --benches` smoke mode: nothing to measure
+    if support::smoke_mode() {
+        return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     println!(
         "palisade audit load: {} messages of {} bytes (batched, acks=1) and {ONE_BY_ONE} of 100 bytes one request each; 3 partitions, loopback; median of {ROUNDS} interleaved rounds",
         a.messages, a.size

@@ -227,21 +227,15 @@ fn start_broker(
     let flush_line = format!("flush = \"{flush}\"");
     let text =
         common::plaintext_config_text(dir, &[("flush = \"group-commit\"", flush_line.as_str())]);
-    let config = palisade::config::Config::parse(&text, std::path::Path::new("<load>")).unwrap();
-    rt.block_on(palisade::broker::Running::start(config))
-        .unwrap()
+    support::start_broker_from(rt, &text, "<load>")
 }
 
 fn main() {
     let a = args();
-    if std::env::args().any(|x| x == "--test") {
-        return; // `cargo test --benches` smoke mode: nothing to measure
+    if support::smoke_mode() {
+        return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let durable_dir = tempfile::tempdir().unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let durable = start_broker(&rt, durable_dir.path(), "group-commit");

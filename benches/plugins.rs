@@ -347,15 +347,8 @@ fn throughput(built: &Path, messages: usize, size: usize) {
             ("keyring = \"keyring.json\"", &keyring_line),
         ],
     );
-    let config = palisade::config::Config::parse(&text, Path::new("<bench>")).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let running = rt
-        .block_on(palisade::broker::Running::start(config))
-        .unwrap();
+    let rt = support::runtime();
+    let running = support::start_broker_from(&rt, &text, "<bench>");
     let bootstrap = running.addresses[0].to_string();
     // `with-hostile-copy`: a plugin that only rewrites each batch into a copy, the floor of
     // every rewriting plugin (field-encrypt's ratio cannot exceed it).
@@ -416,8 +409,8 @@ fn throughput(built: &Path, messages: usize, size: usize) {
 }
 
 fn main() {
-    if std::env::args().any(|x| x == "--test") {
-        return; // `cargo test --benches` smoke mode
+    if support::smoke_mode() {
+        return;
     }
     let a = args();
     let size = if a.size == 1024 { 512 } else { a.size };

@@ -121,7 +121,7 @@ fn tls_client(certs: &Path, client_cert: Option<(&str, &str)>) -> Arc<rustls::Cl
 }
 
 fn main() {
-    if std::env::args().any(|x| x == "--test") {
+    if support::smoke_mode() {
         return;
     }
     let a = args();
@@ -138,11 +138,7 @@ fn main() {
         )
         .unwrap();
     store.save(&dir.path().join("credentials.json")).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let running = rt
         .block_on(palisade::broker::Running::start(secure_config(dir.path())))
         .unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::plugins::{install, wasm};
 use common::{BackgroundBroker, Raw};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
 use kafka_protocol::records::Compression;
 use palisade::plugin::engine::Tier;
 use rdkafka::config::ClientConfig;
@@ -194,23 +194,10 @@ fn raw_produce(
 
 /// One raw Fetch (v11) of partition 0 from offset 0: error code and record bytes.
 fn raw_fetch(b: &BackgroundBroker, topic: &str) -> (i16, Option<bytes::Bytes>) {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::TopicName;
-    use kafka_protocol::protocol::StrBytes;
     let addr = b.running.as_ref().unwrap().addresses[0];
     b.rt.block_on(async {
         let mut raw = Raw::connect(addr).await;
-        let req = FetchRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-            .with_max_wait_ms(100)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])]);
+        let req = common::fetch_now(topic, 0);
         let resp: FetchResponse = raw.request(ApiKey::Fetch, 11, &req).await;
         let p = &resp.responses[0].partitions[0];
         (p.error_code, p.records.clone())

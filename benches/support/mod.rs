@@ -293,3 +293,28 @@ pub fn median(mut rows: Vec<Row>) -> Row {
     rows.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
     rows.swap_remove(rows.len() / 2)
 }
+
+/// `cargo test --benches` runs each bench with `--test`: there is nothing to measure then.
+pub fn smoke_mode() -> bool {
+    std::env::args().any(|x| x == "--test")
+}
+
+/// The runtime the in-process brokers of a load tool run on (two workers, as the machine).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A broker started on `rt` from config `text` (`name` names it in config errors).
+pub fn start_broker_from(
+    rt: &tokio::runtime::Runtime,
+    text: &str,
+    name: &str,
+) -> palisade::broker::Running {
+    let config = palisade::config::Config::parse(text, std::path::Path::new(name)).unwrap();
+    rt.block_on(palisade::broker::Running::start(config))
+        .unwrap()
+}
