@@ -50,6 +50,14 @@ pub enum Command {
         /// Config whose data dir is checked.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// After a clean check, write every partition's head (offset and chain digest) to
+        /// FILE: keep it where this host cannot write and pass it to --anchor next time.
+        #[arg(long, value_name = "FILE")]
+        heads_out: Option<PathBuf>,
+        /// Heads written by an earlier run: each partition must still reach that offset with
+        /// that digest, so a log rewritten together with its chain is found.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
     },
     /// Check, test and explain Cedar policies.
     #[command(subcommand)]
@@ -142,7 +150,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check { file, strict }) => config_cmd::check(&file, strict),
-        Command::Verify { data_dir, config } => verify::run(data_dir, config.as_deref()),
+        Command::Verify {
+            data_dir,
+            config,
+            heads_out,
+            anchor,
+        } => verify::run(
+            data_dir,
+            config.as_deref(),
+            heads_out.as_deref(),
+            anchor.as_deref(),
+        ),
         Command::Certs(CertsCommand::Dev {
             dir,
             clients,

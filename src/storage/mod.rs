@@ -67,7 +67,9 @@ mod tests;
 pub use log_manager::{LogManager, Topic};
 pub use partition::{Partition, PendingAppend};
 pub use topic_meta::validate_topic_name;
-pub use verify::{verify_data_dir, verify_data_dir_report, PartitionHead, VerifyReport};
+pub use verify::{
+    verify_against, verify_data_dir, verify_data_dir_report, PartitionHead, VerifyReport,
+};
 
 /// How appends reach stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

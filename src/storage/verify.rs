@@ -5,8 +5,11 @@
 //! whose chain headers do not continue each other, and a log tail truncated relative to the
 //! chain. It cannot detect an attacker who rewrites log and chain consistently (the chain
 //! has no secret key): anchor the head digests it prints somewhere the attacker cannot
-//! write, and compare them on the next run. The first remaining segment's chain header is
-//! taken on trust, since retention legitimately deletes older segments.
+//! write, and hand them back as an anchor ([`verify_against`]) on the next run: every
+//! anchored partition must still have a batch ending at the anchored offset with the anchored
+//! digest, so a consistent rewrite of anything the anchor covers is found. The first remaining
+//! segment's chain header is taken on trust, since retention legitimately deletes older
+//! segments (an anchor older than the retained log is reported, not failed).
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,8 @@ pub struct VerifyReport {
     pub findings: Vec<VerifyFinding>,
     pub batches: u64,
     pub heads: Vec<PartitionHead>,
+    /// Anchored points that could not be checked because retention deleted them.
+    pub notes: Vec<String>,
 }
 
 /// Walks every partition under `data_dir` and checks every batch against the chain.
@@ -40,6 +45,15 @@ pub fn verify_data_dir(data_dir: &Path) -> Result<(Vec<VerifyFinding>, u64), Sto
 
 /// Like [`verify_data_dir`], also returning every partition's head digest for anchoring.
 pub fn verify_data_dir_report(data_dir: &Path) -> Result<VerifyReport, StorageError> {
+    verify_against(data_dir, &[])
+}
+
+/// Like [`verify_data_dir_report`], also checking each partition against the head `anchor`
+/// recorded for it by an earlier run.
+pub fn verify_against(
+    data_dir: &Path,
+    anchor: &[PartitionHead],
+) -> Result<VerifyReport, StorageError> {
     let mut partitions: Vec<(String, i32, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
         let path = entry.map_err(io_err(data_dir))?.path();
@@ -55,9 +69,22 @@ pub fn verify_data_dir_report(data_dir: &Path) -> Result<VerifyReport, StorageEr
     }
     partitions.sort();
     let mut report = VerifyReport::default();
+    for head in anchor {
+        if !partitions
+            .iter()
+            .any(|(t, i, _)| format!("{t}-{i}") == head.partition)
+        {
+            report.findings.push(VerifyFinding::Mismatch {
+                partition: head.partition.clone(),
+                offset: head.next_offset,
+                reason: "partition missing: it is in the anchor but not on disk".into(),
+            });
+        }
+    }
     for (topic, index, dir) in partitions {
         let name = format!("{topic}-{index}");
-        let outcome = verify_partition(&dir)?;
+        let point = anchor.iter().find(|h| h.partition == name);
+        let outcome = verify_partition(&dir, point)?;
         report.batches += outcome.batches;
         if let Some((offset, reason)) = outcome.finding {
             report.findings.push(VerifyFinding::Mismatch {
@@ -65,6 +92,8 @@ pub fn verify_data_dir_report(data_dir: &Path) -> Result<VerifyReport, StorageEr
                 offset,
                 reason,
             });
+        } else if let Some(note) = outcome.anchor_note {
+            report.notes.push(format!("{name}: {note}"));
         }
         report.heads.push(PartitionHead {
             partition: name,
@@ -80,15 +109,93 @@ struct Outcome {
     batches: u64,
     next_offset: i64,
     head: Digest,
+    /// Why the anchor could not be checked (not a finding).
+    anchor_note: Option<String>,
 }
 
-fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
+/// The anchored point of a partition: seen with its digest, seen with another, or not seen.
+struct AnchorCheck<'a> {
+    point: Option<&'a PartitionHead>,
+    matched: bool,
+    /// The offset the retained log starts at.
+    first_offset: Option<i64>,
+}
+
+impl AnchorCheck<'_> {
+    /// At a chain link that follows every batch before `next_offset`: a finding if this is
+    /// the anchored point and the digest differs.
+    fn at(&mut self, next_offset: i64, digest: &Digest) -> Option<(i64, String)> {
+        let point = self.point?;
+        if point.next_offset != next_offset || self.matched {
+            return None;
+        }
+        if hex::encode(digest) == point.digest {
+            self.matched = true;
+            return None;
+        }
+        Some((
+            next_offset,
+            "rewritten: the chain up to this offset differs from the anchored head".into(),
+        ))
+    }
+
+    /// After the last batch: a finding when the anchored point should have been seen.
+    fn finish(&self, out: &mut Outcome) {
+        let Some(point) = self.point else {
+            return;
+        };
+        let empty_anchor = point.next_offset == 0 && point.digest == hex::encode(chain::GENESIS);
+        if self.matched || out.finding.is_some() || empty_anchor {
+            return;
+        }
+        if self
+            .first_offset
+            .is_some_and(|first| first > point.next_offset)
+        {
+            out.anchor_note = Some(format!(
+                "anchored offset {} predates the retained log (retention deleted it)",
+                point.next_offset
+            ));
+        } else if out.next_offset < point.next_offset {
+            out.finding = Some((
+                out.next_offset,
+                format!(
+                    "truncated: the log ends before the anchored offset {}",
+                    point.next_offset
+                ),
+            ));
+        } else {
+            out.finding = Some((
+                point.next_offset,
+                "rewritten: no batch ends at the anchored offset".into(),
+            ));
+        }
+    }
+}
+
+fn verify_partition(dir: &Path, anchor: Option<&PartitionHead>) -> Result<Outcome, StorageError> {
     let mut out = Outcome {
         finding: None,
         batches: 0,
         next_offset: 0,
         head: chain::GENESIS,
+        anchor_note: None,
     };
+    let mut check = AnchorCheck {
+        point: anchor,
+        matched: false,
+        first_offset: None,
+    };
+    let result = walk_partition(dir, &mut out, &mut check);
+    check.finish(&mut out);
+    result.map(|()| out)
+}
+
+fn walk_partition(
+    dir: &Path,
+    out: &mut Outcome,
+    check: &mut AnchorCheck<'_>,
+) -> Result<(), StorageError> {
     let mut running: Option<Digest> = None;
     let mut expected: Option<i64> = None;
     for base in list_segments(dir).map_err(io_err(dir))? {
@@ -101,7 +208,7 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
                     at,
                     "chain entry missing: chain file missing or unreadable".into(),
                 ));
-                return Ok(out);
+                return Ok(());
             }
         };
         if running.is_some_and(|r| r != contents.prev) {
@@ -109,7 +216,12 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
                 at,
                 "chain broken: segment does not continue the previous one".into(),
             ));
-            return Ok(out);
+            return Ok(());
+        }
+        check.first_offset.get_or_insert(base);
+        if let Some(finding) = check.at(base, &contents.prev) {
+            out.finding = Some(finding);
+            return Ok(());
         }
         let mut digest = contents.prev;
         let log_path = segment_file(dir, base, "log");
@@ -130,7 +242,7 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
                         "bytes changed: not a valid batch"
                     };
                     out.finding = Some((offset, reason.into()));
-                    return Ok(out);
+                    return Ok(());
                 }
                 Scan::Batch { header, body, .. } => (header, body.unwrap_or_default()),
             };
@@ -155,9 +267,13 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
             };
             if let Some(finding) = reason {
                 out.finding = Some(finding);
-                return Ok(out);
+                return Ok(());
             }
             expected = Some(header.frame.last_offset.saturating_add(1));
+            if let Some(finding) = check.at(header.frame.last_offset.saturating_add(1), &digest) {
+                out.finding = Some(finding);
+                return Ok(());
+            }
             out.batches += 1;
             out.next_offset = header.frame.last_offset.saturating_add(1);
             out.head = digest;
@@ -165,11 +281,11 @@ fn verify_partition(dir: &Path) -> Result<Outcome, StorageError> {
         }
         if let Some(e) = contents.entries.get(i) {
             out.finding = Some((e.base_offset, "truncated: log ends before the chain".into()));
-            return Ok(out);
+            return Ok(());
         }
         running = Some(digest);
         out.head = digest;
         expected.get_or_insert(base);
     }
-    Ok(out)
+    Ok(())
 }
