@@ -137,6 +137,30 @@ fn a_producer_over_its_quota_is_held_to_it_and_loses_nothing() {
     assert_eq!(keys, in_order());
     let rest = consume_all_from(&b, "quota-produce", VALUES as i64);
     assert_eq!(rest, in_order());
+    // Throttled many times, audited once per connection.
+    let throttled = b
+        .running
+        .as_ref()
+        .unwrap()
+        .broker
+        .metrics
+        .throttled
+        .with(&["produce_quota"])
+        .get();
+    assert!(throttled >= 3, "{throttled}");
+    let dir_audit = dir.path().join("audit");
+    audit_support::wait_in_file(&dir_audit, "quota_throttled", |e| {
+        e["client_id"] == "metered"
+    });
+    let events = audit_support::parse(&audit_support::file_lines(&dir_audit));
+    let audited = events
+        .iter()
+        .filter(|e| e["event_type"] == "quota_throttled")
+        .count();
+    assert!(
+        (1..=2).contains(&audited),
+        "{audited} events for {throttled} throttles"
+    );
 }
 
 /// The records of partition 0 of `topic` from `offset` on, through a raw connection.
@@ -274,6 +298,15 @@ fn a_new_client_id_does_not_escape_the_users_quota_and_a_throttled_connection_wa
         metrics.contains("palisade_throttled_total{kind=\"produce_quota\"} 2"),
         "{metrics}"
     );
+    // Each connection's first throttle is in the audit trail, naming the quota's entity.
+    let audit = dir.path().join("audit");
+    for client in ["first", "renamed"] {
+        let e =
+            audit_support::wait_in_file(&audit, "quota_throttled", |e| e["client_id"] == client);
+        assert_eq!(e["resource"], "quota:user=<default>");
+        assert_eq!(e["operation"], "producer_byte_rate");
+        assert!(e["detail"]["throttle_ms"].as_u64().unwrap() >= 400, "{e}");
+    }
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub enum EventType {
     CertificateRejected,
     ConnectionLimited,
     LoginThrottled,
+    /// A connection first throttled by a client quota (once per connection and quota).
+    QuotaThrottled,
     /// The audit buffer stayed full and events were lost; `detail.count` says how many.
     AuditEventsLost,
 }
@@ -69,6 +71,7 @@ impl EventType {
             EventType::CertificateRejected => "certificate_rejected",
             EventType::ConnectionLimited => "connection_limited",
             EventType::LoginThrottled => "login_throttled",
+            EventType::QuotaThrottled => "quota_throttled",
             EventType::AuditEventsLost => "audit_events_lost",
         }
     }

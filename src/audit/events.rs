@@ -298,6 +298,17 @@ impl Event {
             .detail("delay_ms", delay_ms)
     }
 
+    /// A connection over its `quota` (a Kafka quota key) told to wait `throttle_ms`, the
+    /// first time on this connection: the trail shows who hit a quota, not every throttle.
+    pub fn quota_throttled(origin: &Origin, quota: &str, entity: &str, throttle_ms: u64) -> Event {
+        Event::new(EventType::QuotaThrottled, Outcome::Deny)
+            .from(origin)
+            .resource(format!("quota:{entity}"))
+            .operation(quota)
+            .reason("over its client quota; answered with throttle_time_ms and muted")
+            .detail("throttle_ms", throttle_ms)
+    }
+
     /// Events lost while the audit buffer was full.
     pub fn audit_events_lost(count: u64) -> Event {
         Event::new(EventType::AuditEventsLost, Outcome::Failure)

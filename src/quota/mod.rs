@@ -89,6 +89,8 @@ enum Slot {
         rate: f64,
         burst: u64,
         bucket: SharedBucket,
+        /// The entity whose quota this is (for the audit trail).
+        entity: String,
     },
 }
 
@@ -101,6 +103,24 @@ pub struct QuotaCache {
     client_id: String,
     /// Per [`QuotaKind`]; `None` until first needed.
     slots: [Option<Slot>; 2],
+    /// Per [`QuotaKind`]: whether a throttle was already reported.
+    reported: [bool; 2],
+}
+
+impl QuotaCache {
+    /// The entity whose `kind` quota throttled this connection, the first time only (until
+    /// quotas change).
+    pub fn first_throttle(&mut self, kind: QuotaKind) -> Option<String> {
+        let index = kind as usize;
+        let reported = self.reported.get_mut(index)?;
+        if std::mem::replace(reported, true) {
+            return None;
+        }
+        match self.slots.get(index)? {
+            Some(Slot::Metered { entity, .. }) => Some(entity.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Quotas {
@@ -187,6 +207,7 @@ impl Quotas {
             rate: rate_f,
             burst: bucket::burst_bytes(rate),
             bucket,
+            entity: entity.to_string(),
         }
     }
 
@@ -231,6 +252,7 @@ impl Quotas {
                 rate,
                 burst,
                 bucket,
+                ..
             } => {
                 let owed = bucket.lock().wait(*rate, Instant::now());
                 Some((owed.min(self.max_throttle), *burst))
@@ -253,6 +275,7 @@ impl Quotas {
                 user: user.to_string(),
                 client_id: client_id.to_string(),
                 slots: [None, None],
+                reported: [false, false],
             };
         }
         let index = kind as usize;

@@ -37,6 +37,7 @@ pub fn before_fetch(
         return None;
     }
     count(broker, QuotaKind::Fetch);
+    report(broker, ctx, cache, QuotaKind::Fetch, owed);
     let response = FetchResponse::default().with_throttle_time_ms(millis(owed));
     Some((ResponseKind::Fetch(response), owed))
 }
@@ -64,7 +65,7 @@ pub fn charge(
         return (reply, throttle);
     }
     count(broker, kind);
-    tracing::debug!(principal = %ctx.principal, client_id = client_id(ctx), ?kind, ms = throttle.as_millis(), "throttled by quota");
+    report(broker, ctx, cache, kind, throttle);
     let ms = millis(throttle);
     let reply = match reply {
         Reply::Ready(mut body) => {
@@ -79,6 +80,28 @@ pub fn charge(
         Reply::None => Reply::None,
     };
     (reply, throttle)
+}
+
+/// The first throttle of a connection for a quota is logged and audited; later ones are only
+/// counted (a throttled client is throttled many times a second).
+fn report(
+    broker: &Broker,
+    ctx: &RequestContext,
+    cache: &mut QuotaCache,
+    kind: QuotaKind,
+    throttle: Duration,
+) {
+    let Some(entity) = cache.first_throttle(kind) else {
+        return;
+    };
+    tracing::info!(principal = %ctx.principal, client_id = client_id(ctx), peer = %ctx.peer, quota = kind.key(), %entity, ms = throttle.as_millis(), "connection throttled by a client quota");
+    let ms = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
+    broker.audit.record(crate::audit::Event::quota_throttled(
+        &crate::audit::Origin::of_request(ctx),
+        kind.key(),
+        &entity,
+        ms,
+    ));
 }
 
 fn count(broker: &Broker, kind: QuotaKind) {
