@@ -437,3 +437,62 @@ fn metrics_move_under_load_and_connection_limits_are_audited() {
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 404"), "{out}");
 }
+
+fn verify_args(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["audit", "verify"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A broker's trail whose events are topic creations `prefix0..` (after the start-up events).
+fn trail_of(dir: &Path, prefix: &str, topics: usize) {
+    let b = common::BackgroundBroker::start(dir, &[]);
+    let addr = b.running.as_ref().unwrap().addresses[0];
+    b.rt.block_on(async {
+        let mut raw = common::Raw::connect(addr).await;
+        for i in 0..topics {
+            common::create_topic(&mut raw, &format!("{prefix}{i}"), 1, &[]).await;
+        }
+    });
+}
+
+/// The chain has no secret: a trail rewritten with a recomputed chain passes a plain verify.
+/// The head an earlier run wrote does not let it pass.
+#[test]
+fn an_anchored_head_finds_a_trail_replaced_by_another_consistent_one() {
+    let dir = tempfile::tempdir().unwrap();
+    trail_of(dir.path(), "a", 5);
+    let audit = dir.path().join("audit");
+    let head = dir.path().join("head.json");
+    let (ok, out) = verify_args(&[audit.as_os_str(), "--head-out".as_ref(), head.as_os_str()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("head seq="), "{out}");
+    // More events later (a restart and more topics): the anchored event is still there.
+    trail_of(dir.path(), "b", 3);
+    let (ok, out) = verify_args(&[audit.as_os_str(), "--anchor".as_ref(), head.as_os_str()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("is unchanged"), "{out}");
+
+    // Another broker's trail, consistent on its own, put in its place.
+    let other = tempfile::tempdir().unwrap();
+    trail_of(other.path(), "a", 20);
+    let other_audit = other.path().join("audit");
+    let (ok, out) = verify_args(&[other_audit.as_os_str()]);
+    assert!(ok, "{out}");
+    let (ok, out) = verify_args(&[
+        other_audit.as_os_str(),
+        "--anchor".as_ref(),
+        head.as_os_str(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("TAMPERED") && out.contains("rewritten"),
+        "{out}"
+    );
+}

@@ -9,6 +9,10 @@
 //! Files are checked in the order given; a directory stands for its `audit-<N>.jsonl` files in
 //! number order. The trail must start at `seq` 1 with the genesis `prev` when its first file is
 //! `audit-00000001.jsonl`; a later first file (older ones archived) starts the check there.
+//!
+//! The chain has no secret: whoever can write the files can rewrite the whole trail
+//! consistently. An anchor ([`Anchor`]: the `seq` and hash of an event, kept where this host
+//! cannot write) defeats that: the event with that `seq` must still hash the same.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +42,18 @@ pub struct Report {
     pub problem: Option<Finding>,
     /// The trail was checked from this `seq` on (older files not given).
     pub started_at: Option<u64>,
+    /// The last event checked: its `seq` and the SHA-256 of its line (hex).
+    pub head: Option<Anchor>,
+    /// Whether the anchor given was found and matched (`None`: no anchor, or older than the
+    /// files given).
+    pub anchor_matched: Option<bool>,
+}
+
+/// One event of the trail, by `seq` and the hash of its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: u64,
+    pub sha256: String,
 }
 
 /// Expands directories into their audit files (rotation order); files stay as given.
@@ -62,12 +78,37 @@ struct Previous {
 
 /// Verifies `paths` (files and directories) as one trail.
 pub fn verify(paths: &[PathBuf]) -> Result<Report, AuditError> {
+    verify_against(paths, None)
+}
+
+/// [`verify`], also checking that the event `anchor` names is still there, unchanged.
+pub fn verify_against(paths: &[PathBuf], anchor: Option<&Anchor>) -> Result<Report, AuditError> {
+    let mut report = walk(paths, anchor)?;
+    if let (Some(a), None) = (anchor, &report.problem) {
+        let last = report.head.as_ref().map_or(0, |h| h.seq);
+        if report.anchor_matched.is_none() && a.seq > last {
+            report.problem = Some(Finding {
+                file: expand(paths)?.last().cloned().unwrap_or_default(),
+                line: 0,
+                message: format!(
+                    "truncated: the trail ends at seq {last}, before the anchored seq {}",
+                    a.seq
+                ),
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn walk(paths: &[PathBuf], anchor: Option<&Anchor>) -> Result<Report, AuditError> {
     let files = expand(paths)?;
     let mut report = Report {
         files: files.len(),
         events: 0,
         problem: None,
         started_at: None,
+        head: None,
+        anchor_matched: None,
     };
     let mut previous: Option<Previous> = None;
     for file in &files {
@@ -106,11 +147,25 @@ pub fn verify(paths: &[PathBuf]) -> Result<Report, AuditError> {
                 return Ok(report);
             }
             report.events += 1;
+            let hash = hash_line(raw);
+            if let Some(a) = anchor.filter(|a| a.seq == seq) {
+                if a.sha256 != hash {
+                    report.problem = Some(found(format!(
+                        "rewritten: event seq {seq} is not the anchored one (the trail was rewritten up to here)"
+                    )));
+                    return Ok(report);
+                }
+                report.anchor_matched = Some(true);
+            }
+            report.head = Some(Anchor {
+                seq,
+                sha256: hash.clone(),
+            });
             previous = Some(Previous {
                 file: file.clone(),
                 line: line_no,
                 seq,
-                hash: hash_line(raw),
+                hash,
             });
         }
     }
@@ -248,5 +303,56 @@ mod tests {
         });
         let p = verify(&[path]).unwrap().problem.unwrap();
         assert_eq!(p.line, 1, "{p}");
+    }
+
+    #[test]
+    fn an_anchor_finds_a_trail_rewritten_with_its_chain_and_a_truncated_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = trail(dir.path(), 10);
+        let original = verify(std::slice::from_ref(&path)).unwrap();
+        let head = original.head.clone().unwrap();
+        assert_eq!(head.seq, 10);
+        // A seq in the middle, as an earlier run would have written it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let early = Anchor {
+            seq: 5,
+            sha256: hash_line(text.lines().nth(4).unwrap().as_bytes()),
+        };
+        let checked = verify_against(std::slice::from_ref(&path), Some(&early)).unwrap();
+        assert_eq!(checked.problem, None);
+        assert_eq!(checked.anchor_matched, Some(true));
+
+        // Rewritten consistently (other events, chain recomputed): only the anchor sees it.
+        let forged_dir = tempfile::tempdir().unwrap();
+        let forged = forged_dir.path().join("audit-00000001.jsonl");
+        let mut chain = ChainHead::genesis();
+        let lines: Vec<String> = (0..10)
+            .map(|i| {
+                let e = Event::new(EventType::TopicDeleted, Outcome::Success)
+                    .resource(format!("topic:t{i}"));
+                next_line(&mut chain, &e).unwrap()
+            })
+            .collect();
+        std::fs::write(&forged, lines.join("\n") + "\n").unwrap();
+        assert_eq!(verify(std::slice::from_ref(&forged)).unwrap().problem, None);
+        let problem = verify_against(std::slice::from_ref(&forged), Some(&early))
+            .unwrap()
+            .problem
+            .unwrap();
+        assert_eq!(problem.line, 5);
+        assert!(problem.message.starts_with("rewritten"), "{problem}");
+
+        // Cut after seq 3: the anchored event is gone.
+        edit(&path, |lines| lines.truncate(3));
+        let problem = verify_against(&[path], Some(&early))
+            .unwrap()
+            .problem
+            .unwrap();
+        assert!(
+            problem
+                .message
+                .contains("ends at seq 3, before the anchored seq 5"),
+            "{problem}"
+        );
     }
 }

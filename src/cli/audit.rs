@@ -1,11 +1,14 @@
-//! `palisade audit verify FILE|DIR...`: check the audit trail's hash chain.
+//! `palisade audit verify FILE|DIR...`: check the audit trail's hash chain, optionally against
+//! the head an earlier run wrote (an anchor kept off this host).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 
 use super::CliError;
+use crate::audit::verify::Anchor;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -15,41 +18,104 @@ pub enum AuditCommand {
     Verify {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
+        /// After a clean check, write the last event's seq and hash to FILE: keep it where
+        /// this host cannot write and pass it to --anchor next time.
+        #[arg(long, value_name = "FILE")]
+        head_out: Option<PathBuf>,
+        /// A head written by an earlier run: that event must still be in the trail,
+        /// unchanged, so a trail rewritten with a recomputed chain is found.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
     },
 }
 
+const FORMAT: &str = "palisade-audit-head-v1";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeadFile {
+    format: String,
+    seq: u64,
+    sha256: String,
+}
+
+fn read_anchor(path: &Path) -> Result<Anchor, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read anchor `{}`: {e}", path.display())))?;
+    let file: HeadFile = serde_json::from_str(&text).map_err(|e| {
+        CliError::Usage(format!(
+            "anchor `{}` line {} column {}: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if file.format != FORMAT {
+        return Err(CliError::Usage(format!(
+            "anchor `{}` is `{}`, not `{FORMAT}`",
+            path.display(),
+            file.format
+        )));
+    }
+    Ok(Anchor {
+        seq: file.seq,
+        sha256: file.sha256,
+    })
+}
+
 pub fn run(command: AuditCommand) -> Result<ExitCode, CliError> {
-    match command {
-        AuditCommand::Verify { paths } => {
-            let report = crate::audit::verify::verify(&paths)
-                .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
-            if report.files == 0 {
-                eprintln!("error: no audit files found in the given paths");
-                return Ok(ExitCode::from(2));
-            }
-            match report.problem {
-                Some(finding) => {
-                    println!("TAMPERED {finding}");
-                    println!(
-                        "({} event(s) before it verified, in {} file(s))",
-                        report.events, report.files
-                    );
-                    Ok(ExitCode::from(1))
-                }
-                None => {
-                    match report.started_at {
-                        Some(seq) => println!(
-                            "ok: {} event(s) in {} file(s), chain intact from seq {seq} (earlier files not given)",
-                            report.events, report.files
-                        ),
-                        None => println!(
-                            "ok: {} event(s) in {} file(s), chain intact",
-                            report.events, report.files
-                        ),
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-            }
+    let AuditCommand::Verify {
+        paths,
+        head_out,
+        anchor,
+    } = command;
+    let anchor = anchor.as_deref().map(read_anchor).transpose()?;
+    let report = crate::audit::verify::verify_against(&paths, anchor.as_ref())
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+    if report.files == 0 {
+        eprintln!("error: no audit files found in the given paths");
+        return Ok(ExitCode::from(2));
+    }
+    if let Some(finding) = report.problem {
+        println!("TAMPERED {finding}");
+        println!(
+            "({} event(s) before it verified, in {} file(s))",
+            report.events, report.files
+        );
+        return Ok(ExitCode::from(1));
+    }
+    match report.started_at {
+        Some(seq) => println!(
+            "ok: {} event(s) in {} file(s), chain intact from seq {seq} (earlier files not given)",
+            report.events, report.files
+        ),
+        None => println!(
+            "ok: {} event(s) in {} file(s), chain intact",
+            report.events, report.files
+        ),
+    }
+    if let Some(a) = &anchor {
+        match report.anchor_matched {
+            Some(true) => println!("anchor: event seq {} is unchanged", a.seq),
+            _ => println!(
+                "note: the anchored seq {} is older than the files given (not checked)",
+                a.seq
+            ),
         }
     }
+    if let Some(head) = &report.head {
+        println!("head seq={} sha256={}", head.seq, head.sha256);
+        if let Some(path) = &head_out {
+            let file = HeadFile {
+                format: FORMAT.to_string(),
+                seq: head.seq,
+                sha256: head.sha256.clone(),
+            };
+            let mut text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+            text.push(b'\n');
+            std::fs::write(path, text)?;
+            println!("head written to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
