@@ -57,15 +57,68 @@ pub fn warnings(config: &Config) -> Vec<String> {
     {
         out.push("topic_defaults: `cleanup_policy` includes compact, which this broker accepts but does not perform (tombstones erase nothing)".into());
     }
+    if config
+        .authorization
+        .super_users
+        .iter()
+        .any(|u| u == crate::principal::Principal::ANONYMOUS)
+    {
+        out.push("authorization: `super_users` includes ANONYMOUS: every unauthenticated client bypasses the policies".into());
+    }
+    out.extend(unconditional_permits(&config.authorization.policy_dir));
     if config.metrics.allow_non_loopback {
         out.push("metrics: `allow_non_loopback` serves the unauthenticated metrics endpoint beyond this host".into());
     }
     out
 }
 
+/// Policies permitting every action on every resource to everyone, without a condition (the
+/// test fixture `allow-all`, say, left in a production folder).
+fn unconditional_permits(dir: &std::path::Path) -> Vec<String> {
+    use cedar_policy::{
+        ActionConstraint, Effect, PolicySet, PrincipalConstraint, ResourceConstraint,
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new(); // unreadable folders are reported by the validation itself
+    };
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(set) = text.parse::<PolicySet>() else {
+            continue;
+        };
+        for policy in set.policies() {
+            let everything = policy.effect() == Effect::Permit
+                && policy.principal_constraint() == PrincipalConstraint::Any
+                && policy.action_constraint() == ActionConstraint::Any
+                && policy.resource_constraint() == ResourceConstraint::Any;
+            let unconditional = policy.to_json().is_ok_and(|j| {
+                j.get("conditions")
+                    .and_then(|c| c.as_array())
+                    .is_some_and(|c| c.is_empty())
+            });
+            if everything && unconditional {
+                let name = policy.annotation("id").unwrap_or("(no @id)");
+                out.push(format!(
+                    "authorization: policy `{name}` in `{}` permits every action on every resource to everyone, without a condition",
+                    file.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -82,6 +135,33 @@ mod tests {
         );
         assert!(!w.iter().any(|l| l.starts_with("audit:")), "{w:?}");
         assert!(!w.iter().any(|l| l.starts_with("topic_defaults:")), "{w:?}");
+    }
+
+    #[test]
+    fn an_unconditional_permit_all_policy_is_flagged_and_a_conditional_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.cedar"),
+            "@id(\"allow-all\")\npermit(principal, action, resource);\n@id(\"loopback\")\npermit(principal, action, resource) when { context.tls };\n",
+        )
+        .unwrap();
+        let w = unconditional_permits(dir.path());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`allow-all`"), "{w:?}");
+        // The shipped folder has none (its dev permit is conditioned on loopback PLAINTEXT).
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        assert!(unconditional_permits(&shipped).is_empty());
+    }
+
+    #[test]
+    fn anonymous_as_a_super_user_is_flagged() {
+        let text = crate::config::DEFAULT_CONFIG.replace(
+            "super_users = [\"admin\"]",
+            "super_users = [\"admin\", \"ANONYMOUS\"]",
+        );
+        let config = Config::parse(&text, std::path::Path::new("<test>")).unwrap();
+        let w = warnings(&config);
+        assert!(w.iter().any(|l| l.contains("includes ANONYMOUS")), "{w:?}");
     }
 
     #[test]
