@@ -19,7 +19,7 @@ use super::access::Access;
 use super::RequestContext;
 use crate::authz::Action;
 use crate::broker::Broker;
-use crate::quota::{Entity, Name, QuotaKind};
+use crate::quota::{AlterError, Entity, Name, QuotaKind};
 
 const USER: &str = "user";
 const CLIENT_ID: &str = "client-id";
@@ -292,7 +292,12 @@ pub fn alter(
         .map(|(entry, parsed)| {
             let error = match (&parsed, &stored) {
                 (Err(message), _) => Some((ResponseError::InvalidRequest, message.clone())),
-                (Ok(_), Err(message)) => Some((ResponseError::UnknownServerError, message.clone())),
+                (Ok(_), Err(e @ AlterError::TooMany(_))) => {
+                    Some((ResponseError::InvalidRequest, e.to_string()))
+                }
+                (Ok(_), Err(e @ AlterError::Store(_))) => {
+                    Some((ResponseError::UnknownServerError, e.to_string()))
+                }
                 (Ok(_), Ok(())) => None,
             };
             if let Ok((entity, entity_changes)) = &parsed {

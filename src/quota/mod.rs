@@ -64,6 +64,21 @@ impl QuotaKind {
 /// Buckets kept before idle full ones are forgotten.
 const BUCKETS_BEFORE_SWEEP: usize = 4096;
 
+/// Quotas the admin API may keep (entity and kind pairs): each is a line of the store and an
+/// entry every resolution may look up.
+pub const MAX_ALTERED: usize = 10_000;
+
+/// Why an alteration was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlterError {
+    #[error(
+        "at most {MAX_ALTERED} client quotas can be set through the admin API ({0} requested)"
+    )]
+    TooMany(usize),
+    #[error("{0}")]
+    Store(String),
+}
+
 /// The broker's quotas and the buckets metering them.
 pub struct Quotas {
     configured: Table,
@@ -290,7 +305,7 @@ impl Quotas {
 
     /// Applies `changes` (`None` removes the admin-set quota) atomically: all are stored, then
     /// all apply; on a storage error none do.
-    pub fn alter(&self, changes: &[(Entity, QuotaKind, Option<u64>)]) -> Result<(), String> {
+    pub fn alter(&self, changes: &[(Entity, QuotaKind, Option<u64>)]) -> Result<(), AlterError> {
         let mut altered = self.altered.lock();
         let mut next = altered.clone();
         for (entity, kind, rate) in changes {
@@ -299,9 +314,13 @@ impl Quotas {
                 None => next.remove(&(entity.clone(), *kind)),
             };
         }
+        if next.len() > MAX_ALTERED {
+            return Err(AlterError::TooMany(next.len()));
+        }
         if let Some(path) = &self.path {
-            store::save(path, &next)
-                .map_err(|e| format!("cannot store quotas in `{}`: {e}", path.display()))?;
+            store::save(path, &next).map_err(|e| {
+                AlterError::Store(format!("cannot store quotas in `{}`: {e}", path.display()))
+            })?;
         }
         self.effective
             .store(Arc::new(overlay(&self.configured, &next)));
@@ -427,6 +446,21 @@ mod tests {
             again.effective().get(&(default_user, QuotaKind::Produce)),
             Some(&1000)
         );
+    }
+
+    #[test]
+    fn the_admin_api_keeps_a_bounded_number_of_quotas() {
+        let q = quotas("");
+        let many: Vec<_> = (0..=MAX_ALTERED)
+            .map(|i| {
+                let e = Entity::new(None, Some(Name::Named(format!("c{i}")))).unwrap();
+                (e, QuotaKind::Produce, Some(1000))
+            })
+            .collect();
+        assert_eq!(q.alter(&many), Err(AlterError::TooMany(MAX_ALTERED + 1)));
+        assert!(q.effective().is_empty(), "nothing applied");
+        q.alter(&many[..MAX_ALTERED]).unwrap();
+        assert_eq!(q.effective().len(), MAX_ALTERED);
     }
 
     #[test]
