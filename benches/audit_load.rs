@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 mod common;
 mod support;
 
-use support::{args, create, median, produce, produce_one_by_one, t, Row};
+use support::{create, median, produce, produce_one_by_one, t, Row};
 
 /// Messages sent one request at a time, per round.
 const ONE_BY_ONE: usize = 3_000;
@@ -46,11 +46,9 @@ fn start_broker(
 }
 
 fn main() {
-    let a = args();
-    if support::smoke_mode() {
+    let Some((a, rt)) = support::setup() else {
         return;
-    }
-    let rt = support::runtime();
+    };
     println!(
         "palisade audit load: {} messages of {} bytes (batched, acks=1) and {ONE_BY_ONE} of 100 bytes one request each; 3 partitions, loopback; median of {ROUNDS} interleaved rounds",
         a.messages, a.size

@@ -27,7 +27,7 @@ use rdkafka::{Offset, TopicPartitionList};
 mod common;
 mod support;
 
-use support::{args, consume, create, percentile, print_rows, produce, t, Latencies, Row};
+use support::{consume, create, percentile, print_rows, produce, t, Latencies, Row};
 
 /// Fetch throughput of the broker itself: a minimal client of our own (kafka-protocol over
 /// one TCP connection) fetching all 3 partitions from the beginning with 16 MiB per partition,
@@ -231,11 +231,9 @@ fn start_broker(
 }
 
 fn main() {
-    let a = args();
-    if support::smoke_mode() {
+    let Some((a, rt)) = support::setup() else {
         return;
-    }
-    let rt = support::runtime();
+    };
     let durable_dir = tempfile::tempdir().unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let durable = start_broker(&rt, durable_dir.path(), "group-commit");

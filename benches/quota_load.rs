@@ -21,7 +21,7 @@
 mod common;
 mod support;
 
-use support::{args, consume, create, median, produce, produce_one_by_one, t, Row};
+use support::{consume, create, median, produce, produce_one_by_one, t, Row};
 
 const ONE_BY_ONE: usize = 3_000;
 const ROUNDS: usize = 3;
@@ -40,11 +40,9 @@ fn start_broker(
 }
 
 fn main() {
-    let a = args();
-    if support::smoke_mode() {
+    let Some((a, rt)) = support::setup() else {
         return;
-    }
-    let rt = support::runtime();
+    };
     println!(
         "palisade quota load: {} messages of {} bytes (batched, acks=1), {ONE_BY_ONE} of 100 bytes one request each, then consumed; 3 partitions, loopback; median of {ROUNDS} interleaved rounds",
         a.messages, a.size

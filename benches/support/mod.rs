@@ -299,6 +299,14 @@ pub fn smoke_mode() -> bool {
     std::env::args().any(|x| x == "--test")
 }
 
+/// A load tool's arguments and runtime, or `None` in smoke mode.
+pub fn setup() -> Option<(Args, tokio::runtime::Runtime)> {
+    if smoke_mode() {
+        return None;
+    }
+    Some((args(), runtime()))
+}
+
 /// The runtime the in-process brokers of a load tool run on (two workers, as the machine).
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -1,12 +1,13 @@
 //! `palisade audit verify FILE|DIR...`: check the audit trail's hash chain, optionally against
 //! the head an earlier run wrote (an anchor kept off this host).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 
+use super::anchor_file::{self, Formatted};
 use super::CliError;
 use crate::audit::verify::Anchor;
 
@@ -39,28 +40,11 @@ struct HeadFile {
     sha256: String,
 }
 
-fn read_anchor(path: &Path) -> Result<Anchor, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read anchor `{}`: {e}", path.display())))?;
-    let file: HeadFile = serde_json::from_str(&text).map_err(|e| {
-        CliError::Usage(format!(
-            "anchor `{}` line {} column {}: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if file.format != FORMAT {
-        return Err(CliError::Usage(format!(
-            "anchor `{}` is `{}`, not `{FORMAT}`",
-            path.display(),
-            file.format
-        )));
+impl Formatted for HeadFile {
+    const FORMAT: &'static str = FORMAT;
+    fn format(&self) -> &str {
+        &self.format
     }
-    Ok(Anchor {
-        seq: file.seq,
-        sha256: file.sha256,
-    })
 }
 
 pub fn run(command: AuditCommand) -> Result<ExitCode, CliError> {
@@ -69,7 +53,14 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, CliError> {
         head_out,
         anchor,
     } = command;
-    let anchor = anchor.as_deref().map(read_anchor).transpose()?;
+    let anchor = anchor
+        .as_deref()
+        .map(anchor_file::read::<HeadFile>)
+        .transpose()?
+        .map(|f| Anchor {
+            seq: f.seq,
+            sha256: f.sha256,
+        });
     let report = crate::audit::verify::verify_against(&paths, anchor.as_ref())
         .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
     if report.files == 0 {
@@ -111,9 +102,7 @@ pub fn run(command: AuditCommand) -> Result<ExitCode, CliError> {
                 seq: head.seq,
                 sha256: head.sha256.clone(),
             };
-            let mut text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-            text.push(b'\n');
-            std::fs::write(path, text)?;
+            anchor_file::write(path, &file)?;
             println!("head written to {}", path.display());
         }
     }

@@ -1,5 +1,6 @@
 //! The `palisade` subcommands. `main.rs` parses flags and calls [`run`].
 
+pub mod anchor_file;
 pub mod audit;
 pub mod certs;
 pub mod config_cmd;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
+use super::anchor_file::{self, Formatted};
 use super::CliError;
 use crate::config::Config;
 use crate::storage::{verify_against, PartitionHead, VerifyFinding};
@@ -28,51 +29,11 @@ struct Head {
     sha256: String,
 }
 
-fn read_anchor(path: &Path) -> Result<Vec<PartitionHead>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read anchor `{}`: {e}", path.display())))?;
-    let file: HeadsFile = serde_json::from_str(&text).map_err(|e| {
-        CliError::Usage(format!(
-            "anchor `{}` line {} column {}: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if file.format != FORMAT {
-        return Err(CliError::Usage(format!(
-            "anchor `{}` is `{}`, not `{FORMAT}`",
-            path.display(),
-            file.format
-        )));
+impl Formatted for HeadsFile {
+    const FORMAT: &'static str = FORMAT;
+    fn format(&self) -> &str {
+        &self.format
     }
-    Ok(file
-        .heads
-        .into_iter()
-        .map(|h| PartitionHead {
-            partition: h.partition,
-            next_offset: h.next_offset,
-            digest: h.sha256,
-        })
-        .collect())
-}
-
-fn write_heads(path: &Path, heads: &[PartitionHead]) -> Result<(), CliError> {
-    let file = HeadsFile {
-        format: FORMAT.to_string(),
-        heads: heads
-            .iter()
-            .map(|h| Head {
-                partition: h.partition.clone(),
-                next_offset: h.next_offset,
-                sha256: h.digest.clone(),
-            })
-            .collect(),
-    };
-    let mut text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-    text.push(b'\n');
-    std::fs::write(path, text)?;
-    Ok(())
 }
 
 pub fn run(
@@ -86,8 +47,16 @@ pub fn run(
         (None, Some(c)) => Config::load(c)?.storage.data_dir,
         (None, None) => Config::dev_default()?.storage.data_dir,
     };
-    let anchored = match anchor {
-        Some(path) => read_anchor(path)?,
+    let anchored: Vec<PartitionHead> = match anchor {
+        Some(path) => anchor_file::read::<HeadsFile>(path)?
+            .heads
+            .into_iter()
+            .map(|h| PartitionHead {
+                partition: h.partition,
+                next_offset: h.next_offset,
+                digest: h.sha256,
+            })
+            .collect(),
         None => Vec::new(),
     };
     let report = verify_against(&dir, &anchored)?;
@@ -114,7 +83,19 @@ pub fn run(
             );
         }
         if let Some(path) = heads_out {
-            write_heads(path, &report.heads)?;
+            let file = HeadsFile {
+                format: FORMAT.to_string(),
+                heads: report
+                    .heads
+                    .iter()
+                    .map(|h| Head {
+                        partition: h.partition.clone(),
+                        next_offset: h.next_offset,
+                        sha256: h.digest.clone(),
+                    })
+                    .collect(),
+            };
+            anchor_file::write(path, &file)?;
             println!("heads written to {}", path.display());
         }
         return Ok(ExitCode::SUCCESS);
