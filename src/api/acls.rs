@@ -12,7 +12,6 @@ use kafka_protocol::messages::{
     CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
     DescribeAclsRequest, DescribeAclsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use super::RequestContext;
@@ -36,9 +35,7 @@ fn acl_label(b: &AclBinding) -> String {
     )
 }
 
-fn s(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
-}
+use super::str_bytes as s;
 
 fn store_error(e: &AclStoreError) -> ResponseError {
     match e {

@@ -13,7 +13,6 @@ use kafka_protocol::messages::{
     alter_client_quotas_response, AlterClientQuotasRequest, AlterClientQuotasResponse,
     DescribeClientQuotasRequest, DescribeClientQuotasResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use super::RequestContext;
@@ -26,9 +25,7 @@ const CLIENT_ID: &str = "client-id";
 /// Kafka's `ip` entity (connection_creation_rate): Palisade's per-IP limits live in `[limits]`.
 const IP: &str = "ip";
 
-fn s(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
-}
+use super::str_bytes as s;
 
 /// Which part of an entity a protocol entity type names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

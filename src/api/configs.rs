@@ -9,7 +9,6 @@ use kafka_protocol::messages::{
     DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use super::RequestContext;
@@ -24,9 +23,7 @@ const SOURCE_DEFAULT: i8 = 5;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-fn s(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
-}
+use super::str_bytes as s;
 
 pub fn describe(
     broker: &Broker,

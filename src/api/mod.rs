@@ -22,6 +22,13 @@ pub mod topics;
 
 use std::net::SocketAddr;
 
+use kafka_protocol::protocol::StrBytes;
+
+/// A response string field from anything string-like.
+pub(crate) fn str_bytes(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
 /// What a handler knows about the request beyond its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {

@@ -16,7 +16,6 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use super::RequestContext;
@@ -29,9 +28,7 @@ fn allowed(broker: &Broker, ctx: &RequestContext, action: Action) -> bool {
     Access::new(broker, ctx).cluster(action)
 }
 
-fn s(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
-}
+use super::str_bytes as s;
 
 pub fn describe(
     broker: &Broker,

@@ -12,7 +12,6 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::access::Access;
 use super::errors::storage_error;
@@ -74,9 +73,7 @@ fn denied(action: &str, name: &str) -> Refusal {
     )
 }
 
-fn str_bytes(s: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(s.into())
-}
+use super::str_bytes;
 
 /// A refusal: the Kafka error and a message for the client.
 type Refusal = (ResponseError, String);
