@@ -49,12 +49,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
     if config.quotas.producer_byte_rate.is_none() || config.quotas.consumer_byte_rate.is_none() {
         out.push("quotas: no default `producer_byte_rate` and `consumer_byte_rate`: one client can take the broker's whole bandwidth".into());
     }
-    if config
-        .topic_defaults
-        .cleanup_policy
-        .split(',')
-        .any(|p| p.trim() == "compact")
-    {
+    if crate::storage::cleanup_includes(&config.topic_defaults.cleanup_policy, "compact") {
         out.push("topic_defaults: `cleanup_policy` includes compact, which this broker accepts but does not perform (tombstones erase nothing)".into());
     }
     if config

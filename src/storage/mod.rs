@@ -56,7 +56,7 @@ mod scan;
 mod segment;
 mod time_index;
 mod topic_meta;
-pub use topic_meta::{parse_tags, TAGS_CONFIG};
+pub use topic_meta::{cleanup_includes, parse_tags, TAGS_CONFIG};
 mod verify;
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ impl Partition {
             let cfg = self.config.read();
             // Compact-only topics keep their data regardless of age and size (compaction
             // itself is not implemented); DeleteRecords still applies.
-            if cfg.cleanup_policy.split(',').any(|p| p.trim() == "delete") {
+            if super::topic_meta::cleanup_includes(&cfg.cleanup_policy, "delete") {
                 (cfg.retention_ms, cfg.retention_bytes)
             } else {
                 (-1, -1)

@@ -84,21 +84,24 @@ pub fn parse_tags(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a `cleanup.policy` value (`delete`, `compact` or both, comma separated) includes
+/// `which`.
+pub fn cleanup_includes(policy: &str, which: &str) -> bool {
+    policy.split(',').any(|p| p.trim() == which)
+}
+
 impl TopicConfig {
     /// Compaction is accepted (Kafka Connect and Streams create compacted topics and check the
-    /// setting) but not performed: superseded and tombstoned records stay until retention
-    /// deletes them. Said whenever such a topic is created, altered or opened, because a
-    /// tombstone that does not erase matters (GDPR erasure requests rely on it).
+    /// setting) but not performed: superseded and tombstoned records are kept (until retention
+    /// deletes them with `compact,delete`; for good with `compact` alone). Said whenever such
+    /// a topic is created, altered or opened, because a tombstone that does not erase matters
+    /// (GDPR erasure requests rely on it).
     pub fn warn_if_compaction_requested(&self, topic: &str) {
-        if self
-            .cleanup_policy
-            .split(',')
-            .any(|p| p.trim() == "compact")
-        {
+        if cleanup_includes(&self.cleanup_policy, "compact") {
             tracing::warn!(
                 topic,
                 cleanup_policy = %self.cleanup_policy,
-                "compaction is not performed by this broker: records superseded by a later value or a tombstone stay until retention.ms/retention.bytes delete them"
+                "compaction is not performed by this broker: records superseded by a later value or a tombstone are kept (with compact,delete until retention.ms/retention.bytes delete them; with compact alone for good)"
             );
         }
     }
