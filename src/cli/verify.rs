@@ -16,18 +16,10 @@ use crate::storage::{verify_against, PartitionHead, VerifyFinding};
 #[serde(deny_unknown_fields)]
 struct HeadsFile {
     format: String,
-    heads: Vec<Head>,
+    heads: Vec<PartitionHead>,
 }
 
 const FORMAT: &str = "palisade-heads-v1";
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Head {
-    partition: String,
-    next_offset: i64,
-    sha256: String,
-}
 
 impl Formatted for HeadsFile {
     const FORMAT: &'static str = FORMAT;
@@ -48,15 +40,7 @@ pub fn run(
         (None, None) => Config::dev_default()?.storage.data_dir,
     };
     let anchored: Vec<PartitionHead> = match anchor {
-        Some(path) => anchor_file::read::<HeadsFile>(path)?
-            .heads
-            .into_iter()
-            .map(|h| PartitionHead {
-                partition: h.partition,
-                next_offset: h.next_offset,
-                digest: h.sha256,
-            })
-            .collect(),
+        Some(path) => anchor_file::read::<HeadsFile>(path)?.heads,
         None => Vec::new(),
     };
     let report = verify_against(&dir, &anchored)?;
@@ -85,15 +69,7 @@ pub fn run(
         if let Some(path) = heads_out {
             let file = HeadsFile {
                 format: FORMAT.to_string(),
-                heads: report
-                    .heads
-                    .iter()
-                    .map(|h| Head {
-                        partition: h.partition.clone(),
-                        next_offset: h.next_offset,
-                        sha256: h.digest.clone(),
-                    })
-                    .collect(),
+                heads: report.heads.clone(),
             };
             anchor_file::write(path, &file)?;
             println!("heads written to {}", path.display());

@@ -18,13 +18,16 @@ use super::fsutil::{io_err, list_segments, parse_partition_dir, segment_file};
 use super::scan::{BatchScanner, Scan};
 use super::{StorageError, VerifyFinding};
 
-/// The head of one partition's chain after verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The head of one partition's chain after verification (also the entries of the anchor file
+/// `palisade verify --heads-out` writes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PartitionHead {
     pub partition: String,
     /// Offset after the last verified batch.
     pub next_offset: i64,
     /// Hex SHA-256 of the last verified batch's chain link.
+    #[serde(rename = "sha256")]
     pub digest: String,
 }
 
