@@ -124,11 +124,10 @@ impl TlsWatch {
     }
 
     fn poll(&mut self, audit: &Audit, metrics: &Metrics) {
-        self.check_expiries(metrics);
         let (generation, failures) = (self.reloader.generation(), self.reloader.failures());
         if generation != self.generation {
+            // New material: its expiries are published and checked below, not in a day.
             self.next_expiry_check = None;
-            self.check_expiries(metrics);
             self.generation = generation;
             metrics.reload("tls", true);
             audit.record(Event::certificate_reload(
@@ -149,6 +148,7 @@ impl TlsWatch {
                 error.as_deref(),
             ));
         }
+        self.check_expiries(metrics);
     }
 }
 
