@@ -53,7 +53,8 @@ impl QuotaKind {
             .find(|k| k.key() == key)
     }
 
-    fn label(self) -> &'static str {
+    /// The `kind` label of `palisade_throttled_total` for a throttle of this quota.
+    pub fn metric_label(self) -> &'static str {
         match self {
             QuotaKind::Produce => "produce_quota",
             QuotaKind::Fetch => "fetch_quota",
@@ -327,11 +328,6 @@ impl Quotas {
         self.generation.fetch_add(1, Ordering::AcqRel);
         *altered = next;
         Ok(())
-    }
-
-    /// The metrics label of a throttle of `kind`.
-    pub fn metric_label(kind: QuotaKind) -> &'static str {
-        kind.label()
     }
 }
 

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiKey, FetchResponse, RequestKind, ResponseKind}
 use crate::api::RequestContext;
 use crate::broker::Broker;
 use crate::protocol::dispatch::Reply;
-use crate::quota::{QuotaCache, QuotaKind, Quotas};
+use crate::quota::{QuotaCache, QuotaKind};
 
 fn client_id(ctx: &RequestContext) -> &str {
     ctx.client_id.as_deref().unwrap_or("")
@@ -105,11 +105,7 @@ fn report(
 }
 
 fn count(broker: &Broker, kind: QuotaKind) {
-    broker
-        .metrics
-        .throttled
-        .with(&[Quotas::metric_label(kind)])
-        .inc();
+    broker.metrics.throttled.with(&[kind.metric_label()]).inc();
 }
 
 fn millis(d: Duration) -> i32 {
