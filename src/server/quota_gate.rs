@@ -36,8 +36,7 @@ pub fn before_fetch(
         fetch.max_bytes = fetch.max_bytes.min(cap);
         return None;
     }
-    count(broker, QuotaKind::Fetch);
-    report(broker, ctx, cache, QuotaKind::Fetch, owed);
+    throttled(broker, ctx, cache, QuotaKind::Fetch, owed);
     let response = FetchResponse::default().with_throttle_time_ms(millis(owed));
     Some((ResponseKind::Fetch(response), owed))
 }
@@ -64,8 +63,7 @@ pub fn charge(
     if throttle.is_zero() {
         return (reply, throttle);
     }
-    count(broker, kind);
-    report(broker, ctx, cache, kind, throttle);
+    throttled(broker, ctx, cache, kind, throttle);
     let ms = millis(throttle);
     let reply = match reply {
         Reply::Ready(mut body) => {
@@ -82,15 +80,16 @@ pub fn charge(
     (reply, throttle)
 }
 
-/// The first throttle of a connection for a quota is logged and audited; later ones are only
-/// counted (a throttled client is throttled many times a second).
-fn report(
+/// Every throttle is counted; the first of a connection for a quota is also logged and
+/// audited (a throttled client is throttled many times a second).
+fn throttled(
     broker: &Broker,
     ctx: &RequestContext,
     cache: &mut QuotaCache,
     kind: QuotaKind,
     throttle: Duration,
 ) {
+    broker.metrics.throttled.with(&[kind.metric_label()]).inc();
     let Some(entity) = cache.first_throttle(kind) else {
         return;
     };
@@ -102,10 +101,6 @@ fn report(
         &entity,
         ms,
     ));
-}
-
-fn count(broker: &Broker, kind: QuotaKind) {
-    broker.metrics.throttled.with(&[kind.metric_label()]).inc();
 }
 
 fn millis(d: Duration) -> i32 {
