@@ -101,12 +101,10 @@ fn tls_client(certs: &Path, client_cert: Option<(&str, &str)>) -> Arc<rustls::Cl
     for cert in CertificateDer::pem_file_iter(certs.join("ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(palisade::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
     Arc::new(match client_cert {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {

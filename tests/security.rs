@@ -297,12 +297,10 @@ fn tls_client_config(ca: &Path, cert: Option<(&Path, &Path)>) -> rustls::ClientC
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(palisade::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
     match cert {
         Some((cert, key)) => {
             let chain: Vec<_> = CertificateDer::pem_file_iter(cert)

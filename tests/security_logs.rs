@@ -63,12 +63,10 @@ async fn connect(addr: SocketAddr, ca: &Path, cert: Option<(&Path, &Path)>) -> C
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(palisade::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
     let config = match cert {
         Some((cert, key)) => {
             let chain: Vec<_> = CertificateDer::pem_file_iter(cert)

@@ -113,11 +113,10 @@ async fn talk(addr: SocketAddr, ca: &Path, client: &Client) -> Result<Answer, St
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let builder =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(client.versions)
-            .unwrap()
-            .with_root_certificates(roots);
+    let builder = ClientConfig::builder_with_provider(palisade::tls::provider())
+        .with_protocol_versions(client.versions)
+        .unwrap()
+        .with_root_certificates(roots);
     let config = match &client.certs {
         Some((cert, key)) => {
             let chain: Vec<_> = CertificateDer::pem_file_iter(cert)

@@ -33,6 +33,7 @@ pub mod settings;
 pub use dev_pki::{generate_dev_pki, CertsError, DevCa, DevClient, DevPki, Issued};
 pub use error::{PrincipalError, TlsError};
 pub use mapping::PrincipalMapper;
+pub use material::provider;
 pub use material::{load_material, Expiry, ExpiryKind, TlsMaterial, PROTOCOL_VERSIONS};
 pub use principal::{peer_principal, principal_from_cert, subject_dn};
 pub use reload::TlsReloader;
