@@ -666,6 +666,10 @@ async fn a_request_naming_10000_denied_topics_is_a_bounded_number_of_audit_lines
     assert_eq!(e["client_id"], "raw-test");
     let lines = file_lines(&dir.path().join("audit"));
     let bytes: usize = lines.iter().map(String::len).sum();
+    eprintln!(
+        "whole trail after a Metadata naming 10,000 denied topics: {} lines, {bytes} bytes",
+        lines.len()
+    );
     assert!(
         lines.len() < 50 && bytes < 64 * 1024,
         "{} lines, {bytes} bytes in the trail",
