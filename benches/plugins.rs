@@ -31,9 +31,7 @@ use palisade::plugin::engine::Tier;
 use palisade::plugin::envelope::EnvelopeStore;
 use palisade::plugin::loader::load_one;
 use palisade::plugin::state::HostServices;
-use palisade::plugin::{
-    CallFacts, CallInput, Keyring, LoadedPlugin, PluginSettings, SharedKeyring,
-};
+use palisade::plugin::{CallInput, Keyring, LoadedPlugin, PluginSettings, SharedKeyring};
 use rdkafka::producer::ThreadedProducer;
 
 #[path = "../tests/common/mod.rs"]
@@ -147,28 +145,29 @@ fn batch_of(records: &[Spec]) -> Bytes {
 
 fn input(principal: &str, topic: &str) -> CallInput {
     CallInput {
-        context: palisade::plugin::bindings::palisade::plugin::types::CallContext {
-            topic: topic.into(),
-            partition: 0,
-            principal: principal.into(),
-            auth_method: "PLAIN".into(),
-            client_id: Some("bench".into()),
-            listener: "PLAINTEXT".into(),
-        },
-        facts: CallFacts {
-            ip: "127.0.0.1".parse().unwrap(),
+        topic: topic.into(),
+        partition: 0,
+        caller: palisade::request::Caller {
+            principal: palisade::principal::Principal {
+                name: principal.into(),
+                method: palisade::principal::AuthMethod::Sasl("PLAIN"),
+            },
+            peer: "127.0.0.1:1".parse().unwrap(),
             listener: "PLAINTEXT".into(),
             tls: false,
-            authentication: "PLAIN",
-            client_id: "bench".into(),
-            session: Default::default(),
+            client_id: Some("bench".into()),
+            audit_session: Default::default(),
         },
     }
 }
 
 struct AllowDecrypt;
 impl palisade::plugin::PolicyOracle for AllowDecrypt {
-    fn allowed(&self, q: &palisade::plugin::oracle::Question<'_>, _: &CallFacts) -> bool {
+    fn allowed(
+        &self,
+        q: &palisade::plugin::oracle::Question<'_>,
+        _: &palisade::request::Caller,
+    ) -> bool {
         q.action == "Decrypt"
     }
 }

@@ -88,11 +88,12 @@ impl Broker {
             metrics.clone(),
         )?;
         plugins.report_to(audit.clone(), metrics.clone());
-        plugins.set_policy_oracle(Box::new(crate::plugin::oracle::BrokerOracle {
-            authorizer: authorizer.clone(),
-            logs: logs.clone(),
-            audit: audit.clone(),
-        }));
+        // Plugins' `authorize` calls are decided at the broker's one enforcement point.
+        plugins.set_policy_oracle(Box::new(crate::api::access::PluginAccess::new(
+            authorizer.clone(),
+            logs.clone(),
+            audit.clone(),
+        )));
         let policy_watcher = match crate::authz::PolicyWatcher::start(authorizer.clone()) {
             Ok(w) => Some(w),
             Err(e) => {

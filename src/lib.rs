@@ -17,6 +17,10 @@
 //! - [`group`]: the consumer group coordinator and committed offsets.
 //! - [`plugin`]: WebAssembly plugin chains run on produce and fetch.
 //!
+//! Who asks: [`principal`] (an identity and how it was established) and [`request::Caller`]
+//! (that identity with its connection), read by [`api::access`] (the one authorization
+//! enforcement point), [`authz`], [`audit`] and [`plugin`].
+//!
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
 //! [`cli`] the `palisade` subcommands.
 
@@ -35,6 +39,7 @@ pub mod private_file;
 pub mod protocol;
 pub mod quota;
 pub mod records;
+pub mod request;
 pub mod sasl;
 pub mod server;
 pub mod storage;

@@ -341,6 +341,11 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
 }
 
 fn palisade(args: &[&str], cwd: &Path) -> (bool, String) {
+    let (code, text) = palisade_code(args, cwd);
+    (code == Some(0), text)
+}
+
+fn palisade_code(args: &[&str], cwd: &Path) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(args)
         .current_dir(cwd)
@@ -351,7 +356,7 @@ fn palisade(args: &[&str], cwd: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), text)
+    (out.status.code(), text)
 }
 
 #[test]
@@ -365,7 +370,7 @@ fn cli_check_test_and_explain() {
     assert!(ok, "{out}");
     assert!(out.contains("0 failed"), "{out}");
 
-    let (ok, out) = palisade(
+    let (code, out) = palisade_code(
         &[
             "policy",
             "explain",
@@ -387,9 +392,13 @@ fn cli_check_test_and_explain() {
         ],
         root,
     );
-    assert!(ok, "{out}");
+    assert_eq!(code, Some(3), "a denial exits 3: {out}");
     assert!(out.starts_with("DENY"), "{out}");
     assert!(out.contains("40-classified.cedar:4"), "{out}");
+    assert!(
+        !out.contains("(default)"),
+        "every context value was given: {out}"
+    );
 
     // A broken directory: exit 1 with file:line:col.
     let bad = dir_with(&[(
@@ -410,4 +419,72 @@ fn cli_check_test_and_explain() {
     let (ok, out) = palisade(&["policy", "test", scen.to_str().unwrap()], root);
     assert!(!ok);
     assert!(out.contains("FAIL"), "{out}");
+}
+
+/// `policy explain` says which connection it assumed (the defaults are the dev loopback
+/// client, which the shipped policies allow everything) and answers in its exit code.
+#[test]
+fn explain_prints_the_assumed_context_and_exits_by_decision() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ask = [
+        "policy",
+        "explain",
+        "--principal",
+        "bob",
+        "--action",
+        "Write",
+        "--topic",
+        "t",
+    ];
+    // Defaults: allowed by the dev loopback rule, and the output says why that context.
+    let (code, out) = palisade_code(&ask, root);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("ALLOW") && out.contains("dev-loopback"),
+        "{out}"
+    );
+    for line in [
+        "listener   PLAINTEXT  (default)",
+        "ip         127.0.0.1  (default)",
+        "tls        false  (default)",
+        "mechanism  anonymous  (default)",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in {out}");
+    }
+    assert!(out.contains("note: values marked (default)"), "{out}");
+    // The same question from a real client's connection: denied, exit 3, no note.
+    let mut real = ask.to_vec();
+    real.extend([
+        "--listener",
+        "SASL_SSL",
+        "--ip",
+        "10.0.0.7",
+        "--tls",
+        "--mechanism",
+        "SCRAM-SHA-512",
+    ]);
+    let (code, out) = palisade_code(&real, root);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.starts_with("DENY"), "{out}");
+    assert!(out.contains("listener   SASL_SSL\n"), "{out}");
+    assert!(out.contains("ip         10.0.0.7\n"), "{out}");
+    assert!(
+        !out.contains("(default)") && !out.contains("note:"),
+        "{out}"
+    );
+    // An error is neither: exit 1.
+    let (code, out) = palisade_code(
+        &[
+            "policy",
+            "explain",
+            "--principal",
+            "bob",
+            "--action",
+            "Fly",
+            "--topic",
+            "t",
+        ],
+        root,
+    );
+    assert_eq!(code, Some(1), "{out}");
 }

@@ -458,21 +458,18 @@ fn load_hostile_quick(
 /// Who calls the hostile plugin in the tests that call it directly.
 fn hostile_input() -> palisade::plugin::CallInput {
     palisade::plugin::CallInput {
-        context: palisade::plugin::bindings::palisade::plugin::types::CallContext {
-            topic: "hostile".into(),
-            partition: 0,
-            principal: "alice".into(),
-            auth_method: "PLAIN".into(),
-            client_id: None,
-            listener: "PLAINTEXT".into(),
-        },
-        facts: palisade::plugin::CallFacts {
-            ip: "127.0.0.1".parse().unwrap(),
+        topic: "hostile".into(),
+        partition: 0,
+        caller: palisade::request::Caller {
+            principal: palisade::principal::Principal {
+                name: "alice".into(),
+                method: palisade::principal::AuthMethod::Sasl("PLAIN"),
+            },
+            peer: "127.0.0.1:1".parse().unwrap(),
             listener: "PLAINTEXT".into(),
             tls: false,
-            authentication: "PLAIN",
-            client_id: String::new(),
-            session: Default::default(),
+            client_id: None,
+            audit_session: Default::default(),
         },
     }
 }

@@ -309,6 +309,16 @@ async fn a_traced_sasl_and_tls_session_logs_no_secret() {
             c.metadata().await;
         }
     }
+    // A PLAIN failure whose user name tries to forge a log line and is far too long.
+    let hostile = format!("eve\nforged-line {}", "x".repeat(400));
+    {
+        let mut c = connect(sasl, &pki.ca_cert, None).await;
+        c.handshake("PLAIN").await;
+        let resp = c
+            .authenticate(format!("\0{hostile}\0{WRONG}").as_bytes())
+            .await;
+        assert_eq!(resp.error_code, 58);
+    }
     // mTLS.
     let alice = &pki.clients[0];
     let mut c = connect(ssl, &pki.ca_cert, Some((&alice.cert, &alice.key))).await;
@@ -386,6 +396,67 @@ async fn a_traced_sasl_and_tls_session_logs_no_secret() {
         .map(|(what, _)| what)
         .collect();
     assert!(leaks.is_empty(), "secrets in the audit trail: {leaks:?}");
+
+    // Failed logins name the account they tried, in the trail and in the log line: SCRAM
+    // (wrong password, unknown user) and PLAIN alike.
+    let failures: Vec<serde_json::Value> = audit_file_events(&dir.path().join("data"))
+        .into_iter()
+        .filter(|e| e["event_type"] == "authentication" && e["result"] == "failure")
+        .collect();
+    for (principal, mechanism) in [
+        ("User:alice", "SCRAM-SHA-256"),
+        ("User:mallory", "SCRAM-SHA-256"),
+        ("User:alice", "PLAIN"),
+    ] {
+        assert!(
+            failures
+                .iter()
+                .any(|e| e["principal"] == principal && e["mechanism"] == mechanism),
+            "no failed {mechanism} login of {principal} in {failures:#?}"
+        );
+    }
+    assert!(logs.contains("user=mallory"), "{logs}");
+    // The hostile name: escaped (no forged line), bounded to 256 bytes, in both.
+    let eve = failures
+        .iter()
+        .find_map(|e| {
+            e["principal"]
+                .as_str()
+                .filter(|p| p.starts_with("User:eve"))
+        })
+        .expect("the hostile PLAIN failure is audited");
+    let name = eve.strip_prefix("User:").unwrap();
+    assert!(name.starts_with("eve\\nforged-line xxx"), "{name}");
+    assert!(
+        name.len() <= 256 && name.ends_with('…'),
+        "{} bytes",
+        name.len()
+    );
+    assert!(logs.contains(&format!("user={name}")), "{logs}");
+    assert!(
+        !logs.lines().any(|l| l.starts_with("forged-line")),
+        "a user name forged a log line"
+    );
+}
+
+/// The events of the audit files (the file sink), in order.
+fn audit_file_events(data: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(data.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Every byte of the audit files and of the audit topic's partition directory, as text.

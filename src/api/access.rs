@@ -1,49 +1,171 @@
-//! [`Access`]: the authorization questions one request's handler asks, answered by the
-//! broker's Cedar [`Authorizer`](crate::authz::Authorizer).
+//! The one authorization enforcement point. Every question goes through [`enforce`]: the
+//! Kafka API handlers' (through [`Access`]), the audit topic's rule, and the plugins'
+//! `authorize` host call (through [`PluginAccess`]). It
+//!
+//! 1. checks a handler's question against its API's entry in [`crate::authz::api_map`]: a
+//!    question the table does not list for that API is a bug, denied and logged as an error
+//!    (and a failed assertion in debug builds, so tests find it);
+//! 2. refuses every change of the audit topic, super users included, and leaves reading it to
+//!    policy alone (no super user bypass);
+//! 3. asks the Cedar [`Authorizer`] otherwise, with the topic's tags looked up here (the
+//!    topic's `palisade.tags` config; a topic that does not exist has none, so a policy keyed
+//!    on tags cannot reveal its existence);
+//! 4. counts and audits the decision ([`crate::audit::decisions`]): a request's decisions as a
+//!    few grouped events when it ends, a plugin's once per connection, topic and answer.
 //!
 //! Handlers ask per resource (a Produce to two topics is decided per topic) and turn a denial
-//! into the error code their response carries for that resource; see [`crate::authz::api_map`]
-//! for which pairs each API needs. Topic tags come from the topic's `palisade.tags` config; a
-//! topic that does not exist has none, so a policy keyed on tags cannot reveal its existence.
+//! into the error code their response carries for that resource.
 
 use std::sync::Arc;
 
-use crate::api::RequestContext;
-use crate::authz::{Action, Request, Resource};
-use crate::broker::Broker;
+use kafka_protocol::messages::ApiKey;
 
-/// Asks on behalf of one request.
+use crate::api::RequestContext;
+use crate::audit::{protect, Audit, Decided, RequestDecisions};
+use crate::authz::{api_map, Action, Authorizer, Decision, Request, Resource};
+use crate::broker::Broker;
+use crate::plugin::oracle::{PolicyOracle, Question};
+use crate::request::Caller;
+use crate::storage::LogManager;
+
+/// Who asks on the caller's behalf.
+#[derive(Debug, Clone, Copy)]
+pub enum Asker<'a> {
+    /// The handler of a Kafka request of this API.
+    Api(ApiKey),
+    /// A plugin (its name), through the `authorize` host call.
+    Plugin(&'a str),
+}
+
+/// What enforcement reads: the policies, the topics' tags, the audit trail.
+#[derive(Clone, Copy)]
+pub struct Point<'a> {
+    pub authorizer: &'a Authorizer,
+    pub logs: &'a LogManager,
+    pub audit: &'a Audit,
+}
+
+impl<'a> Point<'a> {
+    pub fn of(broker: &'a Broker) -> Self {
+        Point {
+            authorizer: &broker.authorizer,
+            logs: &broker.logs,
+            audit: &broker.audit,
+        }
+    }
+
+    /// The tags of topic `name` (empty when it does not exist).
+    pub fn topic_tags(&self, name: &str) -> Arc<[String]> {
+        self.logs
+            .topic(name)
+            .map_or_else(|| Arc::from(Vec::new()), |t| t.tags())
+    }
+}
+
+/// Decides whether `principal` may do `action` on `resource`, asked by `asker` over `caller`'s
+/// connection; counts and audits the decision (into `request` when it belongs to one). The
+/// only place the broker decides.
+pub fn enforce(
+    point: Point<'_>,
+    caller: &Caller,
+    asker: Asker<'_>,
+    principal: &str,
+    action: Action,
+    resource: Resource<'_>,
+    request: Option<&RequestDecisions>,
+) -> bool {
+    let kind = resource.kind();
+    let audit_topic =
+        matches!(resource, Resource::Topic { name, .. } if protect::is_audit_topic(name));
+    let question = Request::asked_by(caller, principal, action, resource);
+    let listed = match asker {
+        Asker::Api(key) => api_map::asks(key, action, kind),
+        Asker::Plugin(_) => true,
+    };
+    debug_assert!(
+        listed,
+        "{asker:?} asked {action} on {}, which authz::api_map does not list for it",
+        kind.type_name()
+    );
+    let unlisted;
+    let (decision, refusal) = match asker {
+        Asker::Api(key) if !listed => {
+            tracing::error!(
+                api = ?key,
+                action = %action,
+                resource = kind.type_name(),
+                "a handler asked a question its API's entry in the authorization table does \
+                 not list; denied"
+            );
+            unlisted = format!(
+                "{key:?} does not ask `{action}` on `{}` (authorization table): denied",
+                kind.type_name()
+            );
+            (
+                Decision::refused(point.authorizer.generation()),
+                Some(unlisted.as_str()),
+            )
+        }
+        _ if audit_topic && protect::changes_topic(action) => {
+            tracing::warn!(
+                principal,
+                operation = %action,
+                "refused a change of the audit topic"
+            );
+            (
+                Decision::refused(point.authorizer.generation()),
+                Some(protect::REFUSAL),
+            )
+        }
+        // Who reads the audit trail is for policy alone: super users do not bypass it.
+        _ if audit_topic => (point.authorizer.evaluate(&question), None),
+        _ => (point.authorizer.authorize(&question), None),
+    };
+    point.audit.decision(
+        &Decided {
+            caller,
+            principal,
+            plugin: match asker {
+                Asker::Plugin(name) => Some(name),
+                Asker::Api(_) => None,
+            },
+            action,
+            kind,
+            name: resource.name(),
+            decision: &decision,
+            refusal,
+        },
+        request,
+    );
+    decision.allowed
+}
+
+/// Asks on behalf of one Kafka request, as its API.
 #[derive(Clone, Copy)]
 pub struct Access<'a> {
-    broker: &'a Broker,
+    point: Point<'a>,
     ctx: &'a RequestContext,
 }
 
 impl<'a> Access<'a> {
     pub fn new(broker: &'a Broker, ctx: &'a RequestContext) -> Self {
-        Access { broker, ctx }
+        Access {
+            point: Point::of(broker),
+            ctx,
+        }
     }
 
-    /// Whether `action` on `resource` is allowed. The enforcement point: every decision is
-    /// counted and audited here (denials always; allows per `audit.data_operations`).
+    /// Whether the request's principal may do `action` on `resource` ([`enforce`]).
     pub fn allows(&self, action: Action, resource: Resource<'_>) -> bool {
-        let request = Request::from_api(self.ctx, action, resource);
-        // Who reads the audit trail is for policy alone: super users do not bypass it.
-        let audit_topic = matches!(resource, Resource::Topic { name, .. }
-            if crate::audit::protect::is_audit_topic(name));
-        let decision = if audit_topic {
-            self.broker.authorizer.evaluate(&request)
-        } else {
-            self.broker.authorizer.authorize(&request)
-        };
-        self.broker.audit.decision(
-            self.ctx,
+        enforce(
+            self.point,
+            &self.ctx.caller,
+            Asker::Api(self.ctx.api_key),
+            &self.ctx.caller.principal.name,
             action,
-            resource.kind(),
-            resource.name(),
-            &decision,
-        );
-        decision.allowed
+            resource,
+            Some(&self.ctx.decisions),
+        )
     }
 
     /// The request being decided.
@@ -64,10 +186,7 @@ impl<'a> Access<'a> {
 
     /// The tags of topic `name` (empty when it does not exist).
     pub fn topic_tags(&self, name: &str) -> Arc<[String]> {
-        self.broker
-            .logs
-            .topic(name)
-            .map_or_else(|| Arc::from(Vec::new()), |t| t.tags())
+        self.point.topic_tags(name)
     }
 
     pub fn group(&self, action: Action, name: &str) -> bool {
@@ -80,5 +199,54 @@ impl<'a> Access<'a> {
 
     pub fn cluster(&self, action: Action) -> bool {
         self.allows(action, Resource::Cluster)
+    }
+}
+
+/// The plugins' `authorize` host call: "may `principal` do `action` on topic `topic`?",
+/// decided by [`enforce`] like every other question (the same tags, the same audit topic
+/// rule, audited). An unknown action is a deny.
+pub struct PluginAccess {
+    authorizer: Arc<Authorizer>,
+    logs: Arc<LogManager>,
+    audit: Audit,
+}
+
+impl PluginAccess {
+    pub fn new(authorizer: Arc<Authorizer>, logs: Arc<LogManager>, audit: Audit) -> Self {
+        PluginAccess {
+            authorizer,
+            logs,
+            audit,
+        }
+    }
+}
+
+impl PolicyOracle for PluginAccess {
+    fn allowed(&self, question: &Question<'_>, caller: &Caller) -> bool {
+        let Ok(action) = question.action.parse::<Action>() else {
+            tracing::debug!(
+                plugin = question.plugin,
+                "plugin asked about an unknown action; denied"
+            );
+            return false;
+        };
+        let point = Point {
+            authorizer: &self.authorizer,
+            logs: &self.logs,
+            audit: &self.audit,
+        };
+        let tags = point.topic_tags(question.topic);
+        enforce(
+            point,
+            caller,
+            Asker::Plugin(question.plugin),
+            question.principal,
+            action,
+            Resource::Topic {
+                name: question.topic,
+                tags: &tags,
+            },
+            None,
+        )
     }
 }

@@ -153,7 +153,7 @@ fn read_all(
                             // a failure answers the partition with an error, never raw data.
                             let records = match crate::plugin::gate::fetch(
                                 broker,
-                                ctx,
+                                &ctx.caller,
                                 &t.topic.0,
                                 p.partition,
                                 std::mem::take(&mut read.records),

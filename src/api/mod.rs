@@ -1,6 +1,7 @@
 //! Kafka API handlers, one module per API family. Each handler takes the shared
 //! [`Broker`](crate::broker::Broker), the [`RequestContext`] and the decoded request, and returns
-//! the response; errors are expressed as Kafka error codes inside the response.
+//! the response; errors are expressed as Kafka error codes inside the response. Every
+//! authorization question goes through [`access`], the one enforcement point.
 
 pub mod access;
 pub mod acls;
@@ -20,31 +21,39 @@ pub mod producer_id;
 pub mod scram_credentials;
 pub mod topics;
 
-use std::net::SocketAddr;
-
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
+
+use crate::request::Caller;
 
 /// A response string field from anything string-like.
 pub(crate) fn str_bytes(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-/// What a handler knows about the request beyond its body.
-#[derive(Debug, Clone)]
+/// What a handler knows about the request beyond its body: who sent it (its [`Caller`],
+/// which the context dereferences to: `ctx.principal`, `ctx.peer` ...) and the request's own
+/// facts.
+#[derive(Debug)]
 pub struct RequestContext {
+    /// The API the request is, as dispatched (authorization checks its questions against it).
+    pub api_key: ApiKey,
     pub api_version: i16,
     pub correlation_id: i32,
-    pub client_id: Option<String>,
-    pub peer: SocketAddr,
+    /// Who is asking, over which connection.
+    pub caller: Caller,
     /// The address and port the client connected to, advertised back in Metadata.
     pub advertised_host: String,
     pub advertised_port: i32,
-    /// Who is asking, as the listener's security protocol established it.
-    pub principal: crate::principal::Principal,
-    /// The listener the request arrived on.
-    pub listener: String,
-    /// The connection's memory for first-use auditing of data operations.
-    pub audit_session: crate::audit::SessionAudit,
-    /// Whether that listener terminates TLS.
-    pub tls: bool,
+    /// The request's audited authorization decisions, written as a few grouped events when
+    /// the request (this context) ends.
+    pub decisions: crate::audit::RequestDecisions,
+}
+
+impl std::ops::Deref for RequestContext {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
 }

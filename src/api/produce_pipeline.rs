@@ -26,6 +26,7 @@ use super::produce::{
 };
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::request::Caller;
 use crate::server::append_order::AppendOrder;
 
 /// Plugin jobs running at once in the whole process: one per core. More would only take turns
@@ -62,12 +63,14 @@ pub(super) async fn run(
         })
         .collect();
     let broker = Arc::clone(broker);
-    let ctx = Arc::new(ctx.clone());
+    // The chains run for the request's caller after the request itself has been handled.
+    let caller = Arc::new(ctx.caller.clone());
+    let api_version = ctx.api_version;
     let task = tokio::spawn(async move {
         let transformed = join_all(
             checked
                 .into_iter()
-                .map(|t| transform_topic(&broker, &ctx, t)),
+                .map(|t| transform_topic(&broker, &caller, api_version, t)),
         )
         .await;
         turn.wait().await;
@@ -119,18 +122,26 @@ fn topics_of(shape: &[(TopicName, Vec<i32>)]) -> String {
 /// Runs the produce chain of every checked partition of `t`, all at once.
 async fn transform_topic(
     broker: &Arc<Broker>,
-    ctx: &Arc<RequestContext>,
+    caller: &Arc<Caller>,
+    api_version: i16,
     t: CheckedTopic,
 ) -> (TopicName, Transformed) {
     let topic: Arc<str> = Arc::from(&*t.name.0);
     let plugins = t.plugins;
     let partitions = join_all(t.partitions.into_iter().map(|(index, checked)| {
-        let (broker, ctx, topic) = (Arc::clone(broker), Arc::clone(ctx), Arc::clone(&topic));
+        let (broker, caller, topic) = (Arc::clone(broker), Arc::clone(caller), Arc::clone(&topic));
         async move {
             let result = match checked {
-                Ok(c) if plugins => transform(broker, ctx, topic, index, c.batch.bytes.clone())
-                    .await
-                    .map(|replaced| (c, replaced)),
+                Ok(c) if plugins => transform(
+                    broker,
+                    caller,
+                    api_version,
+                    topic,
+                    index,
+                    c.batch.bytes.clone(),
+                )
+                .await
+                .map(|replaced| (c, replaced)),
                 Ok(c) => Ok((c, None)),
                 Err(refusal) => Err(refusal),
             };
@@ -144,15 +155,16 @@ async fn transform_topic(
 /// One partition's produce chain, on the blocking pool once a plugin slot is free.
 async fn transform(
     broker: Arc<Broker>,
-    ctx: Arc<RequestContext>,
+    caller: Arc<Caller>,
+    api_version: i16,
     topic: Arc<str>,
     index: i32,
     batch: Bytes,
 ) -> Result<Option<Bytes>, Refusal> {
-    let api_version = ctx.api_version;
     let name = Arc::clone(&topic);
-    let job =
-        on_plugin_slot(move || crate::plugin::gate::produce(&broker, &ctx, &name, index, &batch));
+    let job = on_plugin_slot(move || {
+        crate::plugin::gate::produce(&broker, &caller, &name, index, &batch)
+    });
     match job.await {
         Ok(result) => result.map_err(|r| plugin_refusal(r, api_version)),
         Err(e) => {

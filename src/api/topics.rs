@@ -256,14 +256,6 @@ pub fn delete(
                     ResponseError::UnknownTopicOrPartition,
                     "unknown topic".to_string(),
                 )),
-                Some(t)
-                    if crate::audit::protect::guard(broker, ctx, t.name(), "Delete").is_err() =>
-                {
-                    Err((
-                        ResponseError::TopicAuthorizationFailed,
-                        format!("`{}` cannot be deleted", t.name()),
-                    ))
-                }
                 Some(t) => {
                     if v >= 6 {
                         result.topic_id = t.id();
@@ -310,10 +302,6 @@ pub fn create_partitions(
         .map(|t| {
             let name = t.name.0.to_string();
             let outcome = match broker.logs.topic(&name) {
-                _ if crate::audit::protect::guard(broker, ctx, &name, "Alter").is_err() => Err((
-                    ResponseError::TopicAuthorizationFailed,
-                    format!("`{name}` cannot be altered"),
-                )),
                 _ if !access.topic(Action::Alter, &name) => Err(denied("alter", &name)),
                 None => Err((
                     ResponseError::UnknownTopicOrPartition,

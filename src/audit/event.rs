@@ -97,16 +97,23 @@ pub struct Origin {
     pub client_id: Option<String>,
 }
 
-impl Origin {
-    /// The origin of a request handled by the broker.
-    pub fn of_request(ctx: &crate::api::RequestContext) -> Self {
+impl From<&crate::request::Caller> for Origin {
+    /// The origin of a request (or plugin call) the broker serves.
+    fn from(caller: &crate::request::Caller) -> Self {
         Origin {
-            principal: Some(ctx.principal.to_string()),
-            source_ip: Some(ctx.peer.ip().to_string()),
-            listener: Some(ctx.listener.clone()),
-            mechanism: Some(crate::authz::authentication_name(ctx.principal.method).to_string()),
-            client_id: ctx.client_id.clone(),
+            principal: Some(caller.principal.to_string()),
+            source_ip: Some(caller.peer.ip().to_string()),
+            listener: Some(caller.listener.clone()),
+            mechanism: Some(caller.mechanism().to_string()),
+            client_id: caller.client_id.clone(),
         }
+    }
+}
+
+impl Origin {
+    /// The origin of a request the broker serves (see the `From<&Caller>` conversion).
+    pub fn of_request(caller: &crate::request::Caller) -> Self {
+        Origin::from(caller)
     }
 
     /// The broker itself (file watchers, reloads, startup).

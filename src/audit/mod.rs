@@ -5,14 +5,16 @@
 //!
 //! - [`event`]: [`Event`], [`EventType`], [`Outcome`], [`Origin`] (who, from where).
 //! - [`events`]: one constructor per event type (`Event::authentication`, `topic_created` ...).
-//! - [`decisions`]: `Event::authz`, [`Audit::decision`] and the `data_operations` rule.
+//! - [`decisions`]: `Event::authz`, [`Audit::decision`], the `data_operations` rule, and
+//!   [`RequestDecisions`] (one request's decisions as a few bounded events).
 //! - [`handle`]: [`Audit`], the cheap-to-clone handle held by the broker; `record()` queues.
 //! - [`queue`]: the bounded buffer and its backpressure choice (wait briefly, then count the
 //!   loss loudly: log + metric + an `audit_events_lost` event in the trail).
 //! - [`chain`]: `seq` and `prev` (SHA-256 of the previous line) on every line.
 //! - [`file_sink`]: `audit-<N>.jsonl` files, size-based rotation, fsync policy.
 //! - [`topic_sink`]: the internal topic [`AUDIT_TOPIC`], written through storage.
-//! - [`protect`]: no client may produce to, delete, trim or reconfigure the audit topic.
+//! - [`protect`]: which topic is the audit topic; the rule that no client may produce to,
+//!   delete, trim or reconfigure it is enforced with every other decision (`api::access`).
 //! - [`verify`]: `palisade audit verify`, naming the first altered, removed or reordered event.
 //! - [`watch`]: events from reloads the broker notices by itself (credentials, TLS).
 //! - [`settings`]: the `[audit]` config section.
@@ -32,7 +34,7 @@ pub mod watch;
 
 use std::path::PathBuf;
 
-pub use decisions::SessionAudit;
+pub use decisions::{Decided, RequestDecisions};
 pub use event::{Event, EventType, Origin, Outcome};
 pub use handle::Audit;
 pub use protect::is_audit_topic;

@@ -1,53 +1,50 @@
-//! The audit topic is read-only for every client, super users included: these checks run in
-//! the Produce, DeleteTopics, DeleteRecords, CreatePartitions and config-altering handlers,
-//! before authorization could allow anything. Reading it is left to Cedar policy.
+//! The audit topic is read-only for every client, super users included. The rule is enforced
+//! where every other authorization decision is (`api::access`), before policy could allow
+//! anything; reading the topic is left to Cedar policy, with no super user bypass.
 
-use kafka_protocol::error::ResponseError;
+use crate::authz::Action;
 
-use super::event::{Event, EventType, Origin, Outcome};
 use super::AUDIT_TOPIC;
+
+/// Why a change of the audit topic is refused (the audit event's `reason`).
+pub const REFUSAL: &str = "the audit topic is written by the broker only";
 
 /// Whether `name` is the audit topic (reserved whether or not the topic sink is on).
 pub fn is_audit_topic(name: &str) -> bool {
     name == AUDIT_TOPIC
 }
 
-/// The refusal for a modifying request naming the audit topic.
-pub fn refuse_change(name: &str) -> Result<(), (ResponseError, String)> {
-    if is_audit_topic(name) {
-        Err((
-            ResponseError::TopicAuthorizationFailed,
-            format!(
-                "`{AUDIT_TOPIC}` is written by the broker only and cannot be changed by clients"
-            ),
-        ))
-    } else {
-        Ok(())
+/// Whether `action` would change a topic (its records, its existence, its partitions or its
+/// configs): refused on the audit topic for every client.
+pub fn changes_topic(action: Action) -> bool {
+    matches!(
+        action,
+        Action::Write | Action::Delete | Action::Alter | Action::AlterConfigs | Action::Create
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reading_actions_leave_the_audit_topic_to_policy() {
+        for action in [
+            Action::Read,
+            Action::Describe,
+            Action::DescribeConfigs,
+            Action::Decrypt,
+        ] {
+            assert!(!changes_topic(action), "{action}");
+        }
+        for action in [
+            Action::Write,
+            Action::Delete,
+            Action::Alter,
+            Action::AlterConfigs,
+        ] {
+            assert!(changes_topic(action), "{action}");
+        }
+        assert!(is_audit_topic(AUDIT_TOPIC) && !is_audit_topic("orders"));
     }
-}
-
-/// The audit event for a refused attempt to change the audit topic (`operation`: Write,
-/// Delete, AlterConfigs, Alter).
-pub fn refused_event(ctx: &crate::api::RequestContext, operation: &str) -> Event {
-    let mut e = Event::new(EventType::Authorization, Outcome::Deny)
-        .from(&Origin::of_request(ctx))
-        .resource(format!("topic:{AUDIT_TOPIC}"))
-        .operation(operation)
-        .reason("the audit topic is written by the broker only");
-    e.policy_ids = Some(Vec::new());
-    e
-}
-
-/// Checks `name` for a modifying request; on the audit topic records the refusal and
-/// returns the Kafka error and message.
-pub fn guard(
-    broker: &crate::broker::Broker,
-    ctx: &crate::api::RequestContext,
-    name: &str,
-    operation: &str,
-) -> Result<(), (ResponseError, String)> {
-    refuse_change(name).inspect_err(|_| {
-        tracing::warn!(principal = %ctx.principal, operation, "refused a change of the audit topic");
-        broker.audit.record(refused_event(ctx, operation));
-    })
 }

@@ -1,73 +1,134 @@
 //! Which (action, resource) pairs each Kafka API needs, after Kafka's "operations and resources
 //! on protocols" table. One table for every API the broker serves: a test walks the dispatch
-//! table and fails for any API without an entry here.
+//! table and fails for any API without an entry here, and the enforcement point
+//! (`api::access`) checks every question a request's handler asks against its API's entry
+//! ([`asks`]): a question the table does not list for that API is denied and logged as an
+//! error (a handler and this table disagree: a bug, failed closed).
 //!
-//! A request is allowed per resource it names (a Produce to two topics is decided per topic);
-//! [`Check::Each`] pairs are all required for every named resource of that kind, and
-//! [`Check::AnyOf`] pairs are alternatives (Kafka accepts Create on the cluster *or* on the
-//! topic for CreateTopics).
+//! A request is allowed per resource it names (a Produce to two topics is decided per topic):
+//! [`Check::each`] pairs are required for every named resource of that kind,
+//! [`Check::any_of`] pairs are alternatives (Kafka accepts Create on the cluster *or* on the
+//! topic for CreateTopics), and [`Check::when`] pairs are asked only by one form of the request
+//! (auto-creating a topic, an InitProducerId without a transactional id).
 
 use kafka_protocol::messages::ApiKey;
 
 use super::schema::{Action, ResourceKind};
 
+/// One (action, resource kind) pair.
+pub type Pair = (Action, ResourceKind);
+
 /// What one API requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
+pub struct Check {
+    /// Required on every resource of the pair's kind the request names.
+    pub each: &'static [Pair],
+    /// Alternatives: any one suffices.
+    pub any_of: &'static [Pair],
+    /// Asked only by one form of the request (see the entry's comment).
+    pub when: &'static [Pair],
+}
+
+impl Check {
     /// Served to anyone who passed authentication (ApiVersions, the SASL exchange itself).
-    None,
-    /// Every pair is required, each on the resources of its kind the request names.
-    Each(&'static [(Action, ResourceKind)]),
-    /// Any one of the pairs suffices.
-    AnyOf(&'static [(Action, ResourceKind)]),
+    pub const NONE: Check = Check {
+        each: &[],
+        any_of: &[],
+        when: &[],
+    };
+
+    const fn each(each: &'static [Pair]) -> Check {
+        Check {
+            each,
+            any_of: &[],
+            when: &[],
+        }
+    }
+
+    const fn any_of(any_of: &'static [Pair]) -> Check {
+        Check {
+            each: &[],
+            any_of,
+            when: &[],
+        }
+    }
+
+    /// Every pair this API may ask.
+    pub fn pairs(&self) -> impl Iterator<Item = &Pair> {
+        self.each.iter().chain(self.any_of).chain(self.when)
+    }
 }
 
 use Action::*;
 use ResourceKind::*;
 
+/// Auto-creating a topic: Create on the cluster or on the topic (as it will be tagged).
+const AUTO_CREATE: &[Pair] = &[(Create, Cluster), (Create, Topic)];
+
 /// The requirement of `key`, or `None` for an API this table does not know (then the request
 /// must be refused: fail closed).
 pub fn required(key: ApiKey) -> Option<Check> {
     let check = match key {
-        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Check::None,
-        ApiKey::Produce => Check::Each(&[(Write, Topic)]),
-        ApiKey::Fetch => Check::Each(&[(Read, Topic)]),
-        ApiKey::ListOffsets => Check::Each(&[(Describe, Topic)]),
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Check::NONE,
+        // Writing to a topic that does not exist auto-creates it (when the config allows).
+        ApiKey::Produce => Check {
+            when: AUTO_CREATE,
+            ..Check::each(&[(Write, Topic)])
+        },
+        ApiKey::Fetch => Check::each(&[(Read, Topic)]),
+        ApiKey::ListOffsets => Check::each(&[(Describe, Topic)]),
         // Topics the principal may not Describe are left out of the answer; auto-creation
         // additionally needs Create (cluster or topic).
-        ApiKey::Metadata => Check::Each(&[(Describe, Topic)]),
-        ApiKey::OffsetCommit => Check::Each(&[(Read, ConsumerGroup), (Read, Topic)]),
-        ApiKey::OffsetFetch => Check::Each(&[(Describe, ConsumerGroup), (Describe, Topic)]),
-        ApiKey::FindCoordinator => Check::Each(&[(Describe, ConsumerGroup)]),
-        ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup => {
-            Check::Each(&[(Read, ConsumerGroup)])
+        ApiKey::Metadata => Check {
+            when: AUTO_CREATE,
+            ..Check::each(&[(Describe, Topic)])
+        },
+        ApiKey::OffsetCommit => Check::each(&[(Read, ConsumerGroup), (Read, Topic)]),
+        ApiKey::OffsetFetch => Check::each(&[(Describe, ConsumerGroup), (Describe, Topic)]),
+        // The coordinator of a group, or of a transactional id (key type 1).
+        ApiKey::FindCoordinator => {
+            Check::each(&[(Describe, ConsumerGroup), (Describe, TransactionalId)])
         }
-        ApiKey::DescribeGroups => Check::Each(&[(Describe, ConsumerGroup)]),
+        ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup => {
+            Check::each(&[(Read, ConsumerGroup)])
+        }
+        ApiKey::DescribeGroups => Check::each(&[(Describe, ConsumerGroup)]),
         // Kafka lists the groups the principal may Describe (or all, with Describe on the
         // cluster).
-        ApiKey::ListGroups => Check::AnyOf(&[(Describe, Cluster), (Describe, ConsumerGroup)]),
-        ApiKey::DeleteGroups => Check::Each(&[(Delete, ConsumerGroup)]),
-        ApiKey::CreateTopics => Check::AnyOf(&[(Create, Cluster), (Create, Topic)]),
-        ApiKey::DeleteTopics => Check::Each(&[(Delete, Topic)]),
-        ApiKey::DeleteRecords => Check::Each(&[(Delete, Topic)]),
-        ApiKey::CreatePartitions => Check::Each(&[(Alter, Topic)]),
-        ApiKey::InitProducerId => Check::Each(&[(IdempotentWrite, Cluster)]),
+        ApiKey::ListGroups => Check::any_of(&[(Describe, Cluster), (Describe, ConsumerGroup)]),
+        ApiKey::DeleteGroups => Check::each(&[(Delete, ConsumerGroup)]),
+        ApiKey::CreateTopics => Check::any_of(AUTO_CREATE),
+        ApiKey::DeleteTopics => Check::each(&[(Delete, Topic)]),
+        ApiKey::DeleteRecords => Check::each(&[(Delete, Topic)]),
+        ApiKey::CreatePartitions => Check::each(&[(Alter, Topic)]),
+        // Write on the transactional id when the request names one; IdempotentWrite on the
+        // cluster when it does not.
+        ApiKey::InitProducerId => Check {
+            when: &[(IdempotentWrite, Cluster)],
+            ..Check::each(&[(Write, TransactionalId)])
+        },
         ApiKey::DescribeConfigs => {
-            Check::AnyOf(&[(DescribeConfigs, Topic), (DescribeConfigs, Cluster)])
+            Check::each(&[(DescribeConfigs, Topic), (DescribeConfigs, Cluster)])
         }
         ApiKey::IncrementalAlterConfigs => {
-            Check::AnyOf(&[(AlterConfigs, Topic), (AlterConfigs, Cluster)])
+            Check::each(&[(AlterConfigs, Topic), (AlterConfigs, Cluster)])
         }
-        ApiKey::DescribeCluster => Check::Each(&[(Describe, Cluster)]),
-        ApiKey::DescribeUserScramCredentials => Check::Each(&[(Describe, Cluster)]),
-        ApiKey::DescribeClientQuotas => Check::Each(&[(DescribeConfigs, Cluster)]),
-        ApiKey::AlterClientQuotas => Check::Each(&[(AlterConfigs, Cluster)]),
-        ApiKey::AlterUserScramCredentials => Check::Each(&[(Alter, Cluster)]),
-        ApiKey::DescribeAcls => Check::Each(&[(Describe, Cluster)]),
-        ApiKey::CreateAcls | ApiKey::DeleteAcls => Check::Each(&[(Alter, Cluster)]),
+        ApiKey::DescribeCluster => Check::each(&[(Describe, Cluster)]),
+        ApiKey::DescribeUserScramCredentials => Check::each(&[(Describe, Cluster)]),
+        ApiKey::DescribeClientQuotas => Check::each(&[(DescribeConfigs, Cluster)]),
+        ApiKey::AlterClientQuotas => Check::each(&[(AlterConfigs, Cluster)]),
+        ApiKey::AlterUserScramCredentials => Check::each(&[(Alter, Cluster)]),
+        ApiKey::DescribeAcls => Check::each(&[(Describe, Cluster)]),
+        ApiKey::CreateAcls | ApiKey::DeleteAcls => Check::each(&[(Alter, Cluster)]),
         _ => return None,
     };
     Some(check)
+}
+
+/// Whether a request of API `key` may ask `action` on a resource of `kind`: the table lists
+/// the pair for that API.
+pub fn asks(key: ApiKey, action: Action, kind: ResourceKind) -> bool {
+    required(key).is_some_and(|check| check.pairs().any(|p| *p == (action, kind)))
 }
 
 #[cfg(test)]
@@ -91,11 +152,10 @@ mod tests {
     #[test]
     fn every_pair_names_an_action_that_applies_to_its_resource() {
         for entry in APIS {
-            let pairs = match required(entry.key) {
-                Some(Check::Each(p)) | Some(Check::AnyOf(p)) => p,
-                _ => continue,
+            let Some(check) = required(entry.key) else {
+                continue;
             };
-            for (action, kind) in pairs {
+            for (action, kind) in check.pairs() {
                 assert!(
                     action.applies_to(*kind),
                     "{:?}: {action:?} does not apply to {kind:?}",
@@ -110,7 +170,7 @@ mod tests {
         let free: Vec<ApiKey> = APIS
             .iter()
             .map(|e| e.key)
-            .filter(|k| required(*k) == Some(Check::None))
+            .filter(|k| required(*k) == Some(Check::NONE))
             .collect();
         assert_eq!(
             free,
@@ -126,5 +186,16 @@ mod tests {
     fn unknown_apis_fail_closed() {
         assert_eq!(required(ApiKey::EndTxn), None);
         assert_eq!(required(ApiKey::DescribeDelegationToken), None);
+        assert!(!asks(ApiKey::EndTxn, Write, TransactionalId));
+    }
+
+    #[test]
+    fn asks_lists_only_the_pairs_of_the_api() {
+        assert!(asks(ApiKey::Produce, Write, Topic));
+        assert!(asks(ApiKey::Produce, Create, Cluster));
+        assert!(!asks(ApiKey::Produce, Read, Topic));
+        assert!(asks(ApiKey::FindCoordinator, Describe, TransactionalId));
+        assert!(asks(ApiKey::InitProducerId, Write, TransactionalId));
+        assert!(!asks(ApiKey::Fetch, Alter, Cluster));
     }
 }

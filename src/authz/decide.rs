@@ -41,6 +41,19 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Denied by a rule of the broker before any policy (the audit topic is read-only, a
+    /// question its API does not ask): no policy determined it.
+    pub fn refused(generation: u64) -> Self {
+        Decision {
+            allowed: false,
+            determining: Vec::new(),
+            errors: Vec::new(),
+            generation,
+            super_user: false,
+            cached: false,
+        }
+    }
+
     fn deny_with_error(generation: u64, error: String) -> Self {
         Decision {
             allowed: false,

@@ -32,5 +32,5 @@ pub use diagnostics::PolicyDiagnostic;
 pub use ids::PolicyRef;
 pub use load::{Generation, PolicyStore};
 pub use reload::PolicyWatcher;
-pub use request::{authentication_name, Request, RequestContextFacts, Resource};
+pub use request::{Request, RequestContextFacts, Resource};
 pub use schema::{Action, ResourceKind};

@@ -4,7 +4,8 @@
 //! The principal is `Palisade::User::"<name>"`; its attributes and groups come from the
 //! generation's `entities.json` (a user not listed there has neither). The resource entity is
 //! built from the request itself: a topic carries its `name` and its `tags` (the topic config
-//! `palisade.tags`, comma separated; see [`parse_tags`]).
+//! `palisade.tags`, comma separated), which the caller looks up: authorization never reads
+//! the log.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -18,10 +19,7 @@ use super::schema::{
     uid, Action, ResourceKind, CLUSTER_ID, CLUSTER_TYPE, CONSUMER_GROUP_TYPE, TOPIC_TYPE,
     TRANSACTIONAL_ID_TYPE, USER_TYPE,
 };
-use crate::api::RequestContext;
-use crate::principal::AuthMethod;
-
-pub use crate::storage::{parse_tags, TAGS_CONFIG};
+use crate::request::Caller;
 
 /// The resource a request acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,7 +73,7 @@ pub struct RequestContextFacts<'a> {
     /// Whether the connection is TLS (`context.tls`).
     pub tls: bool,
     /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `mtls` or `anonymous` (see
-    /// [`authentication_name`]).
+    /// [`AuthMethod::name`](crate::principal::AuthMethod::name)).
     pub authentication: &'a str,
     /// The client id of the request header (empty when absent).
     pub client_id: &'a str,
@@ -90,12 +88,17 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// `context.authentication` for an authentication method.
-pub fn authentication_name(method: AuthMethod) -> &'static str {
-    match method {
-        AuthMethod::Anonymous => "anonymous",
-        AuthMethod::Mtls => "mtls",
-        AuthMethod::Sasl(mechanism) => mechanism,
+impl<'a> From<&'a Caller> for RequestContextFacts<'a> {
+    /// The caller's connection as policies see it, at the time now.
+    fn from(caller: &'a Caller) -> Self {
+        RequestContextFacts {
+            ip: caller.peer.ip(),
+            listener: &caller.listener,
+            tls: caller.tls,
+            authentication: caller.mechanism(),
+            client_id: caller.client_id_or_empty(),
+            time: unix_now(),
+        }
     }
 }
 
@@ -134,21 +137,19 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// The request a Kafka API handler asks: principal, listener, client address and client id
-    /// and whether the listener is TLS from its [`RequestContext`]; the time now.
-    pub fn from_api(ctx: &'a RequestContext, action: Action, resource: Resource<'a>) -> Self {
+    /// May `principal` do `action` on `resource`, asked over `caller`'s connection (the
+    /// caller's own principal for a Kafka request; a plugin may ask about another).
+    pub fn asked_by(
+        caller: &'a Caller,
+        principal: &'a str,
+        action: Action,
+        resource: Resource<'a>,
+    ) -> Self {
         Request {
-            principal: &ctx.principal.name,
+            principal,
             action,
             resource,
-            context: RequestContextFacts {
-                ip: ctx.peer.ip(),
-                listener: &ctx.listener,
-                tls: ctx.tls,
-                authentication: authentication_name(ctx.principal.method),
-                client_id: ctx.client_id.as_deref().unwrap_or(""),
-                time: unix_now(),
-            },
+            context: RequestContextFacts::from(caller),
         }
     }
 
@@ -233,29 +234,5 @@ impl<'a> Request<'a> {
             }
         };
         entity.map_err(|e| format!("resource: {e}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_are_comma_separated_and_trimmed() {
-        assert_eq!(
-            parse_tags(" orders, classified ,,"),
-            vec!["orders", "classified"]
-        );
-        assert!(parse_tags("").is_empty());
-    }
-
-    #[test]
-    fn authentication_names_match_the_schema_vocabulary() {
-        assert_eq!(authentication_name(AuthMethod::Anonymous), "anonymous");
-        assert_eq!(authentication_name(AuthMethod::Mtls), "mtls");
-        assert_eq!(
-            authentication_name(AuthMethod::Sasl("SCRAM-SHA-512")),
-            "SCRAM-SHA-512"
-        );
     }
 }

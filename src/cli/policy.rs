@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 
-use crate::authz::request::{parse_tags, unix_now};
+use crate::authz::request::unix_now;
 use crate::authz::{
     Action, Authorizer, Decision, PolicyStore, Request, RequestContextFacts, Resource,
 };
+use crate::storage::parse_tags;
 
 use super::CliError;
 
@@ -54,15 +55,17 @@ pub struct ExplainArgs {
     pub transactional_id: Option<String>,
     #[arg(long, group = "resource")]
     pub cluster: bool,
-    #[arg(long, default_value = "127.0.0.1")]
-    pub ip: IpAddr,
-    #[arg(long, default_value = "PLAINTEXT")]
-    pub listener: String,
+    /// The client's address [default: 127.0.0.1].
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
+    /// The listener the request arrives on [default: PLAINTEXT].
+    #[arg(long)]
+    pub listener: Option<String>,
     #[arg(long)]
     pub tls: bool,
-    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, mtls or anonymous.
-    #[arg(long, default_value = "anonymous")]
-    pub mechanism: String,
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, mtls or anonymous [default: anonymous].
+    #[arg(long)]
+    pub mechanism: Option<String>,
     #[arg(long, default_value = "")]
     pub client_id: String,
     #[arg(long, default_value = "policies")]
@@ -260,6 +263,10 @@ fn reasons(d: &Decision) -> String {
     out
 }
 
+/// `policy explain`'s exit code for a denied request (0 is allowed; 1 is an error such as a
+/// policy folder that does not validate; 2 is clap's usage error).
+pub const EXPLAIN_DENY_EXIT: u8 = 3;
+
 fn explain(args: &ExplainArgs) -> Result<ExitCode, CliError> {
     let Some(authorizer) = load(&args.dir) else {
         return Ok(ExitCode::FAILURE);
@@ -277,15 +284,21 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, CliError> {
         args.cluster,
     )
     .map_err(CliError::Policy)?;
+    let ip = args.ip.unwrap_or_else(default_ip);
+    let listener = args.listener.clone().unwrap_or_else(default_listener);
+    let mechanism = args
+        .mechanism
+        .clone()
+        .unwrap_or_else(default_authentication);
     let decision = authorizer.authorize(&Request {
         principal: &args.principal,
         action,
         resource,
         context: RequestContextFacts {
-            ip: args.ip,
-            listener: &args.listener,
+            ip,
+            listener: &listener,
             tls: args.tls,
-            authentication: &args.mechanism,
+            authentication: &mechanism,
             client_id: &args.client_id,
             time: unix_now(),
         },
@@ -300,5 +313,44 @@ fn explain(args: &ExplainArgs) -> Result<ExitCode, CliError> {
     for e in &decision.errors {
         println!("  error: {e}");
     }
-    Ok(ExitCode::SUCCESS)
+    // Policies decide on the connection as much as on the principal: say which one was
+    // assumed, and which values were not given.
+    let given = |yes: bool| if yes { "" } else { "  (default)" };
+    println!("context assumed:");
+    println!("  listener   {listener}{}", given(args.listener.is_some()));
+    println!("  ip         {ip}{}", given(args.ip.is_some()));
+    println!("  tls        {}{}", args.tls, given(args.tls));
+    println!(
+        "  mechanism  {mechanism}{}",
+        given(args.mechanism.is_some())
+    );
+    println!("  client_id  {:?}", args.client_id);
+    let defaulted = args.listener.is_none() || args.ip.is_none() || args.mechanism.is_none();
+    if defaulted {
+        println!(
+            "note: values marked (default) were not given; together the defaults describe an \
+             anonymous local client on the development PLAINTEXT listener, which the shipped \
+             `dev-loopback` policy allows entirely. Pass --listener, --ip, --tls and --mechanism \
+             to ask about the connection a real client uses."
+        );
+    }
+    Ok(if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXPLAIN_DENY_EXIT)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_tags_are_comma_separated_and_trimmed() {
+        assert_eq!(
+            parse_tags(" orders, classified ,,"),
+            vec!["orders", "classified"]
+        );
+        assert!(parse_tags("").is_empty());
+    }
 }

@@ -1,49 +1,22 @@
-//! Where the Kafka API handlers meet the plugins: build the call's context from the request,
+//! Where the Kafka API handlers meet the plugins: build the call's input from the caller,
 //! look up the topic's chain (an empty chain costs one pattern test per loaded plugin), run it.
 
 use bytes::Bytes;
 
-use super::bindings::CallContext;
 use super::chain::{
     run_fetch_observed, run_produce_observed, CallObserver, CallOutcome, Rejection,
 };
 use super::loaded::CallError;
 use super::loaded::CallInput;
-use super::oracle::CallFacts;
-use crate::api::RequestContext;
 use crate::audit::event::{Event, Origin};
 use crate::broker::Broker;
-use crate::principal::AuthMethod;
+use crate::request::Caller;
 
-fn call_input(broker: &Broker, ctx: &RequestContext, topic: &str, partition: i32) -> CallInput {
-    let auth_method = match ctx.principal.method {
-        AuthMethod::Anonymous => "none",
-        AuthMethod::Mtls => "mTLS",
-        AuthMethod::Sasl(m) => m,
-    };
-    let tls = broker
-        .config
-        .listeners
-        .iter()
-        .find(|l| l.name == ctx.listener)
-        .is_some_and(|l| l.protocol.uses_tls());
+fn call_input(caller: &Caller, topic: &str, partition: i32) -> CallInput {
     CallInput {
-        context: CallContext {
-            topic: topic.to_string(),
-            partition,
-            principal: ctx.principal.name.clone(),
-            auth_method: auth_method.to_string(),
-            client_id: ctx.client_id.clone(),
-            listener: ctx.listener.clone(),
-        },
-        facts: CallFacts {
-            ip: ctx.peer.ip(),
-            listener: ctx.listener.clone(),
-            tls,
-            authentication: crate::authz::authentication_name(ctx.principal.method),
-            client_id: ctx.client_id.clone().unwrap_or_default(),
-            session: ctx.audit_session.clone(),
-        },
+        topic: topic.to_string(),
+        partition,
+        caller: caller.clone(),
     }
 }
 
@@ -51,7 +24,7 @@ fn call_input(broker: &Broker, ctx: &RequestContext, topic: &str, partition: i32
 /// produced, `Ok(Some(bytes))` to store a replacement, `Err` to refuse it.
 pub fn produce(
     broker: &Broker,
-    ctx: &RequestContext,
+    caller: &Caller,
     topic: &str,
     partition: i32,
     batch: &[u8],
@@ -64,10 +37,10 @@ pub fn produce(
     if chain.is_empty() {
         return Ok(None);
     }
-    let input = call_input(broker, ctx, topic, partition);
+    let input = call_input(caller, topic, partition);
     let observer = Observer {
         broker,
-        ctx,
+        caller,
         topic,
         operation: "Write",
     };
@@ -79,15 +52,15 @@ pub fn produce(
         &observer,
     );
     if let Err(r) = &result {
-        tracing::debug!(topic, partition, principal = %ctx.principal, "produce refused: {}", r.message);
+        tracing::debug!(topic, partition, principal = %caller.principal, "produce refused: {}", r.message);
     }
     result
 }
 
-/// The fetch chain of `topic` over the records read for `ctx`'s principal.
+/// The fetch chain of `topic` over the records read for `caller`'s principal.
 pub fn fetch(
     broker: &Broker,
-    ctx: &RequestContext,
+    caller: &Caller,
     topic: &str,
     partition: i32,
     records: Bytes,
@@ -100,10 +73,10 @@ pub fn fetch(
     if chain.is_empty() {
         return Ok(records);
     }
-    let input = call_input(broker, ctx, topic, partition);
+    let input = call_input(caller, topic, partition);
     let observer = Observer {
         broker,
-        ctx,
+        caller,
         topic,
         operation: "Read",
     };
@@ -115,7 +88,7 @@ pub fn fetch(
         &observer,
     );
     if let Err(e) = &result {
-        tracing::warn!(topic, partition, principal = %ctx.principal, "fetch refused: {e}");
+        tracing::warn!(topic, partition, principal = %caller.principal, "fetch refused: {e}");
     }
     result
 }
@@ -123,7 +96,7 @@ pub fn fetch(
 /// Counts every plugin call in the metrics and audits refusals, traps and timeouts.
 struct Observer<'a> {
     broker: &'a Broker,
-    ctx: &'a RequestContext,
+    caller: &'a Caller,
     topic: &'a str,
     operation: &'static str,
 }
@@ -131,7 +104,7 @@ struct Observer<'a> {
 impl CallObserver for Observer<'_> {
     fn observe(&self, plugin: &str, took: std::time::Duration, outcome: CallOutcome<'_>) {
         let metrics = &self.broker.metrics;
-        let origin = || Origin::of_request(self.ctx);
+        let origin = || Origin::from(self.caller);
         let event = match outcome {
             CallOutcome::Done => {
                 metrics.plugin_call(plugin, took);

@@ -172,7 +172,7 @@ impl host::Host for State {
                 action: &action,
                 topic: &topic,
             };
-            s.services.oracle().allowed(&question, &call.facts)
+            s.services.oracle().allowed(&question, &call.caller)
         })
     }
 }

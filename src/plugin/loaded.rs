@@ -28,9 +28,10 @@ fn ticks_for(d: Duration) -> u64 {
 use super::bindings::{CallContext, FetchVerdict, Plugin, PluginPre, ProduceVerdict};
 use super::engine::Tier;
 use super::manifest::Manifest;
-use super::oracle::CallFacts;
 use super::state::{ActiveCall, CallClock, Grant, HostServices, State};
 use super::validate;
+use crate::principal::AuthMethod;
+use crate::request::Caller;
 
 /// Limits every call runs under.
 #[derive(Debug, Clone, Copy)]
@@ -92,11 +93,34 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-/// The hook's input: who and where.
+/// The hook's input: the partition, and who the call is made for.
 #[derive(Debug, Clone)]
 pub struct CallInput {
-    pub context: CallContext,
-    pub facts: CallFacts,
+    pub topic: String,
+    pub partition: i32,
+    pub caller: Caller,
+}
+
+impl CallInput {
+    /// The plugin contract's `call-context`: the caller as the WIT record spells it. The
+    /// contract's published `auth-method` spellings (`none`, `mTLS`) are kept for plugins
+    /// already built against it; inside the broker the mechanism has one vocabulary
+    /// ([`AuthMethod::name`]).
+    pub fn context(&self) -> CallContext {
+        let auth_method = match self.caller.principal.method {
+            AuthMethod::Anonymous => "none",
+            AuthMethod::Mtls => "mTLS",
+            AuthMethod::Sasl(mechanism) => mechanism,
+        };
+        CallContext {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            principal: self.caller.principal.name.clone(),
+            auth_method: auth_method.to_string(),
+            client_id: self.caller.client_id.clone(),
+            listener: self.caller.listener.clone(),
+        }
+    }
 }
 
 impl LoadedPlugin {
@@ -238,8 +262,8 @@ impl LoadedPlugin {
             None => self.instantiate()?,
         };
         instance.store.data_mut().call = Some(ActiveCall {
-            topic: input.context.topic.clone(),
-            facts: input.facts.clone(),
+            topic: input.topic.clone(),
+            caller: input.caller.clone(),
         });
         // A record list starts with its record count (checked by the host before the call).
         let count = records
@@ -278,8 +302,9 @@ impl LoadedPlugin {
         input: &CallInput,
         records: &Vec<u8>,
     ) -> Result<ProduceVerdict, CallError> {
+        let context = input.context();
         self.with_instance(input, records, |b, store| {
-            b.call_on_produce(store, &input.context, records)
+            b.call_on_produce(store, &context, records)
         })
     }
 
@@ -289,8 +314,9 @@ impl LoadedPlugin {
         input: &CallInput,
         records: &Vec<u8>,
     ) -> Result<FetchVerdict, CallError> {
+        let context = input.context();
         self.with_instance(input, records, |b, store| {
-            b.call_on_fetch(store, &input.context, records)
+            b.call_on_fetch(store, &context, records)
         })
     }
 

@@ -14,7 +14,8 @@
 //! - [`registry`], [`loader`], [`host`], [`watcher`]: generations of plugins, loading the
 //!   folder, the [`PluginHost`] the broker holds, hot reload.
 //! - [`keyring`], [`envelope`]: named keys (0600 file) and per-topic wrapped data keys.
-//! - [`oracle`]: [`PolicyOracle`], implemented by the Cedar [`crate::authz::Authorizer`].
+//! - [`oracle`]: [`PolicyOracle`], the `authorize` host call's question; the broker answers it
+//!   at its one enforcement point (`api::access::PluginAccess`).
 //! - [`batch`], [`chain`], [`gate`]: v2 batches <-> record lists, running a chain, the calls the
 //!   produce and fetch handlers make.
 //! - [`settings`]: the `[plugins]` config section.
@@ -44,5 +45,5 @@ pub use host::{PluginError, PluginHost};
 pub use keyring::{Keyring, SharedKeyring};
 pub use loaded::{CallError, CallInput, CallLimits, LoadedPlugin};
 pub use manifest::Manifest;
-pub use oracle::{CallFacts, PolicyOracle};
+pub use oracle::PolicyOracle;
 pub use settings::PluginSettings;

@@ -11,7 +11,8 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 use super::envelope::EnvelopeStore;
 use super::keyring::SharedKeyring;
-use super::oracle::{CallFacts, DenyAll, PolicyOracle};
+use super::oracle::{DenyAll, PolicyOracle};
+use crate::request::Caller;
 
 /// Shared by every plugin of one broker.
 pub struct HostServices {
@@ -54,11 +55,11 @@ pub struct Grant {
     pub keys: HashSet<String>,
 }
 
-/// The call an instance is serving (host functions check the topic and use the facts).
+/// The call an instance is serving (host functions check the topic and ask for the caller).
 #[derive(Debug, Clone)]
 pub struct ActiveCall {
     pub topic: String,
-    pub facts: CallFacts,
+    pub caller: Caller,
 }
 
 /// The time budget of the current call, in CPU time of the calling thread: a busy machine

@@ -16,6 +16,8 @@ pub struct PlainServer {
     store: CredentialStore,
     finished: bool,
     fingerprint: Option<UserFingerprint>,
+    /// The user name (authcid) the client sent, unverified (for the audit of a failed login).
+    attempted: Option<String>,
 }
 
 impl std::fmt::Debug for PlainServer {
@@ -33,6 +35,7 @@ impl PlainServer {
             store: store.clone(),
             finished: false,
             fingerprint: None,
+            attempted: None,
         }
     }
 
@@ -40,6 +43,11 @@ impl PlainServer {
     /// [`super::ScramServer::fingerprint`]).
     pub fn fingerprint(&self) -> Option<UserFingerprint> {
         self.fingerprint
+    }
+
+    /// The user name the client sent, once parsed; unverified unless the exchange succeeded.
+    pub fn attempted_user(&self) -> Option<&str> {
+        self.attempted.as_deref()
     }
 
     /// Checks `authzid \0 authcid \0 passwd`. Succeeds with an empty server message.
@@ -63,6 +71,7 @@ impl PlainServer {
         if authcid.is_empty() {
             return Err(SaslError::Malformed("empty user name"));
         }
+        self.attempted = Some(authcid.to_string());
         if !authzid.is_empty() && authzid != authcid.as_bytes() {
             return Err(SaslError::Unsupported(
                 "an authorization id different from the user name",

@@ -22,6 +22,8 @@ pub struct ScramServer {
     state: State,
     fixed_nonce: Option<String>,
     fingerprint: Option<UserFingerprint>,
+    /// The user name of client-first, unverified (for the audit of a failed login).
+    attempted: Option<String>,
 }
 
 enum State {
@@ -62,6 +64,7 @@ impl ScramServer {
             state: State::Initial,
             fixed_nonce: None,
             fingerprint: None,
+            attempted: None,
         }
     }
 
@@ -89,6 +92,12 @@ impl ScramServer {
         self.fingerprint
     }
 
+    /// The user name client-first claimed, once parsed; unverified unless the exchange
+    /// succeeded.
+    pub fn attempted_user(&self) -> Option<&str> {
+        self.attempted.as_deref()
+    }
+
     /// Processes one client message. Any error ends the exchange.
     pub fn step(&mut self, client_message: &[u8]) -> Result<Step, SaslError> {
         match std::mem::replace(&mut self.state, State::Finished) {
@@ -102,8 +111,9 @@ impl ScramServer {
         }
     }
 
-    fn server_first(&self, client_message: &[u8]) -> Result<(Pending, String), SaslError> {
+    fn server_first(&mut self, client_message: &[u8]) -> Result<(Pending, String), SaslError> {
         let first = scram_messages::parse_client_first(client_message)?;
+        self.attempted = Some(first.username.clone());
         // The fake credential is derived for every user so that both paths cost the same.
         let fake = self
             .store

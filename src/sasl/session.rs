@@ -33,6 +33,15 @@ impl Authenticator {
         }
     }
 
+    /// The user name the client claimed, once its message named one; unverified unless the
+    /// exchange succeeded (a failed login is audited with it).
+    pub fn attempted_user(&self) -> Option<&str> {
+        match self {
+            Authenticator::Plain(s) => s.attempted_user(),
+            Authenticator::Scram(s) => s.attempted_user(),
+        }
+    }
+
     /// After [`Step::Done`]: the fingerprint of the authenticated user's credentials.
     pub fn fingerprint(&self) -> Option<UserFingerprint> {
         match self {

@@ -108,7 +108,7 @@ pub async fn serve<S>(
         ms => Duration::from_millis(ms),
     };
     let mut credentials = session.credentials().subscribe();
-    let audit_session = crate::audit::SessionAudit::default();
+    let audit_session = crate::request::FirstUse::default();
     let mut order = AppendOrder::default();
     let mut quota_cache = crate::quota::QuotaCache::default();
     let mut muted_until: Option<tokio::time::Instant> = None;
@@ -245,7 +245,7 @@ async fn write_responses<W: AsyncWrite>(
 struct Conn<'a> {
     info: &'a ConnectionInfo,
     session: &'a mut Session,
-    audit_session: &'a crate::audit::SessionAudit,
+    audit_session: &'a crate::request::FirstUse,
     order: &'a mut AppendOrder,
     quotas: &'a mut crate::quota::QuotaCache,
 }
@@ -324,16 +324,20 @@ async fn handle_frame(
         });
     }
     let ctx = RequestContext {
+        api_key: entry.key,
         api_version,
         correlation_id,
-        client_id: request.header.client_id.as_ref().map(|s| s.to_string()),
-        peer: info.peer,
+        caller: crate::request::Caller {
+            principal: session.principal().clone(),
+            peer: info.peer,
+            listener: info.listener.clone(),
+            tls: info.tls,
+            client_id: request.header.client_id.as_ref().map(|s| s.to_string()),
+            audit_session: audit_session.clone(),
+        },
         advertised_host: info.advertised_host.clone(),
         advertised_port: info.advertised_port,
-        principal: session.principal().clone(),
-        listener: info.listener.clone(),
-        audit_session: audit_session.clone(),
-        tls: info.tls,
+        decisions: crate::audit::RequestDecisions::new(broker.audit.clone()),
     };
     if let Some((body, mute)) = quota_gate::before_fetch(broker, &ctx, quotas, &mut request.body) {
         return codec::encode_response(entry.key, api_version, correlation_id, &body)

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::config::SecurityProtocol;
-use crate::principal::{mechanism_name, AuthMethod, Principal};
+use crate::principal::{attempted_name, mechanism_name, AuthMethod, Principal};
 use crate::sasl::{Authenticator, SharedCredentials, Step, UserFingerprint};
 
 /// Security settings a session needs, fixed per listener.
@@ -112,13 +112,22 @@ impl Session {
                 .then(|| self.principal.to_string()),
             source_ip: Some(self.peer.to_string()),
             listener: Some(self.observer.listener.clone()),
-            mechanism: Some(crate::authz::authentication_name(self.principal.method).to_string()),
+            mechanism: Some(self.principal.method.name().to_string()),
             client_id: None,
         }
     }
 
-    /// Audits a login attempt that ended (`mechanism` as negotiated).
-    fn audit_login(&self, reauth: bool, mechanism: &str, ok: bool, reason: Option<&str>) {
+    /// Audits a login attempt that ended (`mechanism` as negotiated). `attempted` is the user
+    /// name a failed attempt claimed (already escaped and bounded): brute force against one
+    /// account shows in the trail under that account.
+    fn audit_login(
+        &self,
+        reauth: bool,
+        mechanism: &str,
+        ok: bool,
+        reason: Option<&str>,
+        attempted: Option<&str>,
+    ) {
         let result = if ok { "success" } else { "failure" };
         self.observer
             .metrics
@@ -127,11 +136,17 @@ impl Session {
             .inc();
         let mut origin = self.origin();
         origin.mechanism = Some(mechanism.to_string());
-        let event = if reauth {
+        if let (None, Some(name)) = (&origin.principal, attempted) {
+            origin.principal = Some(format!("User:{name}"));
+        }
+        let mut event = if reauth {
             crate::audit::Event::reauthentication(&origin, ok, reason)
         } else {
             crate::audit::Event::authentication(&origin, ok, reason)
         };
+        if let Some(name) = attempted {
+            event = event.detail("attempted_user", name);
+        }
         self.observer.audit.record(event);
     }
 
@@ -237,6 +252,7 @@ impl Session {
                     "unsupported",
                     false,
                     Some("unsupported SASL mechanism"),
+                    None,
                 );
                 (
                     response.with_error_code(ResponseError::UnsupportedSaslMechanism.code()),
@@ -288,6 +304,7 @@ impl Session {
                             mechanism,
                             ResponseError::SaslAuthenticationFailed.code(),
                             "re-authentication as a different principal is not allowed",
+                            Some(&attempted_name(&principal)),
                         )
                         .await;
                 }
@@ -306,7 +323,7 @@ impl Session {
                     reauthentication = reauth,
                     "authenticated"
                 );
-                self.audit_login(reauth, mechanism, true, None);
+                self.audit_login(reauth, mechanism, true, None, None);
                 let mut response = response.with_auth_bytes(Bytes::from(server_final));
                 if version >= 1 {
                     let ms = self
@@ -319,21 +336,42 @@ impl Session {
             }
             Err(e) => {
                 let code = e.kafka_error_code();
-                self.fail(response, mechanism, code, &e.to_string()).await
+                let attempted = authenticator.attempted_user().map(attempted_name);
+                self.fail(
+                    response,
+                    mechanism,
+                    code,
+                    &e.to_string(),
+                    attempted.as_deref(),
+                )
+                .await
             }
         }
     }
 
     /// A failed login: answered only after the configured delay (slows guessing), then closed.
+    /// `attempted` is the user name it claimed, escaped and bounded ([`attempted_name`]).
     async fn fail(
         &mut self,
         response: SaslAuthenticateResponse,
         mechanism: &'static str,
         code: i16,
         message: &str,
+        attempted: Option<&str>,
     ) -> (SaslAuthenticateResponse, SaslOutcome) {
-        tracing::warn!(peer = %self.peer, mechanism, "login refused: {message}");
-        self.audit_login(self.authenticated, mechanism, false, Some(message));
+        tracing::warn!(
+            peer = %self.peer,
+            mechanism,
+            user = %attempted.unwrap_or("-"),
+            "login refused: {message}"
+        );
+        self.audit_login(
+            self.authenticated,
+            mechanism,
+            false,
+            Some(message),
+            attempted,
+        );
         let delay = self.policy.throttle.failed(self.peer);
         let failures = self.policy.throttle.failures(self.peer);
         if failures > 1 {
