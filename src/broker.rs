@@ -26,6 +26,8 @@ pub struct Broker {
     pub authorizer: Arc<crate::authz::Authorizer>,
     /// Client byte-rate quotas and their buckets.
     pub quotas: Arc<crate::quota::Quotas>,
+    /// Request and response bytes held in memory, broker-wide.
+    pub memory: crate::memory_budget::MemoryBudget,
     _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -101,6 +103,7 @@ impl Broker {
                 None
             }
         };
+        let config_memory_budget = config.limits.memory_budget_bytes;
         Ok(Arc::new(Broker {
             audit,
             metrics,
@@ -115,6 +118,7 @@ impl Broker {
             _credential_watcher: watcher,
             authorizer,
             quotas,
+            memory: crate::memory_budget::MemoryBudget::new(config_memory_budget),
             _policy_watcher: policy_watcher,
         }))
     }

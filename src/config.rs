@@ -147,6 +147,21 @@ pub struct LimitsSection {
     pub new_connections_per_second_per_ip: u32,
     pub max_decompressed_batch_bytes: usize,
     pub idle_timeout_ms: u64,
+    /// Request and response bytes held in memory at once, broker-wide (Kafka's
+    /// `queued.max.request.bytes`, on by default).
+    #[serde(default = "default_memory_budget_bytes")]
+    pub memory_budget_bytes: usize,
+    /// Kafka's broker `fetch.max.bytes`: the largest Fetch response, whatever the client asks.
+    #[serde(default = "default_fetch_max_bytes")]
+    pub fetch_max_bytes: i32,
+}
+
+fn default_memory_budget_bytes() -> usize {
+    512 * 1024 * 1024
+}
+
+fn default_fetch_max_bytes() -> i32 {
+    57_671_680
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +193,20 @@ pub struct GroupsSection {
     pub max_session_timeout_ms: u64,
     pub max_group_size: usize,
     pub offset_metadata_max_bytes: usize,
+    /// Largest protocol metadata one JoinGroup may carry (held for the member's session).
+    #[serde(default = "default_max_member_metadata_bytes")]
+    pub max_member_metadata_bytes: usize,
+    /// Most partitions one group may hold committed offsets for.
+    #[serde(default = "default_max_offsets_per_group")]
+    pub max_offsets_per_group: usize,
+}
+
+fn default_max_member_metadata_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_max_offsets_per_group() -> usize {
+    100_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +268,12 @@ impl Config {
         self.quotas.entries()?;
         if self.limits.max_frame_bytes <= 0 {
             return Err("`limits.max_frame_bytes` must be positive".into());
+        }
+        if self.limits.memory_budget_bytes == 0 {
+            return Err("`limits.memory_budget_bytes` must be positive".into());
+        }
+        if self.limits.fetch_max_bytes <= 0 {
+            return Err("`limits.fetch_max_bytes` must be positive".into());
         }
         // Durations become deadlines (`Instant + duration`); bound them so no setting can
         // overflow one.
@@ -368,6 +403,8 @@ impl Config {
                 g.max_group_size
             },
             max_metadata_bytes: g.offset_metadata_max_bytes,
+            max_member_metadata_bytes: g.max_member_metadata_bytes,
+            max_offsets_per_group: g.max_offsets_per_group,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`server::connection`]: one task per connection; reads frames, answers in order.
 //! - [`server::append_order`]: the connection's append order while produces are pipelined.
 //! - [`server::frame`]: the 4-byte size prefix, checked before any allocation.
+//! - [`memory_budget`]: request and response bytes held in memory, bounded broker-wide.
 //! - [`protocol::codec`]: request header and body decoding, response encoding.
 //! - [`protocol::dispatch`]: the API table; ApiVersions is generated from it.
 //! - [`api`]: one module per Kafka API family (`produce`, `fetch`, `metadata`, ...);
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod fswatch;
 pub mod group;
+pub mod memory_budget;
 pub mod metrics;
 pub mod plugin;
 pub mod principal;

@@ -3,7 +3,13 @@
 //! A fetch that finds fewer than `min_bytes` waits on the partitions' high-watermark watches
 //! until data arrives or `max_wait_ms` passes, so a consumer sees a new batch as soon as it is
 //! appended, not at the end of the wait.
+//!
+//! A response is bounded whatever the client asks: `max_bytes` is capped by the broker's
+//! `limits.fetch_max_bytes` (Kafka's broker `fetch.max.bytes`), a partition named more than
+//! once is read once (its repeats answer with no records, as if nothing were new), and each
+//! read first reserves what it may return from the broker's memory budget.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::future::select_all;
@@ -39,11 +45,19 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         Duration::from_millis(u64::try_from(req.max_wait_ms.max(0)).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(req.min_bytes.max(0)).unwrap_or(0);
-    let max_bytes = usize::try_from(req.max_bytes.max(0)).unwrap_or(usize::MAX);
+    let max_bytes = usize::try_from(req.max_bytes.max(0))
+        .unwrap_or(usize::MAX)
+        .min(usize::try_from(broker.config.limits.fetch_max_bytes).unwrap_or(0))
+        .min(broker.memory.limit());
+    let reserve = read_bound(&req, &readable, max_bytes);
     loop {
         // Subscribe before reading so an append between the read and the wait still wakes us.
         let mut watches = subscribe(broker, &req, &readable);
+        // Held while the read's bytes exist here; the connection then holds the encoded
+        // response against the budget until it is written.
+        let memory = broker.memory.reserve(reserve).await;
         let (responses, total, has_error) = read_all(broker, ctx, &req, &readable, max_bytes);
+        drop(memory);
         if total >= min_bytes.max(1)
             || has_error
             || Instant::now() >= deadline
@@ -55,20 +69,40 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so the answer is current.
+            let memory = broker.memory.reserve(reserve).await;
             let (responses, _, _) = read_all(broker, ctx, &req, &readable, max_bytes);
+            drop(memory);
             count_bytes_out(broker, &responses);
             return FetchResponse::default().with_responses(responses);
         }
     }
 }
 
+/// The most one read of `req` can return: `max_bytes`, or less when the partitions' own
+/// limits add up to less (read once each).
+fn read_bound(req: &FetchRequest, readable: &[bool], max_bytes: usize) -> usize {
+    let mut seen = HashSet::new();
+    let mut bound = 0usize;
+    for (t, _) in req.topics.iter().zip(readable).filter(|(_, r)| **r) {
+        for p in &t.partitions {
+            if seen.insert((t.topic.0.as_str(), p.partition)) {
+                let per_partition = usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0);
+                bound = bound.saturating_add(per_partition);
+            }
+        }
+    }
+    bound.min(max_bytes)
+}
+
 fn subscribe(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> Vec<watch::Receiver<i64>> {
+    let mut seen = HashSet::new();
     let mut watches = Vec::new();
     for (t, _) in req.topics.iter().zip(readable).filter(|(_, r)| **r) {
         if let Some(topic) = broker.logs.topic(&t.topic.0) {
             watches.extend(
                 t.partitions
                     .iter()
+                    .filter(|p| seen.insert((t.topic.0.as_str(), p.partition)))
                     .filter_map(|p| topic.partition(p.partition))
                     .map(|p| p.watch_high_watermark()),
             );
@@ -103,6 +137,7 @@ fn read_all(
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut has_error = false;
+    let mut served = HashSet::new();
     let responses = req
         .topics
         .iter()
@@ -128,11 +163,18 @@ fn read_all(
                         has_error = true;
                         return data;
                     };
-                    let per_partition = usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0);
+                    // A partition named again in the same request is read once: its repeats
+                    // answer with no records.
+                    let first_time = served.insert((t.topic.0.as_str(), p.partition));
+                    let per_partition = if first_time {
+                        usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0)
+                    } else {
+                        0
+                    };
                     // Kafka returns at least one batch (the first non-empty partition) even
                     // beyond max_bytes, so a large batch can never stall a consumer; beyond
                     // that batch max_bytes bounds the first partition too (KIP-74).
-                    let limit = if total == 0 {
+                    let limit = if total == 0 && first_time {
                         per_partition.min(remaining).max(1)
                     } else {
                         per_partition.min(remaining)

@@ -29,6 +29,7 @@ use crate::group::MemberOrigin;
 
 const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
+const UNKNOWN_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 
 fn origin(ctx: &RequestContext) -> MemberOrigin {
     MemberOrigin {
@@ -114,8 +115,37 @@ pub async fn offset_commit(
     let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
         .into_iter()
         .partition(|t| access.topic(Action::Read, &t.name));
-    r.topics = allowed;
-    let mut response = broker.groups.offset_commit(r, ctx.api_version).await;
+    // As Kafka does, offsets are stored only for partitions that exist; the others answer
+    // UNKNOWN_TOPIC_OR_PARTITION (after authorization, so existence is not revealed).
+    let mut missing = Vec::new();
+    r.topics = allowed
+        .into_iter()
+        .filter_map(|mut t| {
+            let topic = broker.logs.topic(&t.name.0);
+            let (present, absent): (Vec<_>, Vec<_>) = std::mem::take(&mut t.partitions)
+                .into_iter()
+                .partition(|p| {
+                    topic
+                        .as_ref()
+                        .is_some_and(|topic| topic.partition(p.partition_index).is_some())
+                });
+            if !absent.is_empty() {
+                missing.push(t.clone().with_partitions(absent));
+            }
+            (!present.is_empty()).then(|| t.with_partitions(present))
+        })
+        .collect();
+    let mut response = if r.topics.is_empty() {
+        OffsetCommitResponse::default()
+    } else {
+        broker.groups.offset_commit(r, ctx.api_version).await
+    };
+    for unknown in denied_response(missing, UNKNOWN_PARTITION) {
+        match response.topics.iter_mut().find(|t| t.name == unknown.name) {
+            Some(topic) => topic.partitions.extend(unknown.partitions),
+            None => response.topics.push(unknown),
+        }
+    }
     response
         .topics
         .extend(denied_response(denied, TOPIC_DENIED));

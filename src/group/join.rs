@@ -73,6 +73,21 @@ impl Inner {
             Ok(ms) if version >= 1 && ms > 0 => Duration::from_millis(ms),
             _ => session_timeout,
         };
+        // A member's protocol metadata is held for as long as its session lives: bounded so
+        // that a few joins cannot pin a large share of memory.
+        let metadata_bytes = req.protocols.iter().fold(0usize, |n, p| {
+            n.saturating_add(p.name.len())
+                .saturating_add(p.metadata.len())
+        });
+        if metadata_bytes > self.settings.max_member_metadata_bytes {
+            tracing::warn!(
+                group = %group_id.escape_debug(),
+                bytes = metadata_bytes,
+                limit = self.settings.max_member_metadata_bytes,
+                "join refused: protocol metadata larger than `groups.max_member_metadata_bytes`"
+            );
+            return err(ResponseError::InvalidRequest, member_id);
+        }
         let spec = MemberSpec {
             instance_id: if version >= 5 {
                 req.group_instance_id.as_ref().map(|s| s.to_string())

@@ -109,6 +109,10 @@ pub struct GroupSettings {
     pub max_group_size: usize,
     /// `offset.metadata.max.bytes`.
     pub max_metadata_bytes: usize,
+    /// Largest protocol metadata (names and bytes of all protocols) one member may join with.
+    pub max_member_metadata_bytes: usize,
+    /// Most partitions one group may hold committed offsets for.
+    pub max_offsets_per_group: usize,
 }
 
 impl Default for GroupSettings {
@@ -119,6 +123,8 @@ impl Default for GroupSettings {
             max_session_timeout: Duration::from_millis(1_800_000),
             max_group_size: usize::MAX,
             max_metadata_bytes: 4096,
+            max_member_metadata_bytes: 1024 * 1024,
+            max_offsets_per_group: 100_000,
         }
     }
 }

@@ -118,6 +118,9 @@ impl Inner {
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));
         let timestamp_ms = now_ms();
+        // Offsets live in memory and in the log for as long as the group does: bounded per
+        // group, counting partitions (an update of a stored partition is always accepted).
+        let mut stored: usize = group.offsets.values().map(|p| p.len()).sum();
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(req.topics.len());
         for topic in &req.topics {
@@ -129,6 +132,13 @@ impl Inner {
                     ResponseError::UnknownTopicOrPartition.code()
                 } else if metadata_len > self.settings.max_metadata_bytes {
                     ResponseError::OffsetMetadataTooLarge.code()
+                } else if stored >= self.settings.max_offsets_per_group
+                    && !group
+                        .offsets
+                        .get(name)
+                        .is_some_and(|parts| parts.contains_key(&p.partition_index))
+                {
+                    ResponseError::PolicyViolation.code()
                 } else {
                     let offset = CommittedOffset {
                         offset: p.committed_offset,
@@ -141,11 +151,14 @@ impl Inner {
                         commit_timestamp_ms: timestamp_ms,
                     };
                     records.push(commit_record(group_id, name, p.partition_index, &offset));
-                    group
+                    let replaced = group
                         .offsets
                         .entry(name.to_string())
                         .or_default()
                         .insert(p.partition_index, offset);
+                    if replaced.is_none() {
+                        stored += 1;
+                    }
                     0
                 };
                 partitions.push((p.partition_index, error));

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{api_versions, RequestContext};
 use crate::broker::Broker;
+use crate::memory_budget::Reservation;
 use crate::protocol::codec::{self, HeaderPrefix};
 use crate::protocol::dispatch::{self, Reply};
 use crate::server::append_order::AppendOrder;
@@ -81,6 +82,8 @@ struct Handled {
 /// A response on its way to the writer, in request order.
 enum Outgoing {
     Encoded(Bytes),
+    /// Encoded bytes and their share of the memory budget, held until written.
+    Budgeted(Bytes, Reservation),
     Deferred {
         api_key: ApiKey,
         version: i16,
@@ -140,9 +143,13 @@ pub async fn serve<S>(
                 continue;
             }
             _ = sleep_until(expires), if expires.is_some() => break Close::SessionExpired,
-            r = tokio::time::timeout(wait, frame::read_frame(&mut reader, limit)) => r,
+            r = tokio::time::timeout(wait, frame::read_frame(&mut reader, limit, &broker.memory)) => r,
         };
-        let frame = match frame {
+        // The request's memory stays reserved until it has been handled.
+        let frame::Frame {
+            body: frame,
+            reservation: _request_memory,
+        } = match frame {
             Err(_) => break on_timeout,
             Ok(Ok(Some(f))) => f,
             Ok(Ok(None)) => break Close::Eof,
@@ -159,7 +166,14 @@ pub async fn serve<S>(
             Ok(h) => h,
             Err(reason) => break Close::Protocol(reason),
         };
-        if let Some(outgoing) = handled.outgoing {
+        let outgoing = match handled.outgoing {
+            Some(outgoing) => match budget_response(&broker, outgoing, &mut shutdown).await {
+                Ok(outgoing) => Some(outgoing),
+                Err(close) => break close,
+            },
+            None => None,
+        };
+        if let Some(outgoing) = outgoing {
             if out_tx.send(outgoing).await.is_err() {
                 break Close::WriterGone;
             }
@@ -215,8 +229,10 @@ async fn write_responses<W: AsyncWrite>(
     peer: SocketAddr,
 ) {
     while let Some(outgoing) = rx.recv().await {
-        let bytes = match outgoing {
-            Outgoing::Encoded(bytes) => bytes,
+        // The reservation is released once the bytes are written (or abandoned).
+        let (bytes, _reservation) = match outgoing {
+            Outgoing::Encoded(bytes) => (bytes, None),
+            Outgoing::Budgeted(bytes, reservation) => (bytes, Some(reservation)),
             Outgoing::Deferred {
                 api_key,
                 version,
@@ -225,7 +241,7 @@ async fn write_responses<W: AsyncWrite>(
             } => {
                 let response = response.await;
                 match codec::encode_response(api_key, version, correlation_id, &response) {
-                    Ok(bytes) => bytes,
+                    Ok(bytes) => (bytes, None),
                     Err(e) => {
                         tracing::warn!(%peer, "closing connection: {e}");
                         break;
@@ -239,6 +255,27 @@ async fn write_responses<W: AsyncWrite>(
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// Holds an encoded response against the memory budget until it is written. The connection
+/// reads nothing more while the response waits for memory; its request's frame is already
+/// released. Deferred responses (produce acknowledgements) are small and not counted.
+async fn budget_response(
+    broker: &Broker,
+    outgoing: Outgoing,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Outgoing, Close> {
+    let Outgoing::Encoded(bytes) = outgoing else {
+        return Ok(outgoing);
+    };
+    tokio::select! {
+        biased;
+        _ = shutdown.changed() => Err(Close::Shutdown),
+        r = broker.memory.reserve(bytes.len()) => match r {
+            Ok(reservation) => Ok(Outgoing::Budgeted(bytes, reservation)),
+            Err(e) => Err(Close::Protocol(format!("response refused: {e}"))),
+        },
+    }
 }
 
 /// The connection's state a request may use or change.

@@ -1,7 +1,14 @@
-//! The 4-byte size prefix of every Kafka frame, checked before any allocation.
+//! The 4-byte size prefix of every Kafka frame, checked before any allocation, and the body
+//! read against the broker's memory budget.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::memory_budget::{ExceedsBudget, MemoryBudget, Reservation};
+
+/// The body buffer starts this small and at most doubles as bytes arrive, so a declared size
+/// costs memory only once the client has sent that much.
+const FIRST_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -11,6 +18,8 @@ pub enum FrameError {
     Zero,
     #[error("frame size {size} exceeds the limit of {limit} bytes for this connection")]
     TooLarge { size: i32, limit: i32 },
+    #[error("frame refused: {0}")]
+    OverBudget(#[from] ExceedsBudget),
     #[error("connection closed in the middle of a frame")]
     Truncated,
     #[error("i/o error: {0}")]
@@ -27,14 +36,25 @@ pub fn check_size(size: i32, limit: i32) -> Result<usize, FrameError> {
     }
 }
 
+/// One request frame and the memory it holds against the budget; dropping the frame (and every
+/// `Bytes` cut from it) is when the memory is really gone, so keep the reservation as long.
+#[derive(Debug)]
+pub struct Frame {
+    pub body: Bytes,
+    pub reservation: Reservation,
+}
+
 /// Reads one frame. `Ok(None)` is a clean close between frames.
 ///
 /// The size is validated against `limit` before the body buffer is allocated, so a hostile
-/// size prefix costs nothing.
+/// size prefix costs nothing. The declared size is then reserved from `budget` (waiting, and
+/// so reading nothing more from this client, until it fits), and the buffer grows only as
+/// bytes arrive.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: i32,
-) -> Result<Option<Bytes>, FrameError> {
+    budget: &MemoryBudget,
+) -> Result<Option<Frame>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut filled = 0;
     while filled < prefix.len() {
@@ -50,21 +70,30 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         filled += n;
     }
     let len = check_size(i32::from_be_bytes(prefix), limit)?;
-    let mut body = BytesMut::zeroed(len);
-    reader.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Truncated
-        } else {
-            FrameError::Io(e)
+    let reservation = budget.reserve(len).await?;
+    let mut body: Vec<u8> = Vec::new();
+    while body.len() < len {
+        if body.len() == body.capacity() {
+            let grown = body.capacity().saturating_mul(2).max(FIRST_CHUNK).min(len);
+            body.reserve_exact(grown.saturating_sub(body.len()));
         }
-    })?;
-    Ok(Some(body.freeze()))
+        let want = body.capacity().min(len).saturating_sub(body.len());
+        let n = (&mut *reader).take(want as u64).read_buf(&mut body).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
+    }
+    Ok(Some(Frame {
+        body: Bytes::from(body),
+        reservation,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn sizes_are_checked_as_signed() {
@@ -83,27 +112,87 @@ mod tests {
 
     #[tokio::test]
     async fn clean_close_truncation_and_a_frame() {
+        let budget = MemoryBudget::new(1024);
         let mut empty: &[u8] = &[];
-        assert!(read_frame(&mut empty, 10).await.unwrap().is_none());
+        assert!(read_frame(&mut empty, 10, &budget).await.unwrap().is_none());
         let mut half: &[u8] = &[0, 0];
         assert!(matches!(
-            read_frame(&mut half, 10).await,
+            read_frame(&mut half, 10, &budget).await,
             Err(FrameError::Truncated)
         ));
         let mut short: &[u8] = &[0, 0, 0, 5, 1, 2];
         assert!(matches!(
-            read_frame(&mut short, 10).await,
+            read_frame(&mut short, 10, &budget).await,
             Err(FrameError::Truncated)
         ));
-        let mut ok: &[u8] = &[0, 0, 0, 2, 7, 8];
         assert_eq!(
-            &read_frame(&mut ok, 10).await.unwrap().unwrap()[..],
-            &[7, 8]
+            budget.in_use(),
+            0,
+            "a truncated frame gives its memory back"
         );
+        let mut ok: &[u8] = &[0, 0, 0, 2, 7, 8];
+        let frame = read_frame(&mut ok, 10, &budget).await.unwrap().unwrap();
+        assert_eq!(&frame.body[..], &[7, 8]);
+        assert_eq!(budget.in_use(), 2);
+        drop(frame);
+        assert_eq!(budget.in_use(), 0);
         let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
         assert!(matches!(
-            read_frame(&mut huge, 10).await,
+            read_frame(&mut huge, 10, &budget).await,
             Err(FrameError::TooLarge { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_the_whole_budget_is_refused() {
+        let budget = MemoryBudget::new(4);
+        let mut five: &[u8] = &[0, 0, 0, 5, 1, 2, 3, 4, 5];
+        assert!(matches!(
+            read_frame(&mut five, 100, &budget).await,
+            Err(FrameError::OverBudget(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_that_does_not_fit_waits_without_reading() {
+        let budget = MemoryBudget::new(10);
+        let held = budget.reserve(8).await.unwrap();
+        let (mut client, mut server) = tokio::io::duplex(64);
+        client.write_all(&[0, 0, 0, 4, 1, 2, 3, 4]).await.unwrap();
+        let reader = tokio::spawn({
+            let budget = budget.clone();
+            async move {
+                read_frame(&mut server, 100, &budget)
+                    .await
+                    .map(|f| f.map(|f| f.body.to_vec()))
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        assert!(!reader.is_finished(), "4 bytes do not fit beside 8 of 10");
+        drop(held);
+        let body = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(body, vec![1, 2, 3, 4]);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_arriving_in_pieces_is_read_whole() {
+        let budget = MemoryBudget::new(1 << 20);
+        let len = 200_000usize;
+        let mut wire = (len as u32).to_be_bytes().to_vec();
+        wire.extend((0..len).map(|i| (i % 251) as u8));
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let writer = tokio::spawn(async move { client.write_all(&wire).await.unwrap() });
+        let frame = read_frame(&mut server, i32::MAX, &budget)
+            .await
+            .unwrap()
+            .unwrap();
+        writer.await.unwrap();
+        assert_eq!(frame.body.len(), len);
+        assert!(frame
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8));
     }
 }

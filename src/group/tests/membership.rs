@@ -109,7 +109,7 @@ async fn join_validation_errors() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sync_delivers_each_member_its_assignment() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 100);
@@ -212,7 +212,7 @@ async fn leave_makes_the_other_member_rejoin_alone() {
     assert_eq!(resp.error_code, UNKNOWN_MEMBER_ID);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_member_expires_and_the_other_rebalances() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 0);
@@ -277,7 +277,7 @@ async fn silent_member_expires_and_the_other_rebalances() {
     assert_eq!(b3.members.len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn member_that_does_not_rejoin_is_dropped_at_the_rebalance_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 0);
@@ -426,7 +426,7 @@ async fn list_groups_with_state_filter() {
     encodes(&c.list_groups(ListGroupsRequest::default(), 5).await, 5);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rebalance_phases_gate_sync_and_commit() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 100);
@@ -470,7 +470,7 @@ async fn rebalance_phases_gate_sync_and_commit() {
     assert_eq!(ra.members.len(), 3, "the old leader stays leader");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn follower_parked_in_sync_is_released_when_the_leader_dies() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 100);
@@ -493,7 +493,7 @@ async fn follower_parked_in_sync_is_released_when_the_leader_dies() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_answers_parked_joins() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), 5_000);
@@ -506,4 +506,54 @@ async fn shutdown_answers_parked_joins() {
     c.shutdown().unwrap();
     let r = parked.await.unwrap();
     assert_eq!(r.error_code, ResponseError::CoordinatorNotAvailable.code());
+}
+
+#[tokio::test]
+async fn protocol_metadata_above_the_member_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::group::GroupSettings {
+        max_member_metadata_bytes: 1024,
+        ..crate::group::GroupSettings::default()
+    };
+    let c = crate::group::GroupCoordinator::open_with(dir.path(), settings).unwrap();
+    // Two protocols of 600 bytes each: 1,200 bytes plus names, above the 1 KiB cap.
+    static BIG: [u8; 600] = [7; 600];
+    let r = c
+        .join_group(&origin("a"), join_req("g", "", 3000, &BIG), 5)
+        .await;
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    assert_eq!(
+        c.group_state("g"),
+        None,
+        "nothing is kept of the refused join"
+    );
+    // Within the cap the same member is admitted.
+    static SMALL: [u8; 400] = [7; 400];
+    let r = join(&c, "g", "", &SMALL, 5).await;
+    assert_eq!(r.error_code, 0);
+}
+
+#[tokio::test]
+async fn joins_beyond_the_group_size_get_group_max_size_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = crate::group::GroupSettings {
+        max_group_size: 2,
+        ..crate::group::GroupSettings::default()
+    };
+    let c = crate::group::GroupCoordinator::open_with(dir.path(), settings).unwrap();
+    // v4+: each new member is first held as pending, which counts toward the size.
+    let a = c
+        .join_group(&origin("a"), join_req("g", "", 3000, b"m"), 5)
+        .await;
+    let b = c
+        .join_group(&origin("b"), join_req("g", "", 3000, b"m"), 5)
+        .await;
+    assert_eq!(
+        (a.error_code, b.error_code),
+        (MEMBER_ID_REQUIRED, MEMBER_ID_REQUIRED)
+    );
+    let third = c
+        .join_group(&origin("c"), join_req("g", "", 3000, b"m"), 5)
+        .await;
+    assert_eq!(third.error_code, ResponseError::GroupMaxSizeReached.code());
 }

@@ -342,3 +342,51 @@ async fn compaction_keeps_only_live_offsets() {
     let resp = c.offset_fetch(fetch_req("g", None), 7).await;
     assert_eq!(fetched(&resp), vec![("t".into(), 0, 77, "".into())]);
 }
+
+#[tokio::test]
+async fn a_group_stores_offsets_for_a_bounded_number_of_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = GroupSettings {
+        max_offsets_per_group: 2,
+        ..GroupSettings::default()
+    };
+    let c = GroupCoordinator::open_with(dir.path(), settings).unwrap();
+    let r = c
+        .offset_commit(
+            commit_req(
+                "g",
+                "",
+                -1,
+                &[("t", 0, 1, ""), ("t", 1, 1, ""), ("t", 2, 1, "")],
+            ),
+            8,
+        )
+        .await;
+    let refused = ResponseError::PolicyViolation.code();
+    assert_eq!(commit_errors(&r), vec![0, 0, refused]);
+    // Updating a stored partition is still accepted; a new one is not, in any group's topic.
+    let r = c
+        .offset_commit(
+            commit_req("g", "", -1, &[("t", 1, 5, ""), ("u", 0, 1, "")]),
+            8,
+        )
+        .await;
+    assert_eq!(commit_errors(&r), vec![0, refused]);
+    let resp = c
+        .offset_fetch(fetch_req("g", Some(&[("t", &[0, 1, 2]), ("u", &[0])])), 7)
+        .await;
+    assert_eq!(
+        fetched(&resp),
+        vec![
+            ("t".into(), 0, 1, "".into()),
+            ("t".into(), 1, 5, "".into()),
+            ("t".into(), 2, -1, "".into()),
+            ("u".into(), 0, -1, "".into()),
+        ]
+    );
+    // Another group has its own allowance.
+    let r = c
+        .offset_commit(commit_req("h", "", -1, &[("t", 2, 1, "")]), 8)
+        .await;
+    assert_eq!(commit_errors(&r), vec![0]);
+}
