@@ -366,6 +366,12 @@ impl LogManager {
         &self.ctx.health
     }
 
+    /// Runs a flush round now and waits for it.
+    #[cfg(test)]
+    pub(super) fn flush_now(&self) -> Result<(), StorageError> {
+        self.ctx.flusher.flush_blocking()
+    }
+
     pub fn allocate_producer_id(&self) -> Result<i64, StorageError> {
         self.ctx.health.check()?;
         self.producer_ids.lock().allocate()

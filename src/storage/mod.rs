@@ -14,10 +14,14 @@
 //! ```
 //!
 //! # Durability
-//! Appends write into the page cache under the partition's writer lock and become visible
-//! (high watermark) right away. `Durability::Durable` under `FlushPolicy::GroupCommit` then
-//! waits for the flusher thread's next round, which fsyncs each dirty `.log` and `.chain`
-//! once for all waiters. A failed fsync takes the directory offline for good.
+//! Appends write into the page cache under the partition's writer lock. Under
+//! `FlushPolicy::GroupCommit` every append asks the flusher thread for a round, which fsyncs
+//! each dirty `.log` and `.chain` once for all appends meanwhile; only after that round
+//! succeeded does the high watermark cover the batch (so consumers never read what a failed
+//! fsync or a crash can take back), and `Durability::Durable` (acks=all) is acknowledged then.
+//! `Durability::Written` (acks=0/1) is acknowledged at the write but becomes visible with the
+//! round too. Under `FlushPolicy::PageCache` the high watermark moves at the write, as in
+//! Kafka. A failed fsync takes the directory offline for good.
 //!
 //! # Module map
 //! - `batch`: the v2 batch header fields storage reads and rewrites.
@@ -45,6 +49,7 @@ mod chain;
 mod entry_file;
 mod flusher;
 mod fsutil;
+mod high_watermark;
 mod index;
 mod log_manager;
 mod partition;

@@ -9,20 +9,18 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::batch::{self, BatchFrame};
 use super::chain::{self, Digest};
-use super::flusher::{DirHealth, Flusher};
+use super::flusher::{DirHealth, Flusher, FsyncWait};
 use super::fsutil::{atomic_write, io_err, list_segments, now_ms};
+use super::high_watermark::HighWatermark;
 use super::index::INDEX_INTERVAL_BYTES;
 use super::producer_state::{ProducerStates, SeqCheck};
 use super::recovery::open_segment;
 use super::segment::Segment;
 use super::{AppendBatch, AppendInfo, Durability, FlushPolicy, StorageError, TopicConfig};
-
-/// Completed by the flusher once the append's fsync round is done.
-type FsyncWait = oneshot::Receiver<Result<(), String>>;
 
 /// A batch already written, waiting (or not) for the fsync its durability requires.
 pub struct PendingAppend {
@@ -67,9 +65,10 @@ pub struct Partition {
     policy: FlushPolicy,
     pub(super) writer: Mutex<Writer>,
     pub(super) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
-    high_watermark: AtomicI64,
+    /// Under group commit it trails the writer's next offset until the flusher has synced
+    /// the batches below it; under the page-cache policy it moves at the write.
+    high_watermark: Arc<HighWatermark>,
     pub(super) log_start: AtomicI64,
-    hw_tx: watch::Sender<i64>,
     closed: AtomicBool,
 }
 
@@ -138,7 +137,6 @@ impl Partition {
             .max(first_base)
             .min(next_offset);
         let now = now_ms();
-        let (hw_tx, _) = watch::channel(next_offset);
         Ok(Arc::new(Self {
             topic: topic.to_string(),
             index,
@@ -156,9 +154,8 @@ impl Partition {
                 producers,
             }),
             segments: RwLock::new(Arc::new(segments)),
-            high_watermark: AtomicI64::new(next_offset),
+            high_watermark: Arc::new(HighWatermark::new(next_offset)),
             log_start: AtomicI64::new(log_start),
-            hw_tx,
             closed: AtomicBool::new(false),
         }))
     }
@@ -176,7 +173,10 @@ impl Partition {
         format!("{}-{}", self.topic, self.index)
     }
 
+    /// Refuses every later operation; taking the writer lock waits for an append in flight,
+    /// so none writes after this returns (the topic's files are about to be removed).
     pub(super) fn close(&self) {
+        let _writer = self.writer.lock();
         self.closed.store(true, Ordering::Release);
     }
 
@@ -250,6 +250,9 @@ impl Partition {
             })?;
 
         let mut w = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::UnknownTopic(self.topic.clone()));
+        }
         if let SeqCheck::Duplicate(base_offset) = w.producers.check(&producer)? {
             let info = AppendInfo {
                 base_offset,
@@ -310,15 +313,21 @@ impl Partition {
         );
         let active = Arc::clone(&w.active);
         let next_offset = w.next_offset;
-        self.high_watermark.store(next_offset, Ordering::Release);
-        self.hw_tx.send_replace(next_offset);
         drop(w);
 
-        let wait = match (durability, self.policy) {
-            (Durability::Durable, FlushPolicy::GroupCommit) => {
-                Some(self.flusher.sync_segment(&active)?)
+        let wait = match self.policy {
+            // Visible only once durable, whatever the producer's acks: a consumer must never
+            // read a batch that a failed fsync or a crash can still take back.
+            FlushPolicy::GroupCommit => {
+                let high_watermark = Arc::clone(&self.high_watermark);
+                self.flusher.sync_and_publish(
+                    &active,
+                    Box::new(move || high_watermark.advance(next_offset)),
+                    durability == Durability::Durable,
+                )?
             }
-            _ => {
+            FlushPolicy::PageCache => {
+                self.high_watermark.advance(next_offset);
                 self.flusher.mark_dirty(&active)?;
                 None
             }
@@ -374,8 +383,9 @@ impl Partition {
         Ok(())
     }
 
+    /// The offset below which records are visible: written and, under group commit, synced.
     pub fn high_watermark(&self) -> i64 {
-        self.high_watermark.load(Ordering::Acquire)
+        self.high_watermark.get()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -402,7 +412,7 @@ impl Partition {
     }
 
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
-        self.hw_tx.subscribe()
+        self.high_watermark.subscribe()
     }
 
     /// (next offset, digest of the last batch): the head of the tamper-evidence chain, worth
