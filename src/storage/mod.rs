@@ -47,6 +47,7 @@ use std::path::PathBuf;
 mod batch;
 mod chain;
 mod entry_file;
+mod file_cache;
 mod flusher;
 mod fsutil;
 mod high_watermark;
@@ -96,7 +97,18 @@ pub struct StorageConfig {
     pub retention_check_interval_ms: u64,
     /// Defaults for topics that do not override them.
     pub topic_defaults: TopicConfig,
+    /// Partitions the broker holds in all, counting creations in progress; a creation that
+    /// would pass it is refused before anything is created.
+    pub max_partitions: usize,
+    /// Segment files (log, indexes, chain) held open at once; the least recently used are
+    /// closed and reopened on demand.
+    pub max_open_files: usize,
 }
+
+/// Default of [`StorageConfig::max_partitions`].
+pub const DEFAULT_MAX_PARTITIONS: usize = 10_000;
+/// Default of [`StorageConfig::max_open_files`].
+pub const DEFAULT_MAX_OPEN_FILES: usize = 1_024;
 
 /// Per-topic settings, as Kafka names them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -132,6 +144,12 @@ pub enum StorageError {
     OffsetOutOfRange(i64),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
+    #[error("{adding} more partitions would pass the broker's limit of {limit} ({existing} exist or are being created)")]
+    PartitionLimit {
+        adding: usize,
+        existing: usize,
+        limit: usize,
+    },
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("batch of {0} bytes exceeds max.message.bytes {1}")]

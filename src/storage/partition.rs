@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, BatchFrame};
 use super::chain::{self, Digest};
+use super::file_cache::FileCache;
 use super::flusher::{DirHealth, Flusher, FsyncWait};
 use super::fsutil::{atomic_write, io_err, list_segments, now_ms};
 use super::high_watermark::HighWatermark;
@@ -62,6 +63,7 @@ pub struct Partition {
     pub(super) config: Arc<RwLock<TopicConfig>>,
     health: Arc<DirHealth>,
     pub(super) flusher: Arc<Flusher>,
+    files: Arc<FileCache>,
     policy: FlushPolicy,
     pub(super) writer: Mutex<Writer>,
     pub(super) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
@@ -78,6 +80,8 @@ pub(super) struct DirContext {
     pub health: Arc<DirHealth>,
     pub flusher: Arc<Flusher>,
     pub policy: FlushPolicy,
+    /// Descriptors of every segment file of the directory.
+    pub files: Arc<FileCache>,
 }
 
 impl Partition {
@@ -93,7 +97,7 @@ impl Partition {
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut bases = list_segments(&dir).map_err(io_err(&dir))?;
         if bases.is_empty() {
-            Segment::create(&dir, 0, &chain::GENESIS).map_err(io_err(&dir))?;
+            drop(Segment::create(&dir, 0, &chain::GENESIS, &ctx.files).map_err(io_err(&dir))?);
             ctx.flusher.mark_dir_dirty(&dir);
             bases.push(0);
         }
@@ -103,7 +107,7 @@ impl Partition {
         let mut active = None;
         for (i, &base) in bases.iter().enumerate() {
             let is_active = i + 1 == bases.len();
-            let recovered = open_segment(&dir, base, prev, is_active, &mut |h| {
+            let recovered = open_segment(&dir, base, prev, is_active, &ctx.files, &mut |h| {
                 producers.record(
                     h.producer_id,
                     h.producer_epoch,
@@ -144,6 +148,7 @@ impl Partition {
             config,
             health: Arc::clone(&ctx.health),
             flusher: Arc::clone(&ctx.flusher),
+            files: Arc::clone(&ctx.files),
             policy: ctx.policy,
             writer: Mutex::new(Writer {
                 active,
@@ -368,8 +373,9 @@ impl Partition {
         };
         w.active.seal().map_err(fail)?;
         self.flusher.mark_dirty(&w.active)?;
-        let segment =
-            Arc::new(Segment::create(&self.dir, w.next_offset, &w.last_digest).map_err(fail)?);
+        let segment = Arc::new(
+            Segment::create(&self.dir, w.next_offset, &w.last_digest, &self.files).map_err(fail)?,
+        );
         self.flusher.mark_dir_dirty(&self.dir);
         {
             let mut segments = self.segments.write();
