@@ -36,11 +36,10 @@ fn append_batch(bytes: &Bytes) -> AppendBatch {
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let logs = LogManager::open(StorageConfig {
-        data_dir: dir.path().to_path_buf(),
         flush: FlushPolicy::GroupCommit,
         flush_interval_ms: 1000,
         retention_check_interval_ms: 3_600_000,
-        topic_defaults: TopicConfig::default(),
+        ..StorageConfig::new(dir.path())
     })
     .unwrap();
     let topic = logs

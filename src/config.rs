@@ -62,6 +62,13 @@ pub struct BrokerSection {
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub shutdown_grace_ms: u64,
+    /// Topics one Metadata request may auto-create; the rest get UNKNOWN_TOPIC_OR_PARTITION.
+    #[serde(default = "default_max_auto_create_per_request")]
+    pub max_auto_create_per_request: usize,
+}
+
+fn default_max_auto_create_per_request() -> usize {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +178,23 @@ pub struct StorageSection {
     pub flush: FlushPolicy,
     pub flush_interval_ms: u64,
     pub retention_check_interval_ms: u64,
+    /// Partitions of all topics together; creations beyond it are refused.
+    #[serde(default = "default_max_partitions")]
+    pub max_partitions: usize,
+    /// Segment files held open at once (least recently used are closed, reopened on demand).
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+}
+
+fn default_max_partitions() -> usize {
+    crate::storage::DEFAULT_MAX_PARTITIONS
+}
+
+/// A segment has four files; fewer descriptors could not serve even one append.
+const MIN_OPEN_FILES: usize = 4;
+
+fn default_max_open_files() -> usize {
+    crate::storage::DEFAULT_MAX_OPEN_FILES
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -345,6 +369,14 @@ impl Config {
                 format!("`limits.connections_per_ip_overrides`: `{ip}` is not an IP address")
             })?;
         }
+        if self.storage.max_partitions == 0 {
+            return Err("`storage.max_partitions` must be positive".into());
+        }
+        if self.storage.max_open_files < MIN_OPEN_FILES {
+            return Err(format!(
+                "`storage.max_open_files` must be at least {MIN_OPEN_FILES} (one segment's files)"
+            ));
+        }
         if self.broker.default_partitions <= 0 {
             return Err("`broker.default_partitions` must be positive".into());
         }
@@ -416,6 +448,8 @@ impl Config {
             flush_interval_ms: self.storage.flush_interval_ms,
             retention_check_interval_ms: self.storage.retention_check_interval_ms,
             topic_defaults: self.topic_defaults()?,
+            max_partitions: self.storage.max_partitions,
+            max_open_files: self.storage.max_open_files,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Crash safety with the real binary: produce with acks=all, `kill -9` mid-stream, restart;
-//! every acknowledged message is present exactly once and in order. Five rounds per run.
+//! every acknowledged message is present exactly once and in order, and every message a
+//! consumer tailing the topic saw before the crash is still there. Five rounds per run.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,6 +111,34 @@ impl ProducerContext for Acks {
     }
 }
 
+/// Records what a consumer tailing `topic` receives until `stop` is set.
+fn tail(
+    bootstrap: &str,
+    topic: &str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(i32, String)>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("tail-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::Acquire) {
+            // Errors are expected once the broker is killed.
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
+                let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+                seen.push((m.partition(), v));
+            }
+        }
+        seen
+    })
+}
+
 fn read_all(bootstrap: &str, topic: &str) -> HashMap<i32, Vec<String>> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -155,11 +185,14 @@ fn kill_9_mid_stream_loses_no_acknowledged_message() {
     let bootstrap = format!("127.0.0.1:{port}");
     let topic = "crash";
     let mut acked_total: HashMap<i32, Vec<String>> = HashMap::new();
+    let mut seen_total: Vec<(i32, String)> = Vec::new();
     for round in 0..5 {
         let broker = start(dir.path(), port);
         if round == 0 {
             create_topic(&bootstrap, topic);
         }
+        let stop_tail = Arc::new(AtomicBool::new(false));
+        let tailing = tail(&bootstrap, topic, Arc::clone(&stop_tail));
         let acks = Acks::default();
         let producer: ThreadedProducer<Acks> = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -198,6 +231,8 @@ fn kill_9_mid_stream_loses_no_acknowledged_message() {
             }
         }
         broker.kill9();
+        stop_tail.store(true, Ordering::Release);
+        seen_total.extend(tailing.join().unwrap());
         drop(producer);
         for (p, values) in acks.0.lock().unwrap().drain() {
             acked_total.entry(p).or_default().extend(values);
@@ -205,6 +240,17 @@ fn kill_9_mid_stream_loses_no_acknowledged_message() {
 
         let broker = start(dir.path(), port);
         let log = read_all(&bootstrap, topic);
+        // No dirty reads: what a consumer was given had to survive the crash.
+        let stored: HashMap<i32, std::collections::HashSet<&String>> = log
+            .iter()
+            .map(|(p, values)| (*p, values.iter().collect()))
+            .collect();
+        for (p, v) in &seen_total {
+            assert!(
+                stored.get(p).is_some_and(|stored| stored.contains(v)),
+                "round {round}: `{v}` was consumed from partition {p} before the crash, then lost"
+            );
+        }
         for (p, acked) in &acked_total {
             let stored = log.get(p).cloned().unwrap_or_default();
             let mut positions = HashMap::new();

@@ -63,6 +63,13 @@ fn broker() -> Fixture {
     install(&folder, "json-schema", "json-schema", SCHEMA_MANIFEST);
     install(&folder, "hostile", "hostile", HOSTILE_MANIFEST);
     let extra = vec![
+        // These tests check the order in which a connection's requests take effect. Under
+        // group commit a batch only becomes visible once fsynced, which a request pipelined
+        // right behind its produce may precede; with `page-cache` it is visible at the write.
+        (
+            "flush = \"group-commit\"".to_string(),
+            "flush = \"page-cache\"".to_string(),
+        ),
         (
             "dir = \"plugins\"".to_string(),
             format!("dir = {:?}", folder.display().to_string()),

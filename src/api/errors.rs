@@ -13,6 +13,7 @@ pub fn storage_error(e: &StorageError) -> ResponseError {
         }
         StorageError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
         StorageError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        StorageError::PartitionLimit { .. } => ResponseError::PolicyViolation,
         StorageError::InvalidConfig(_) => ResponseError::InvalidConfig,
         StorageError::BatchTooLarge(..) => ResponseError::MessageTooLarge,
         StorageError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,

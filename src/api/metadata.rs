@@ -29,6 +29,9 @@ pub async fn handle(
     // v0-v3 have no flag and always auto-create (when the broker allows it).
     let may_create = v < 4 || req.allow_auto_topic_creation;
     let access = Access::new(broker, ctx);
+    // One request creates at most this many topics: a list of thousands of unknown names
+    // must not turn into thousands of topics.
+    let mut creations_left = broker.config.broker.max_auto_create_per_request;
     // Only topics the principal may Describe are listed; asking for one by name it may not
     // describe answers TOPIC_AUTHORIZATION_FAILED whether or not it exists, and by id the
     // same UNKNOWN_TOPIC_ID as for an id that does not exist.
@@ -59,7 +62,9 @@ pub async fn handle(
                             .with_name(Some(TopicName(StrBytes::from_string(name))))
                             .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                     }
-                    Some(name) => lookup_or_create(broker, &access, &name, may_create),
+                    Some(name) => {
+                        lookup_or_create(broker, &access, &name, may_create, &mut creations_left)
+                    }
                     None => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicId.code())
                         .with_topic_id(requested.topic_id),
@@ -82,10 +87,14 @@ fn lookup_or_create(
     access: &Access<'_>,
     name: &str,
     may_create: bool,
+    creations_left: &mut usize,
 ) -> MetadataResponseTopic {
     let topic = match broker.logs.topic(name) {
         Some(t) => Ok(t),
-        None if may_create => topics::auto_create(broker, access, name),
+        None if may_create && *creations_left > 0 => {
+            *creations_left -= 1;
+            topics::auto_create(broker, access, name)
+        }
         None => Err(ResponseError::UnknownTopicOrPartition),
     };
     match topic {

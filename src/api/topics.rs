@@ -18,7 +18,26 @@ use super::errors::storage_error;
 use super::RequestContext;
 use crate::authz::Action;
 use crate::broker::Broker;
-use crate::storage::{StorageError, Topic, TopicConfig};
+use crate::storage::{LogManager, StorageError, Topic, TopicConfig};
+
+/// Runs a topic change on the blocking pool: creating or deleting thousands of partitions
+/// touches tens of thousands of files, and the connection's runtime must keep serving other
+/// clients meanwhile.
+async fn off_runtime<T: Send + 'static>(
+    broker: &Broker,
+    work: impl FnOnce(&LogManager) -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    let logs = Arc::clone(&broker.logs);
+    let dir = logs.data_dir().to_path_buf();
+    tokio::task::spawn_blocking(move || work(&logs))
+        .await
+        .unwrap_or_else(|err| {
+            Err(StorageError::Io {
+                path: dir,
+                source: std::io::Error::other(format!("topic change did not complete: {err}")),
+            })
+        })
+}
 
 /// Creates a topic with the broker defaults on first use, when the config allows it and the
 /// principal may create it (Create on the cluster or on the topic, as Kafka asks); otherwise
@@ -85,19 +104,18 @@ struct Created {
     partitions: i32,
 }
 
-pub fn create(
+pub async fn create(
     broker: &Broker,
     ctx: &RequestContext,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let v = ctx.api_version;
     let access = Access::new(broker, ctx);
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        results.push({
             let mut result = CreatableTopicResult::default().with_name(t.name.clone());
-            match create_one(broker, &access, &t, req.validate_only) {
+            match create_one(broker, &access, &t, req.validate_only).await {
                 Ok(None) => {}
                 Ok(Some(created)) => {
                     broker.audit.record(crate::audit::Event::topic_created(
@@ -134,13 +152,13 @@ pub fn create(
                 }
             }
             result
-        })
-        .collect();
+        });
+    }
     CreateTopicsResponse::default().with_topics(results)
 }
 
 /// Validates and (unless `validate_only`) creates one topic.
-fn create_one(
+async fn create_one(
     broker: &Broker,
     access: &Access<'_>,
     t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
@@ -191,12 +209,20 @@ fn create_one(
                 format!("topic `{name}` already exists"),
             ));
         }
+        broker
+            .logs
+            .check_partition_limit(usize::try_from(partitions).unwrap_or(usize::MAX))
+            .map_err(|e| (create_error(&e), e.to_string()))?;
         return Ok(None);
     }
-    let topic = broker
-        .logs
-        .create_topic(&name, partitions, config.clone())
-        .map_err(|e| (create_error(&e), e.to_string()))?;
+    let topic = {
+        let (name, config) = (name.clone(), config.clone());
+        off_runtime(broker, move |logs| {
+            logs.create_topic(&name, partitions, config)
+        })
+        .await
+        .map_err(|e| (create_error(&e), e.to_string()))?
+    };
     tracing::info!(topic = %name, partitions, "created topic");
     Ok(Some(Created {
         topic,
@@ -212,7 +238,7 @@ fn create_error(e: &StorageError) -> ResponseError {
     }
 }
 
-pub fn delete(
+pub async fn delete(
     broker: &Broker,
     ctx: &RequestContext,
     req: DeleteTopicsRequest,
@@ -231,9 +257,9 @@ pub fn delete(
             .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        responses.push({
             let topic = match &name {
                 Some(n) => broker.logs.topic(n),
                 None => broker.logs.topic_by_id(id),
@@ -261,10 +287,11 @@ pub fn delete(
                         result.topic_id = t.id();
                         result.name = Some(TopicName(str_bytes(t.name())));
                     }
-                    broker
-                        .logs
-                        .delete_topic(t.name())
-                        .map(|()| t.name().to_string())
+                    let name = t.name().to_string();
+                    let deleting = name.clone();
+                    off_runtime(broker, move |logs| logs.delete_topic(&deleting))
+                        .await
+                        .map(|()| name)
                         .map_err(|e| (storage_error(&e), e.to_string()))
                 }
             };
@@ -285,21 +312,20 @@ pub fn delete(
                 }
             }
             result
-        })
-        .collect();
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(
+pub async fn create_partitions(
     broker: &Broker,
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let access = Access::new(broker, ctx);
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        results.push({
             let name = t.name.0.to_string();
             let outcome = match broker.logs.topic(&name) {
                 _ if !access.topic(Action::Alter, &name) => Err(denied("alter", &name)),
@@ -319,11 +345,16 @@ pub fn create_partitions(
                         t.count
                     ),
                 )),
-                Some(_) if req.validate_only => Ok(()),
-                Some(_) => broker
+                Some(topic) if req.validate_only => broker
                     .logs
-                    .create_partitions(&name, t.count)
+                    .check_partition_limit(count(t.count.saturating_sub(topic.partition_count())))
                     .map_err(|e| (storage_error(&e), e.to_string())),
+                Some(_) => {
+                    let (name, total) = (name.clone(), t.count);
+                    off_runtime(broker, move |logs| logs.create_partitions(&name, total))
+                        .await
+                        .map_err(|e| (storage_error(&e), e.to_string()))
+                }
             };
             let mut result = CreatePartitionsTopicResult::default().with_name(t.name);
             if let Err((code, message)) = outcome {
@@ -331,7 +362,11 @@ pub fn create_partitions(
                 result.error_message = Some(str_bytes(message));
             }
             result
-        })
-        .collect();
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+fn count(partitions: i32) -> usize {
+    usize::try_from(partitions).unwrap_or(0)
 }

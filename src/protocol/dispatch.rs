@@ -123,13 +123,13 @@ pub async fn dispatch(
             ResponseKind::ListOffsets(api::list_offsets::handle(broker, ctx, r))
         }
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(api::topics::create(broker, ctx, r))
+            ResponseKind::CreateTopics(api::topics::create(broker, ctx, r).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(api::topics::delete(broker, ctx, r))
+            ResponseKind::DeleteTopics(api::topics::delete(broker, ctx, r).await)
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(api::topics::create_partitions(broker, ctx, r))
+            ResponseKind::CreatePartitions(api::topics::create_partitions(broker, ctx, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(api::configs::describe(broker, ctx, r))

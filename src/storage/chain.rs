@@ -4,12 +4,15 @@
 //! first batch) and one entry per batch (base offset i64, stored length u32, digest). The
 //! header lets retention delete old segments while the remaining ones stay verifiable.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
+
+use super::file_cache::{CachedFile, FileCache};
 
 pub type Digest = [u8; 32];
 
@@ -90,12 +93,12 @@ pub fn read_chain(path: &Path) -> std::io::Result<Option<ChainContents>> {
 
 /// The writable chain file of a segment.
 pub struct ChainFile {
-    file: File,
+    file: CachedFile,
     entries: AtomicU64,
 }
 
 impl ChainFile {
-    pub fn create(path: &Path, prev: &Digest) -> std::io::Result<Self> {
+    pub fn create(path: &Path, prev: &Digest, files: &Arc<FileCache>) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -107,13 +110,17 @@ impl ChainFile {
         header.extend_from_slice(prev);
         file.write_all_at(&header, 0)?;
         Ok(Self {
-            file,
+            file: files.adopt(path.to_path_buf(), file),
             entries: AtomicU64::new(0),
         })
     }
 
     /// Opens an existing chain keeping its first `entries` entries (the rest is cut off).
-    pub fn open_truncated(path: &Path, entries: u64) -> std::io::Result<Self> {
+    pub fn open_truncated(
+        path: &Path,
+        entries: u64,
+        files: &Arc<FileCache>,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = HEADER_LEN + entries * ENTRY_LEN;
         if file.metadata()?.len() != len {
@@ -121,7 +128,7 @@ impl ChainFile {
             file.sync_data()?;
         }
         Ok(Self {
-            file,
+            file: files.adopt(path.to_path_buf(), file),
             entries: AtomicU64::new(entries),
         })
     }
@@ -130,7 +137,7 @@ impl ChainFile {
     pub fn append(&self, entry: &ChainEntry) -> std::io::Result<()> {
         let n = self.entries.load(Ordering::Acquire);
         self.file
-            .write_all_at(&entry.encode(), HEADER_LEN + n * ENTRY_LEN)?;
+            .with(|f| f.write_all_at(&entry.encode(), HEADER_LEN + n * ENTRY_LEN))?;
         self.entries.store(n + 1, Ordering::Release);
         Ok(())
     }
@@ -142,12 +149,12 @@ impl ChainFile {
 
 impl ChainFile {
     /// Opens a sealed segment's chain as it is (it is only synced, never appended to).
-    pub fn open_existing(path: &Path) -> std::io::Result<Self> {
+    pub fn open_existing(path: &Path, files: &Arc<FileCache>) -> std::io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         let entries = len.saturating_sub(HEADER_LEN) / ENTRY_LEN;
         Ok(Self {
-            file,
+            file: files.adopt(path.to_path_buf(), file),
             entries: AtomicU64::new(entries),
         })
     }

@@ -1,11 +1,14 @@
 //! A file of fixed-size, strictly ordered entries mirrored in memory: the shared mechanics of
 //! the offset index and the time index (load and check, rewrite, append, sync).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+use super::file_cache::{CachedFile, FileCache};
 
 /// One entry's encoding and the order entries must keep.
 pub trait Entry: Copy + PartialEq {
@@ -17,7 +20,7 @@ pub trait Entry: Copy + PartialEq {
 }
 
 pub struct EntryFile<E: Entry> {
-    file: File,
+    file: CachedFile,
     pub(super) entries: RwLock<Vec<E>>,
 }
 
@@ -41,7 +44,12 @@ impl<E: Entry> EntryFile<E> {
     }
 
     /// Opens the file with known-good `entries`, rewriting it if `rewrite`.
-    pub fn open(path: &Path, entries: Vec<E>, rewrite: bool) -> std::io::Result<Self> {
+    pub fn open(
+        path: &Path,
+        entries: Vec<E>,
+        rewrite: bool,
+        files: &Arc<FileCache>,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -56,7 +64,7 @@ impl<E: Entry> EntryFile<E> {
             file.write_all_at(&bytes, 0)?;
         }
         Ok(Self {
-            file,
+            file: files.adopt(path.to_path_buf(), file),
             entries: RwLock::new(entries),
         })
     }
@@ -70,7 +78,7 @@ impl<E: Entry> EntryFile<E> {
         let at = u64::try_from(entries.len() * E::LEN).unwrap_or(u64::MAX);
         let mut bytes = Vec::with_capacity(E::LEN);
         entry.encode(&mut bytes);
-        self.file.write_all_at(&bytes, at)?;
+        self.file.with(|f| f.write_all_at(&bytes, at))?;
         entries.push(entry);
         Ok(())
     }

@@ -3,6 +3,11 @@
 //! dirty file once, then wakes all waiters of that round. Appends arriving during an fsync
 //! form the next round, so concurrent producers share fsyncs.
 //!
+//! A round may also publish: an append under group commit hands in the step that makes its
+//! batch visible (advancing the high watermark), run only after a round that synced it
+//! succeeded and before the round's acknowledgements, so nobody reads a batch that a failed
+//! fsync or a crash could still take back.
+//!
 //! A failed fsync is fatal for the directory (fsyncgate: after a failed fsync the kernel may
 //! have dropped the dirty pages, so a retry that succeeds proves nothing). The directory is
 //! marked failed and every waiting and later operation gets `LogDirFailed`.
@@ -76,9 +81,16 @@ impl DirHealth {
     }
 }
 
+/// Run once a round covering the registered write succeeded; dropped unrun on failure.
+pub type OnSynced = Box<dyn FnOnce() + Send>;
+
+/// Completed by the flusher once the round covering a write is done.
+pub type FsyncWait = oneshot::Receiver<Result<(), String>>;
+
 enum Waiter {
     Async(oneshot::Sender<Result<(), String>>),
     Blocking(std::sync::mpsc::Sender<Result<(), String>>),
+    Publish(OnSynced),
 }
 
 impl Waiter {
@@ -87,7 +99,22 @@ impl Waiter {
         match self {
             Waiter::Async(tx) => drop(tx.send(result)),
             Waiter::Blocking(tx) => drop(tx.send(result)),
+            Waiter::Publish(publish) => {
+                if result.is_ok() {
+                    publish();
+                }
+            }
         }
+    }
+}
+
+/// Wakes a round's waiters: publications first, so an acknowledged batch is already visible.
+fn wake_all(waiters: Vec<Waiter>, result: &Result<(), String>) {
+    let (publish, rest): (Vec<_>, Vec<_>) = waiters
+        .into_iter()
+        .partition(|w| matches!(w, Waiter::Publish(_)));
+    for waiter in publish.into_iter().chain(rest) {
+        waiter.wake(result.clone());
     }
 }
 
@@ -134,7 +161,11 @@ impl Flusher {
         })
     }
 
-    fn register(&self, segment: &Arc<Segment>, waiter: Option<Waiter>) -> Result<(), StorageError> {
+    fn register(
+        &self,
+        segment: &Arc<Segment>,
+        waiters: impl IntoIterator<Item = Waiter>,
+    ) -> Result<(), StorageError> {
         let mut state = self.shared.state.lock();
         if state.shutdown {
             return Err(self.shared.health.error("storage is shut down"));
@@ -142,8 +173,9 @@ impl Flusher {
         state
             .dirty
             .insert(Arc::as_ptr(segment) as usize, Arc::clone(segment));
-        if let Some(waiter) = waiter {
-            state.waiters.push(waiter);
+        let before = state.waiters.len();
+        state.waiters.extend(waiters);
+        if state.waiters.len() > before {
             self.shared.wake.notify_one();
         }
         Ok(())
@@ -152,6 +184,24 @@ impl Flusher {
     /// Remembers that `segment` has unsynced writes (synced by the next round).
     pub fn mark_dirty(&self, segment: &Arc<Segment>) -> Result<(), StorageError> {
         self.register(segment, None)
+    }
+
+    /// Starts a round for `segment`'s writes: `publish` runs once they are synced; with
+    /// `wait`, the returned receiver completes then too (after `publish`).
+    pub fn sync_and_publish(
+        &self,
+        segment: &Arc<Segment>,
+        publish: OnSynced,
+        wait: bool,
+    ) -> Result<Option<FsyncWait>, StorageError> {
+        let mut waiters = vec![Waiter::Publish(publish)];
+        let rx = wait.then(|| {
+            let (tx, rx) = oneshot::channel();
+            waiters.push(Waiter::Async(tx));
+            rx
+        });
+        self.register(segment, waiters)?;
+        Ok(rx)
     }
 
     /// Directory entries changed (segment created or deleted).
@@ -164,10 +214,7 @@ impl Flusher {
     }
 
     /// Registers `segment` and returns a receiver completed once it is synced.
-    pub fn sync_segment(
-        &self,
-        segment: &Arc<Segment>,
-    ) -> Result<oneshot::Receiver<Result<(), String>>, StorageError> {
+    pub fn sync_segment(&self, segment: &Arc<Segment>) -> Result<FsyncWait, StorageError> {
         let (tx, rx) = oneshot::channel();
         self.register(segment, Some(Waiter::Async(tx)))?;
         Ok(rx)
@@ -260,9 +307,7 @@ fn run(shared: &Shared) {
         if let Err(reason) = &result {
             shared.health.fail(reason.clone());
         }
-        for waiter in waiters {
-            waiter.wake(result.clone());
-        }
+        wake_all(waiters, &result);
         if exit {
             let mut state = shared.state.lock();
             for waiter in std::mem::take(&mut state.waiters) {

@@ -14,10 +14,14 @@
 //! ```
 //!
 //! # Durability
-//! Appends write into the page cache under the partition's writer lock and become visible
-//! (high watermark) right away. `Durability::Durable` under `FlushPolicy::GroupCommit` then
-//! waits for the flusher thread's next round, which fsyncs each dirty `.log` and `.chain`
-//! once for all waiters. A failed fsync takes the directory offline for good.
+//! Appends write into the page cache under the partition's writer lock. Under
+//! `FlushPolicy::GroupCommit` every append asks the flusher thread for a round, which fsyncs
+//! each dirty `.log` and `.chain` once for all appends meanwhile; only after that round
+//! succeeded does the high watermark cover the batch (so consumers never read what a failed
+//! fsync or a crash can take back), and `Durability::Durable` (acks=all) is acknowledged then.
+//! `Durability::Written` (acks=0/1) is acknowledged at the write but becomes visible with the
+//! round too. Under `FlushPolicy::PageCache` the high watermark moves at the write, as in
+//! Kafka. A failed fsync takes the directory offline for good.
 //!
 //! # Module map
 //! - `batch`: the v2 batch header fields storage reads and rewrites.
@@ -43,8 +47,10 @@ use std::path::PathBuf;
 mod batch;
 mod chain;
 mod entry_file;
+mod file_cache;
 mod flusher;
 mod fsutil;
+mod high_watermark;
 mod index;
 mod log_manager;
 mod partition;
@@ -91,7 +97,18 @@ pub struct StorageConfig {
     pub retention_check_interval_ms: u64,
     /// Defaults for topics that do not override them.
     pub topic_defaults: TopicConfig,
+    /// Partitions the broker holds in all, counting creations in progress; a creation that
+    /// would pass it is refused before anything is created.
+    pub max_partitions: usize,
+    /// Segment files (log, indexes, chain) held open at once; the least recently used are
+    /// closed and reopened on demand.
+    pub max_open_files: usize,
 }
+
+/// Default of [`StorageConfig::max_partitions`].
+pub const DEFAULT_MAX_PARTITIONS: usize = 10_000;
+/// Default of [`StorageConfig::max_open_files`].
+pub const DEFAULT_MAX_OPEN_FILES: usize = 1_024;
 
 /// Per-topic settings, as Kafka names them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,6 +144,12 @@ pub enum StorageError {
     OffsetOutOfRange(i64),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
+    #[error("{adding} more partitions would pass the broker's limit of {limit} ({existing} exist or are being created)")]
+    PartitionLimit {
+        adding: usize,
+        existing: usize,
+        limit: usize,
+    },
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("batch of {0} bytes exceeds max.message.bytes {1}")]

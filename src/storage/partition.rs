@@ -9,20 +9,19 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::batch::{self, BatchFrame};
 use super::chain::{self, Digest};
-use super::flusher::{DirHealth, Flusher};
+use super::file_cache::FileCache;
+use super::flusher::{DirHealth, Flusher, FsyncWait};
 use super::fsutil::{atomic_write, io_err, list_segments, now_ms};
+use super::high_watermark::HighWatermark;
 use super::index::INDEX_INTERVAL_BYTES;
 use super::producer_state::{ProducerStates, SeqCheck};
 use super::recovery::open_segment;
 use super::segment::Segment;
 use super::{AppendBatch, AppendInfo, Durability, FlushPolicy, StorageError, TopicConfig};
-
-/// Completed by the flusher once the append's fsync round is done.
-type FsyncWait = oneshot::Receiver<Result<(), String>>;
 
 /// A batch already written, waiting (or not) for the fsync its durability requires.
 pub struct PendingAppend {
@@ -64,12 +63,14 @@ pub struct Partition {
     pub(super) config: Arc<RwLock<TopicConfig>>,
     health: Arc<DirHealth>,
     pub(super) flusher: Arc<Flusher>,
+    files: Arc<FileCache>,
     policy: FlushPolicy,
     pub(super) writer: Mutex<Writer>,
     pub(super) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
-    high_watermark: AtomicI64,
+    /// Under group commit it trails the writer's next offset until the flusher has synced
+    /// the batches below it; under the page-cache policy it moves at the write.
+    high_watermark: Arc<HighWatermark>,
     pub(super) log_start: AtomicI64,
-    hw_tx: watch::Sender<i64>,
     closed: AtomicBool,
 }
 
@@ -79,6 +80,8 @@ pub(super) struct DirContext {
     pub health: Arc<DirHealth>,
     pub flusher: Arc<Flusher>,
     pub policy: FlushPolicy,
+    /// Descriptors of every segment file of the directory.
+    pub files: Arc<FileCache>,
 }
 
 impl Partition {
@@ -94,7 +97,7 @@ impl Partition {
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut bases = list_segments(&dir).map_err(io_err(&dir))?;
         if bases.is_empty() {
-            Segment::create(&dir, 0, &chain::GENESIS).map_err(io_err(&dir))?;
+            drop(Segment::create(&dir, 0, &chain::GENESIS, &ctx.files).map_err(io_err(&dir))?);
             ctx.flusher.mark_dir_dirty(&dir);
             bases.push(0);
         }
@@ -104,7 +107,7 @@ impl Partition {
         let mut active = None;
         for (i, &base) in bases.iter().enumerate() {
             let is_active = i + 1 == bases.len();
-            let recovered = open_segment(&dir, base, prev, is_active, &mut |h| {
+            let recovered = open_segment(&dir, base, prev, is_active, &ctx.files, &mut |h| {
                 producers.record(
                     h.producer_id,
                     h.producer_epoch,
@@ -138,7 +141,6 @@ impl Partition {
             .max(first_base)
             .min(next_offset);
         let now = now_ms();
-        let (hw_tx, _) = watch::channel(next_offset);
         Ok(Arc::new(Self {
             topic: topic.to_string(),
             index,
@@ -146,6 +148,7 @@ impl Partition {
             config,
             health: Arc::clone(&ctx.health),
             flusher: Arc::clone(&ctx.flusher),
+            files: Arc::clone(&ctx.files),
             policy: ctx.policy,
             writer: Mutex::new(Writer {
                 active,
@@ -156,9 +159,8 @@ impl Partition {
                 producers,
             }),
             segments: RwLock::new(Arc::new(segments)),
-            high_watermark: AtomicI64::new(next_offset),
+            high_watermark: Arc::new(HighWatermark::new(next_offset)),
             log_start: AtomicI64::new(log_start),
-            hw_tx,
             closed: AtomicBool::new(false),
         }))
     }
@@ -176,7 +178,10 @@ impl Partition {
         format!("{}-{}", self.topic, self.index)
     }
 
+    /// Refuses every later operation; taking the writer lock waits for an append in flight,
+    /// so none writes after this returns (the topic's files are about to be removed).
     pub(super) fn close(&self) {
+        let _writer = self.writer.lock();
         self.closed.store(true, Ordering::Release);
     }
 
@@ -250,6 +255,9 @@ impl Partition {
             })?;
 
         let mut w = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::UnknownTopic(self.topic.clone()));
+        }
         if let SeqCheck::Duplicate(base_offset) = w.producers.check(&producer)? {
             let info = AppendInfo {
                 base_offset,
@@ -310,15 +318,21 @@ impl Partition {
         );
         let active = Arc::clone(&w.active);
         let next_offset = w.next_offset;
-        self.high_watermark.store(next_offset, Ordering::Release);
-        self.hw_tx.send_replace(next_offset);
         drop(w);
 
-        let wait = match (durability, self.policy) {
-            (Durability::Durable, FlushPolicy::GroupCommit) => {
-                Some(self.flusher.sync_segment(&active)?)
+        let wait = match self.policy {
+            // Visible only once durable, whatever the producer's acks: a consumer must never
+            // read a batch that a failed fsync or a crash can still take back.
+            FlushPolicy::GroupCommit => {
+                let high_watermark = Arc::clone(&self.high_watermark);
+                self.flusher.sync_and_publish(
+                    &active,
+                    Box::new(move || high_watermark.advance(next_offset)),
+                    durability == Durability::Durable,
+                )?
             }
-            _ => {
+            FlushPolicy::PageCache => {
+                self.high_watermark.advance(next_offset);
                 self.flusher.mark_dirty(&active)?;
                 None
             }
@@ -359,8 +373,9 @@ impl Partition {
         };
         w.active.seal().map_err(fail)?;
         self.flusher.mark_dirty(&w.active)?;
-        let segment =
-            Arc::new(Segment::create(&self.dir, w.next_offset, &w.last_digest).map_err(fail)?);
+        let segment = Arc::new(
+            Segment::create(&self.dir, w.next_offset, &w.last_digest, &self.files).map_err(fail)?,
+        );
         self.flusher.mark_dir_dirty(&self.dir);
         {
             let mut segments = self.segments.write();
@@ -374,8 +389,9 @@ impl Partition {
         Ok(())
     }
 
+    /// The offset below which records are visible: written and, under group commit, synced.
     pub fn high_watermark(&self) -> i64 {
-        self.high_watermark.load(Ordering::Acquire)
+        self.high_watermark.get()
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -402,7 +418,7 @@ impl Partition {
     }
 
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
-        self.hw_tx.subscribe()
+        self.high_watermark.subscribe()
     }
 
     /// (next offset, digest of the last batch): the head of the tamper-evidence chain, worth

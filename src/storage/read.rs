@@ -51,6 +51,8 @@ impl Partition {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
         self.check_usable()?;
         let log_start = self.log_start_offset();
+        // Records at or above the high watermark are not visible yet, as for fetches.
+        let high_watermark = self.high_watermark();
         for segment in self.snapshot().iter() {
             let holds = segment
                 .max_timestamp()
@@ -60,7 +62,7 @@ impl Partition {
                     .find_timestamp(timestamp, log_start)
                     .map_err(io_err(segment.log_path()))?;
                 if found.is_some() {
-                    return Ok(found);
+                    return Ok(found.filter(|&(offset, _)| offset < high_watermark));
                 }
             }
         }
@@ -69,10 +71,12 @@ impl Partition {
 
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         let log_start = self.log_start_offset();
+        let high_watermark = self.high_watermark();
         let mut best: Option<(i64, i64)> = None;
         for segment in self.snapshot().iter() {
             if let Some((ts, offset)) = segment.max_timestamp() {
-                if offset >= log_start && best.is_none_or(|(b, _)| ts > b) {
+                let visible = offset >= log_start && offset < high_watermark;
+                if visible && best.is_none_or(|(b, _)| ts > b) {
                     best = Some((ts, offset));
                 }
             }

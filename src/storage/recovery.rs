@@ -9,9 +9,11 @@
 
 use std::fs::OpenOptions;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::batch::BatchHeader;
 use super::chain::{self, ChainContents, ChainFile, Digest};
+use super::file_cache::FileCache;
 use super::fsutil::{io_err, segment_file};
 use super::index::{OffsetEntry, OffsetIndex, INDEX_INTERVAL_BYTES};
 use super::scan::{BatchScanner, Scan};
@@ -79,6 +81,7 @@ pub fn open_segment(
     base: i64,
     prev_base: Option<i64>,
     active: bool,
+    files: &Arc<FileCache>,
     on_batch: &mut dyn FnMut(&BatchHeader),
 ) -> Result<Recovered, StorageError> {
     let log_path = segment_file(dir, base, "log");
@@ -97,7 +100,7 @@ pub fn open_segment(
                 let prev = prev_base
                     .and_then(|p| last_chain_digest(dir, p))
                     .unwrap_or(chain::GENESIS);
-                ChainFile::create(&chain_path, &prev).map_err(io_err(&chain_path))?;
+                drop(ChainFile::create(&chain_path, &prev, files).map_err(io_err(&chain_path))?);
                 Some(ChainContents {
                     prev,
                     entries: Vec::new(),
@@ -171,10 +174,9 @@ pub fn open_segment(
     drop(scanner);
 
     let chain = match &chain_contents {
-        Some(_) => {
-            ChainFile::open_truncated(&chain_path, count as u64).map_err(io_err(&chain_path))?
-        }
-        None => ChainFile::open_existing(&chain_path).map_err(io_err(&chain_path))?,
+        Some(_) => ChainFile::open_truncated(&chain_path, count as u64, files)
+            .map_err(io_err(&chain_path))?,
+        None => ChainFile::open_existing(&chain_path, files).map_err(io_err(&chain_path))?,
     };
     if let Some(reason) = &stop_reason {
         if active && valid_len < file_len {
@@ -196,10 +198,10 @@ pub fn open_segment(
     if rewrite_index || rewrite_time {
         tracing::info!(dir = %dir.display(), base, "rebuilt segment indexes");
     }
-    let index = OffsetIndex::open(&index_path, builder.offsets, rewrite_index)
+    let index = OffsetIndex::open(&index_path, builder.offsets, rewrite_index, files)
         .map_err(io_err(&index_path))?;
-    let time_index =
-        TimeIndex::open(&time_path, builder.times, rewrite_time).map_err(io_err(&time_path))?;
+    let time_index = TimeIndex::open(&time_path, builder.times, rewrite_time, files)
+        .map_err(io_err(&time_path))?;
 
     let last_digest = chain_contents
         .as_ref()
@@ -211,10 +213,9 @@ pub fn open_segment(
         })
         .unwrap_or(chain::GENESIS);
     let segment = Segment::from_parts(
-        dir,
         base,
         SegmentParts {
-            log,
+            log: files.adopt(log_path, log),
             index,
             time_index,
             chain,

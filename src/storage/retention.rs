@@ -34,6 +34,9 @@ impl Partition {
                 return Ok(0);
             };
             let log_start = self.log_start.load(Ordering::Acquire);
+            // Never cut into batches not yet visible: the log start would pass the high
+            // watermark.
+            let high_watermark = self.high_watermark();
             let mut total: i64 = segments
                 .iter()
                 .map(|s| i64::try_from(s.size()).unwrap_or(i64::MAX))
@@ -51,7 +54,8 @@ impl Partition {
                 let size = i64::try_from(segment.size()).unwrap_or(i64::MAX);
                 let oversized =
                     retention_bytes >= 0 && total.saturating_sub(size) >= retention_bytes;
-                if !(below_start || expired || oversized) {
+                if segment.next_offset() > high_watermark || !(below_start || expired || oversized)
+                {
                     break;
                 }
                 total = total.saturating_sub(size);

@@ -4,16 +4,18 @@
 //! readers. Readers only look at bytes below `size`, which the writer publishes after the
 //! batch, its index entries and its chain entry are written, so no lock is held during I/O.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::batch::{first_record_at_or_after, BatchFrame, PEEK_LEN};
 use super::chain::{ChainEntry, ChainFile};
+use super::file_cache::{CachedFile, FileCache};
 use super::fsutil::segment_file;
 use super::index::{OffsetEntry, OffsetIndex, INDEX_INTERVAL_BYTES};
 use super::scan::{BatchScanner, Scan};
@@ -25,8 +27,7 @@ const SKIP_SLACK: u64 = 2 * INDEX_INTERVAL_BYTES + 1024;
 
 pub struct Segment {
     pub base_offset: i64,
-    log_path: PathBuf,
-    log: File,
+    log: CachedFile,
     index: OffsetIndex,
     time_index: TimeIndex,
     chain: ChainFile,
@@ -43,7 +44,7 @@ pub struct Segment {
 
 /// What recovery learnt about a segment's contents.
 pub struct SegmentParts {
-    pub log: File,
+    pub log: CachedFile,
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
     pub chain: ChainFile,
@@ -60,13 +61,20 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         prev: &super::chain::Digest,
+        files: &Arc<FileCache>,
     ) -> std::io::Result<Self> {
-        let chain = ChainFile::create(&segment_file(dir, base_offset, "chain"), prev)?;
-        let index = OffsetIndex::open(&segment_file(dir, base_offset, "index"), Vec::new(), true)?;
+        let chain = ChainFile::create(&segment_file(dir, base_offset, "chain"), prev, files)?;
+        let index = OffsetIndex::open(
+            &segment_file(dir, base_offset, "index"),
+            Vec::new(),
+            true,
+            files,
+        )?;
         let time_index = TimeIndex::open(
             &segment_file(dir, base_offset, "timeindex"),
             Vec::new(),
             true,
+            files,
         )?;
         let log_path = segment_file(dir, base_offset, "log");
         let log = OpenOptions::new()
@@ -76,10 +84,9 @@ impl Segment {
             .truncate(true)
             .open(&log_path)?;
         Ok(Self::from_parts(
-            dir,
             base_offset,
             SegmentParts {
-                log,
+                log: files.adopt(log_path, log),
                 index,
                 time_index,
                 chain,
@@ -91,10 +98,9 @@ impl Segment {
         ))
     }
 
-    pub fn from_parts(dir: &Path, base_offset: i64, parts: SegmentParts) -> Self {
+    pub fn from_parts(base_offset: i64, parts: SegmentParts) -> Self {
         Self {
             base_offset,
-            log_path: segment_file(dir, base_offset, "log"),
             log: parts.log,
             index: parts.index,
             time_index: parts.time_index,
@@ -116,7 +122,7 @@ impl Segment {
     }
 
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.log.path()
     }
 
     /// (max timestamp, offset) of the segment, `None` if it holds no timestamped batch.
@@ -127,7 +133,7 @@ impl Segment {
 
     /// Modification time of the log, for time retention of segments without timestamps.
     pub fn modified_ms(&self) -> Option<i64> {
-        let modified = self.log.metadata().ok()?.modified().ok()?;
+        let modified = std::fs::metadata(self.log.path()).ok()?.modified().ok()?;
         let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
         i64::try_from(since.as_millis()).ok()
     }
@@ -158,7 +164,7 @@ impl Segment {
             self.index
                 .append(OffsetEntry(self.relative(frame.base_offset), pos32))?;
         }
-        self.log.write_all_at(bytes, pos)?;
+        self.log.with(|f| f.write_all_at(bytes, pos))?;
         let length =
             u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("batch exceeds u32"))?;
         self.chain.append(&ChainEntry {
@@ -230,7 +236,7 @@ impl Segment {
             let want = (max_bytes as u64).saturating_add(SKIP_SLACK).min(avail);
             let want = usize::try_from(want).map_err(std::io::Error::other)?;
             let mut buf = vec![0u8; want];
-            self.log.read_exact_at(&mut buf, start)?;
+            self.log.with(|f| f.read_exact_at(&mut buf, start))?;
             let mut off = 0usize;
             let mut first = None;
             while let Some(frame) = buf.get(off..).and_then(BatchFrame::peek) {
@@ -245,7 +251,7 @@ impl Segment {
                     return Ok(None);
                 }
                 if off == 0 || buf.len().saturating_sub(off) >= PEEK_LEN {
-                    return Err(corrupt(&self.log_path, start + off as u64));
+                    return Err(corrupt(self.log.path(), start + off as u64));
                 }
                 start += off as u64;
                 continue;
@@ -254,10 +260,10 @@ impl Segment {
             if first_end > buf.len() {
                 let at = start + off as u64;
                 if at.saturating_add(frame.size as u64) > end {
-                    return Err(corrupt(&self.log_path, at));
+                    return Err(corrupt(self.log.path(), at));
                 }
                 let mut whole = vec![0u8; frame.size];
-                self.log.read_exact_at(&mut whole, at)?;
+                self.log.with(|f| f.read_exact_at(&mut whole, at))?;
                 return Ok(Some(Bytes::from(whole)));
             }
             let mut stop = first_end;
@@ -281,23 +287,27 @@ impl Segment {
     ) -> std::io::Result<Option<(i64, i64)>> {
         let from_rel = self.time_index.lookup_before(target).unwrap_or(0);
         let start = u64::from(self.index.lookup(from_rel));
-        let mut scanner = BatchScanner::new(&self.log, start, self.size());
-        loop {
-            match scanner.next_batch(true)? {
-                Scan::Batch { header, body, .. } => {
-                    if header.max_timestamp >= target && header.frame.last_offset >= min_offset {
-                        let record =
-                            body.and_then(|b| first_record_at_or_after(b, target, min_offset));
-                        let batch_level = (
-                            header.frame.base_offset.max(min_offset),
-                            header.max_timestamp,
-                        );
-                        return Ok(Some(record.unwrap_or(batch_level)));
+        let end = self.size();
+        self.log.with(|log| {
+            let mut scanner = BatchScanner::new(log, start, end);
+            loop {
+                match scanner.next_batch(true)? {
+                    Scan::Batch { header, body, .. } => {
+                        if header.max_timestamp >= target && header.frame.last_offset >= min_offset
+                        {
+                            let record =
+                                body.and_then(|b| first_record_at_or_after(b, target, min_offset));
+                            let batch_level = (
+                                header.frame.base_offset.max(min_offset),
+                                header.max_timestamp,
+                            );
+                            return Ok(Some(record.unwrap_or(batch_level)));
+                        }
                     }
+                    Scan::End | Scan::Invalid { .. } => return Ok(None),
                 }
-                Scan::End | Scan::Invalid { .. } => return Ok(None),
             }
-        }
+        })
     }
 
     /// Removes the segment's files; open handles (readers) keep working until dropped.

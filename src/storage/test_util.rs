@@ -131,11 +131,10 @@ pub fn batch(spec: Spec) -> AppendBatch {
 
 pub fn config(dir: &Path) -> StorageConfig {
     StorageConfig {
-        data_dir: dir.to_path_buf(),
         flush: FlushPolicy::GroupCommit,
         flush_interval_ms: 200,
         retention_check_interval_ms: 3_600_000,
-        topic_defaults: super::TopicConfig::default(),
+        ..StorageConfig::new(dir)
     }
 }
 

@@ -348,6 +348,8 @@ impl super::StorageConfig {
             flush_interval_ms: 1000,
             retention_check_interval_ms: 300_000,
             topic_defaults: TopicConfig::default(),
+            max_partitions: super::DEFAULT_MAX_PARTITIONS,
+            max_open_files: super::DEFAULT_MAX_OPEN_FILES,
         }
     }
 }

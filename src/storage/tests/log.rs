@@ -90,7 +90,7 @@ async fn log_append_time_rewrites_timestamp_and_crc() {
         .partition(0)
         .unwrap();
     let info = p
-        .append(batch(Spec::new(2, 10).ts(5)), Durability::Written)
+        .append(batch(Spec::new(2, 10).ts(5)), Durability::Durable)
         .await
         .unwrap();
     assert!(info.log_append_time >= fsutil::now_ms() - 60_000);
@@ -114,7 +114,7 @@ async fn timestamps_lookup_and_high_watermark_watch() {
     for i in 0..50i64 {
         p.append(
             batch(Spec::new(2, 100).ts(1_000 + i * 10)),
-            Durability::Written,
+            Durability::Durable,
         )
         .await
         .unwrap();
@@ -130,7 +130,7 @@ async fn timestamps_lookup_and_high_watermark_watch() {
         watch.changed().await.unwrap();
         *watch.borrow()
     });
-    p.append(batch(Spec::new(1, 1)), Durability::Written)
+    p.append(batch(Spec::new(1, 1)), Durability::Durable)
         .await
         .unwrap();
     assert_eq!(waiter.await.unwrap(), 101);
@@ -148,13 +148,13 @@ async fn offset_for_timestamp_finds_the_record_inside_a_batch() {
     // Offsets 0..10 with timestamps 100, 110, ..., 190; then 10..20 with 200..290.
     p.append(
         batch(Spec::new(10, 5).ts(100).ts_step(10)),
-        Durability::Written,
+        Durability::Durable,
     )
     .await
     .unwrap();
     p.append(
         batch(Spec::new(10, 5).ts(200).ts_step(10)),
-        Durability::Written,
+        Durability::Durable,
     )
     .await
     .unwrap();
@@ -191,7 +191,7 @@ async fn concurrent_reads_see_only_whole_contiguous_batches() {
         })
     };
     for i in 0..200u8 {
-        p.append(batch(Spec::new(3, 60).fill(i)), Durability::Written)
+        p.append(batch(Spec::new(3, 60).fill(i)), Durability::Durable)
             .await
             .unwrap();
     }
@@ -216,7 +216,7 @@ async fn segments_roll_by_age() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let bytes = batch_bytes(Spec::new(3, 10));
     let info = p
-        .append(append_batch(&bytes), Durability::Written)
+        .append(append_batch(&bytes), Durability::Durable)
         .await
         .unwrap();
     assert_eq!(info.base_offset, 6);

@@ -41,7 +41,7 @@ pub async fn append_n(p: &Partition, n: usize, value_len: usize) -> Vec<Vec<u8>>
     for i in 0..n {
         let bytes = batch_bytes(Spec::new(3, value_len).fill(b'a' + (i % 26) as u8));
         let info = p
-            .append(super::test_util::append_batch(&bytes), Durability::Written)
+            .append(super::test_util::append_batch(&bytes), Durability::Durable)
             .await
             .unwrap();
         assert_eq!(info.base_offset, (i * 3) as i64);

@@ -23,27 +23,27 @@ async fn idempotent_duplicates_gaps_and_fencing() {
         |epoch: i16, seq: i32, records: i32| batch(Spec::new(records, 10).idem(pid, epoch, seq));
 
     assert!(matches!(
-        p.append(send(0, 5, 1), Durability::Written).await,
+        p.append(send(0, 5, 1), Durability::Durable).await,
         Err(StorageError::OutOfOrderSequence(_))
     ));
-    let first = p.append(send(0, 0, 3), Durability::Written).await.unwrap();
-    let second = p.append(send(0, 3, 2), Durability::Written).await.unwrap();
+    let first = p.append(send(0, 0, 3), Durability::Durable).await.unwrap();
+    let second = p.append(send(0, 3, 2), Durability::Durable).await.unwrap();
     assert_eq!((first.base_offset, second.base_offset), (0, 3));
-    let dup = p.append(send(0, 0, 3), Durability::Written).await.unwrap();
+    let dup = p.append(send(0, 0, 3), Durability::Durable).await.unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 0);
     assert_eq!(p.high_watermark(), 5, "duplicates are not appended");
     assert!(matches!(
-        p.append(send(0, 7, 1), Durability::Written).await,
+        p.append(send(0, 7, 1), Durability::Durable).await,
         Err(StorageError::OutOfOrderSequence(_))
     ));
     assert!(matches!(
-        p.append(send(1, 5, 1), Durability::Written).await,
+        p.append(send(1, 5, 1), Durability::Durable).await,
         Err(StorageError::OutOfOrderSequence(_))
     ));
-    p.append(send(1, 0, 1), Durability::Written).await.unwrap();
+    p.append(send(1, 0, 1), Durability::Durable).await.unwrap();
     assert!(matches!(
-        p.append(send(0, 5, 1), Durability::Written).await,
+        p.append(send(0, 5, 1), Durability::Durable).await,
         Err(StorageError::ProducerFenced(_))
     ));
     mgr.shutdown().unwrap();
@@ -53,15 +53,15 @@ async fn idempotent_duplicates_gaps_and_fencing() {
     // The state is rebuilt from the log on open.
     let mgr = open(dir.path());
     let p = mgr.topic("t").unwrap().partition(0).unwrap();
-    let dup = p.append(send(1, 0, 1), Durability::Written).await.unwrap();
+    let dup = p.append(send(1, 0, 1), Durability::Durable).await.unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 5);
     assert!(matches!(
-        p.append(send(0, 1, 1), Durability::Written).await,
+        p.append(send(0, 1, 1), Durability::Durable).await,
         Err(StorageError::ProducerFenced(_))
     ));
     assert_eq!(
-        p.append(send(1, 1, 1), Durability::Written)
+        p.append(send(1, 1, 1), Durability::Durable)
             .await
             .unwrap()
             .base_offset,

@@ -64,12 +64,12 @@ async fn retention_by_time_keeps_the_active_segment() {
         .unwrap();
     let old = fsutil::now_ms() - 10 * 86_400_000;
     for _ in 0..20 {
-        p.append(batch(Spec::new(2, 100).ts(old)), Durability::Written)
+        p.append(batch(Spec::new(2, 100).ts(old)), Durability::Durable)
             .await
             .unwrap();
     }
     let recent = fsutil::now_ms();
-    p.append(batch(Spec::new(2, 100).ts(recent)), Durability::Written)
+    p.append(batch(Spec::new(2, 100).ts(recent)), Durability::Durable)
         .await
         .unwrap();
     let pdir = dir.path().join("t-0");
@@ -83,7 +83,7 @@ async fn retention_by_time_keeps_the_active_segment() {
     assert_eq!(p.high_watermark(), 42);
     assert_eq!(read_all(&p).last().unwrap().0, 40);
     // Even when everything is expired, the active segment stays.
-    p.append(batch(Spec::new(2, 100).ts(old)), Durability::Written)
+    p.append(batch(Spec::new(2, 100).ts(old)), Durability::Durable)
         .await
         .unwrap();
     assert_eq!(p.max_timestamp().unwrap().0, recent);

@@ -109,3 +109,103 @@ async fn deleted_topic_partitions_reject_appends_and_large_batches_are_refused()
         .is_err());
     assert!(mgr.topic("t").is_none());
 }
+
+#[tokio::test]
+async fn segment_files_stay_within_the_cache_and_reopen_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StorageConfig {
+        max_open_files: 8,
+        ..test_util::config(dir.path())
+    };
+    {
+        let mgr = LogManager::open(config.clone()).unwrap();
+        let topic = mgr.create_topic("t", 30, TopicConfig::default()).unwrap();
+        assert!(
+            mgr.open_segment_files() <= 8,
+            "{}",
+            mgr.open_segment_files()
+        );
+        for p in topic.partitions() {
+            p.append(
+                batch(Spec::new(2, 10).fill(p.index() as u8)),
+                Durability::Durable,
+            )
+            .await
+            .unwrap();
+        }
+        for p in topic.partitions() {
+            let all = read_all(&p);
+            assert_eq!(all.len(), 1, "partition {}", p.index());
+            assert_eq!(all[0].1, 1);
+        }
+        assert!(
+            mgr.open_segment_files() <= 8,
+            "{}",
+            mgr.open_segment_files()
+        );
+        mgr.shutdown().unwrap();
+    }
+    let mgr = LogManager::open(config).unwrap();
+    assert!(mgr.open_segment_files() <= 8);
+    let topic = mgr.topic("t").unwrap();
+    for p in topic.partitions() {
+        assert_eq!(p.high_watermark(), 2);
+        p.append(batch(Spec::new(1, 10)), Durability::Durable)
+            .await
+            .unwrap();
+        assert_eq!(read_all(&p).len(), 2);
+    }
+}
+
+#[test]
+fn partition_limit_refuses_before_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = LogManager::open(StorageConfig {
+        max_partitions: 10,
+        ..test_util::config(dir.path())
+    })
+    .unwrap();
+    mgr.create_topic("a", 6, TopicConfig::default()).unwrap();
+    assert!(matches!(
+        mgr.create_topic("b", 5, TopicConfig::default()),
+        Err(StorageError::PartitionLimit { .. })
+    ));
+    assert!(!dir.path().join("b-0").exists());
+    assert!(matches!(
+        mgr.create_partitions("a", 11),
+        Err(StorageError::PartitionLimit { .. })
+    ));
+    assert!(!dir.path().join("a-6").exists());
+    assert!(mgr.check_partition_limit(5).is_err());
+    mgr.check_partition_limit(4).unwrap();
+    mgr.create_partitions("a", 10).unwrap();
+}
+
+#[test]
+fn failed_creation_leaves_no_directory_and_delete_removes_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = open(dir.path());
+    // A file where partition 3's directory would go makes the creation fail half way.
+    std::fs::write(dir.path().join("t-3"), b"in the way").unwrap();
+    assert!(mgr.create_topic("t", 6, TopicConfig::default()).is_err());
+    assert!(mgr.topic("t").is_none());
+    for i in [0, 1, 2, 4, 5] {
+        assert!(!dir.path().join(format!("t-{i}")).exists(), "t-{i} left");
+    }
+    std::fs::remove_file(dir.path().join("t-3")).unwrap();
+
+    mgr.create_topic("t", 2, TopicConfig::default()).unwrap();
+    mgr.create_topic("t-1", 1, TopicConfig::default()).unwrap();
+    // Partitions of a CreatePartitions a crash cut short: on disk, not in the metadata.
+    std::fs::create_dir(dir.path().join("t-2")).unwrap();
+    std::fs::create_dir(dir.path().join("t-17")).unwrap();
+    std::fs::create_dir(dir.path().join("t-x")).unwrap();
+    mgr.delete_topic("t").unwrap();
+    for name in ["t-0", "t-1", "t-2", "t-17"] {
+        assert!(!dir.path().join(name).exists(), "{name} left");
+    }
+    // Another topic's partitions and directories that are no partition stay.
+    assert!(dir.path().join("t-1-0").exists());
+    assert!(dir.path().join("t-x").exists());
+    assert_eq!(mgr.topic("t-1").unwrap().partition_count(), 1);
+}

@@ -113,7 +113,7 @@ async fn append_filled(p: &Partition, n: usize, fill: u8) {
     use crate::storage::test_util::{append_batch, batch_bytes, Spec};
     for _ in 0..n {
         let bytes = batch_bytes(Spec::new(3, 100).fill(fill));
-        p.append(append_batch(&bytes), Durability::Written)
+        p.append(append_batch(&bytes), Durability::Durable)
             .await
             .unwrap();
     }
