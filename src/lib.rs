@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod fswatch;
 pub mod group;
+pub mod log_escape;
 pub mod metrics;
 pub mod plugin;
 pub mod principal;
