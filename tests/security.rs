@@ -1135,11 +1135,13 @@ async fn one_byte_per_second_is_closed_by_the_login_deadline() {
             Err(_) => {}
         }
     }
+    // Closed while it was still sending (bytes kept arriving, so no idle timer did it), and
+    // not before the deadline. How long after it is the machine's business, not asserted.
     let closed_at = closed_at.expect("a client sending 1 byte per second was never closed");
     assert!(sent >= 1);
     assert!(
-        closed_at >= Duration::from_millis(1300) && closed_at <= Duration::from_millis(2600),
-        "closed after {closed_at:?}, expected about 1.5 s"
+        closed_at >= Duration::from_millis(1300),
+        "closed after {closed_at:?}, before the 1.5 s deadline"
     );
     running.shutdown().await;
 }
@@ -1187,33 +1189,53 @@ impl AsyncWrite for SlowStart {
 async fn login_deadline_covers_the_tls_handshake_and_sasl_together() {
     // `auth_timeout_ms`: "A connection must finish TLS and SASL within this many milliseconds
     // or is closed." A client that spends most of it on a slow TLS handshake must not get a
-    // fresh allowance for SASL.
+    // fresh allowance for SASL. Asserted as an order, not a duration: `slow` connects first
+    // and spends 2 s of its 3 s on the handshake; `control` connects 1.5 s later and does
+    // nothing. One deadline from connecting closes `slow` (at 3 s) before `control` (4.5 s);
+    // a deadline restarted after the handshake would close it after (at 5 s).
     let fx = Fixture::new();
     let running = start(
         &fx,
-        &[("auth_timeout_ms = 10000", "auth_timeout_ms = 1500")],
+        &[("auth_timeout_ms = 10000", "auth_timeout_ms = 3000")],
     )
     .await;
     let addr = running.addresses[SASL_SSL];
-    let connected = Instant::now();
     let tcp = TcpStream::connect(addr).await.unwrap();
     let slow = SlowStart {
         inner: tcp,
-        delay: Some(Box::pin(tokio::time::sleep(Duration::from_millis(1000)))),
+        delay: Some(Box::pin(tokio::time::sleep(Duration::from_millis(2000)))),
     };
-    let stream = tls_over(slow, tls_client_config(&fx.pki.ca_cert, None))
-        .await
-        .expect("the TLS handshake itself finished within auth_timeout_ms");
-    let mut c = Conn::new(stream);
-    assert!(
-        c.closed_within(Duration::from_secs(4)).await,
-        "never closed without a login"
+    let config = tls_client_config(&fx.pki.ca_cert, None);
+    let slow = tokio::spawn(async move {
+        let stream = tls_over(slow, config)
+            .await
+            .expect("the TLS handshake itself finished within auth_timeout_ms");
+        Conn::new(stream)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut control = tls_connect(addr, &fx.pki.ca_cert, None).await.unwrap();
+    let mut slow = slow.await.unwrap();
+    let (slow_closed, control_closed) = tokio::join!(
+        async {
+            assert!(
+                slow.closed_within(Duration::from_secs(30)).await,
+                "never closed without a login"
+            );
+            Instant::now()
+        },
+        async {
+            assert!(
+                control.closed_within(Duration::from_secs(30)).await,
+                "never closed without a login"
+            );
+            Instant::now()
+        },
     );
-    let closed_at = connected.elapsed();
     assert!(
-        closed_at <= Duration::from_millis(2000),
-        "closed {closed_at:?} after connecting with auth_timeout_ms = 1500: the SASL deadline \
-         restarts after the TLS handshake"
+        slow_closed < control_closed,
+        "the connection that spent its time on TLS was closed {:?} after one that connected \
+         1.5 s later: the SASL deadline restarts after the TLS handshake",
+        slow_closed - control_closed
     );
     running.shutdown().await;
 }
@@ -1371,23 +1393,23 @@ async fn removing_a_user_closes_its_open_connections() {
         .credentials
         .update(|s| s.remove_user("bob"))
         .unwrap();
-    let removed = Instant::now();
+    // Closed although they are not idle and their sessions have not expired (both are hours
+    // away in this configuration): the removal did it.
     assert!(
-        bob.closed_within(Duration::from_secs(2)).await,
-        "bob's SCRAM connection outlived his removal by 2 s"
+        bob.closed_within(Duration::from_secs(30)).await,
+        "bob's SCRAM connection outlived his removal"
     );
     assert!(
-        bob_plain.closed_within(Duration::from_secs(2)).await,
-        "bob's PLAIN connection outlived his removal by 2 s"
+        bob_plain.closed_within(Duration::from_secs(30)).await,
+        "bob's PLAIN connection outlived his removal"
     );
-    assert!(removed.elapsed() < Duration::from_millis(1500));
     // Alice is untouched.
     assert!(alice.metadata().await.is_some());
 
     // A password change closes as well.
     add_user(&running, "alice", "new-secret");
     assert!(
-        alice.closed_within(Duration::from_secs(2)).await,
+        alice.closed_within(Duration::from_secs(30)).await,
         "alice's connection outlived her password change"
     );
     running.shutdown().await;
@@ -1420,15 +1442,16 @@ async fn session_lifetime_is_announced_and_enforced() {
     assert_eq!(resp.error_code, 0);
     assert_eq!(resp.session_lifetime_ms, 1500);
     assert!(idle.metadata().await.is_some());
-    // ... and a client that does not re-authenticate is closed at its end.
+    // ... and a client that does not re-authenticate is closed at its end, not before (its
+    // idle timeout and login deadline are far away, so only the lifetime can close it).
     assert!(
-        idle.closed_within(Duration::from_secs(3)).await,
+        idle.closed_within(Duration::from_secs(30)).await,
         "the session outlived session_lifetime_ms"
     );
     let lasted = logged_in_at.elapsed();
     assert!(
-        lasted >= Duration::from_millis(1300) && lasted <= Duration::from_millis(2500),
-        "closed after {lasted:?}"
+        lasted >= Duration::from_millis(1300),
+        "closed after {lasted:?}, before session_lifetime_ms"
     );
     running.shutdown().await;
 }

@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::eventually;
 use palisade::tls::{
     generate_dev_pki, load_material, peer_principal, principal_from_cert, subject_dn, CertsError,
     ClientAuth, DevCa, DevPki, TlsError, TlsReloader, TlsSettings,
@@ -332,22 +335,6 @@ async fn only_tls12_and_tls13_are_offered() {
         assert_eq!(a.version, expect);
         assert_eq!(a.line, "principal=USER-DAVE");
     }
-}
-
-/// Polls `f` every 20 ms for up to `limit`.
-async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 #[tokio::test]

@@ -110,25 +110,22 @@ async fn long_poll_fetch_wakes_when_data_arrives() {
         let mut p = Raw::connect(addr).await;
         produce(&mut p, "t", &[b"wake up"], None).await
     });
+    // max_wait is the broker's cap (30 s), and Raw reads a response with a 10 s deadline: an
+    // answer at all is a wake-up on data, however slow the machine (no bound on how soon).
     let started = Instant::now();
-    let resp: FetchResponse = raw
-        .request(
-            ApiKey::Fetch,
-            11,
-            &fetch("t", 0, 0, 10_000, 1 << 20, 1 << 20),
-        )
-        .await;
-    let waited = started.elapsed();
+    let request = fetch("t", 0, 0, i32::MAX, 1 << 20, 1 << 20);
+    let correlation = raw.send_request(ApiKey::Fetch, 11, &request).await;
     assert_eq!(producer.await.unwrap(), (0, 0));
+    let resp: FetchResponse = raw
+        .read_response(ApiKey::Fetch, 11, correlation)
+        .await
+        .unwrap();
+    let waited = started.elapsed();
     let records = resp.responses[0].partitions[0].records.clone().unwrap();
     assert!(!records.is_empty(), "fetch returned without the record");
     assert!(
         waited >= Duration::from_millis(250),
         "fetch did not wait: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(2),
-        "fetch woke at max_wait, not on data: {waited:?}"
     );
 
     // With no data, the fetch waits max_wait_ms and returns empty.

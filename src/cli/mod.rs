@@ -6,6 +6,7 @@ pub mod certs;
 pub mod config_cmd;
 pub mod keys;
 pub mod plugin;
+pub mod plugin_deploy;
 pub mod plugin_new;
 pub mod policy;
 pub mod posture;

@@ -1,4 +1,5 @@
-//! `palisade plugin`: check a plugin offline; scaffold a new one.
+//! `palisade plugin`: check a plugin offline; deploy it into a plugin folder; scaffold a new
+//! one.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,11 +18,13 @@ use crate::plugin::{Keyring, PluginSettings};
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Validate a plugin as the broker would load it: compile, imports and exports, contract
-    /// version, manifest, and `init` with the manifest's config.
+    /// version, manifest, and `init` with the manifest's config. Without a manifest, only the
+    /// component's contract is checked (and `init` is not run).
     Check {
         /// The plugin component (`NAME.wasm`).
         file: PathBuf,
-        /// Its manifest (default: `NAME.toml` beside the wasm file).
+        /// Its manifest (default: `NAME.toml` beside the wasm file, or in the crate that
+        /// built it, `my-filter.toml` for `my_filter.wasm`).
         #[arg(long)]
         manifest: Option<PathBuf>,
         /// A keyring to check the manifest's key ids against.
@@ -32,6 +35,23 @@ pub enum PluginCommand {
         /// without compiling (a large plugin takes about a second per MB to compile).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// Check a plugin with its manifest, then install both into a plugin folder under the
+    /// manifest's name (`my-filter.wasm` and `my-filter.toml`), each file replaced atomically,
+    /// the manifest first: a running broker watching the folder loads the pair.
+    Deploy {
+        /// The plugin component, e.g. `target/wasm32-wasip2/release/my_filter.wasm`.
+        file: PathBuf,
+        /// Its manifest (default: found as `plugin check` finds it); its file name is the
+        /// plugin's name in the folder.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The broker's plugin folder (`[plugins] dir`).
+        #[arg(long, default_value = "./plugins")]
+        dir: PathBuf,
+        /// A keyring to check the manifest's key ids against.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
     },
     /// Scaffold a plugin crate in ./NAME that builds with one cargo command.
     New { name: String },
@@ -50,19 +70,69 @@ pub fn run(command: PluginCommand) -> Result<ExitCode, CliError> {
             }
             check(&file, manifest.as_deref(), keyring.as_deref())
         }
+        PluginCommand::Deploy {
+            file,
+            manifest,
+            dir,
+            keyring,
+        } => super::plugin_deploy::run(&file, manifest.as_deref(), &dir, keyring.as_deref()),
         PluginCommand::New { name } => super::plugin_new::run(&name, Path::new(".")),
     }
 }
 
-fn check(
+/// Where the manifest of `file` is looked for, in order: `NAME.toml` beside it, then, in
+/// each enclosing folder that holds a `Cargo.toml` (the crate that built it, whose
+/// `target/<triple>/release/` holds the component), `NAME.toml` with `_` read as `-` (cargo
+/// writes crate `my-filter` as `my_filter.wasm`) or as written.
+pub(super) fn manifest_candidates(file: &Path) -> Vec<PathBuf> {
+    let mut candidates = vec![file.with_extension("toml")];
+    let Some(stem) = file.file_stem().and_then(|s| s.to_str()) else {
+        return candidates;
+    };
+    let names = [
+        format!("{}.toml", stem.replace('_', "-")),
+        format!("{stem}.toml"),
+    ];
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = std::path::absolute(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &dir
+    })
+    .unwrap_or(dir);
+    for ancestor in dir.ancestors().skip(1) {
+        if ancestor.join("Cargo.toml").is_file() {
+            for name in &names {
+                let path = ancestor.join(name);
+                if !candidates.contains(&path) {
+                    candidates.push(path);
+                }
+            }
+        }
+    }
+    candidates
+}
+
+/// The manifest given, or the first candidate that exists.
+pub(super) fn find_manifest(file: &Path, given: Option<&Path>) -> Result<PathBuf, Vec<PathBuf>> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let candidates = manifest_candidates(file);
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(found) => Ok(found.clone()),
+        None => Err(candidates),
+    }
+}
+
+/// Checks `file` with its manifest as the broker would load it (`init` included); prints what
+/// it found, or the error to stderr; whether it passed.
+pub(super) fn check_with_manifest(
     file: &Path,
-    manifest: Option<&Path>,
+    manifest_path: &Path,
     keyring: Option<&Path>,
-) -> Result<ExitCode, CliError> {
-    let manifest_path = manifest
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| file.with_extension("toml"));
-    let name = file
+) -> Result<bool, CliError> {
+    let name = manifest_path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("plugin")
@@ -81,7 +151,7 @@ fn check(
     match load_one(
         &name,
         file,
-        &manifest_path,
+        manifest_path,
         None,
         &services,
         limits,
@@ -94,7 +164,7 @@ fn check(
                 .filter_map(|(h, on)| on.then_some(h))
                 .collect();
             println!(
-                "{}: ok (contract {}, hooks {}, topics {}, order {})",
+                "{}: ok (contract {}, hooks {}, topics {}, order {}; manifest {})",
                 file.display(),
                 plugin
                     .contract_version
@@ -106,7 +176,8 @@ fn check(
                     .map(|t| t.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                m.order
+                m.order,
+                manifest_path.display()
             );
             let mut failed = false;
             if keyring.is_some() {
@@ -117,15 +188,58 @@ fn check(
                     }
                 }
             }
-            Ok(if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(!failed)
         }
         Err(e) => {
             eprintln!("error: plugin `{}`: {e}", file.display());
-            Ok(ExitCode::FAILURE)
+            Ok(false)
+        }
+    }
+}
+
+fn check(
+    file: &Path,
+    manifest: Option<&Path>,
+    keyring: Option<&Path>,
+) -> Result<ExitCode, CliError> {
+    let passed = match find_manifest(file, manifest) {
+        Ok(manifest_path) => check_with_manifest(file, &manifest_path, keyring)?,
+        Err(looked_in) => check_contract_only(file, &looked_in),
+    };
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// No manifest: the component alone is checked against the contract; `init` needs the
+/// manifest's config, so it is not run, and the output says so.
+fn check_contract_only(file: &Path, looked_in: &[PathBuf]) -> bool {
+    let name = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let checked = std::fs::read(file)
+        .map_err(|e| format!("cannot read: {e}"))
+        .and_then(|wasm| crate::plugin::loaded::check_contract(name, &wasm));
+    match checked {
+        Ok(version) => {
+            println!(
+                "{}: contract ok (contract {}, exports init, on-produce, on-fetch)",
+                file.display(),
+                version.as_deref().unwrap_or("0.1 (no host imports)")
+            );
+            let looked: Vec<String> = looked_in.iter().map(|p| p.display().to_string()).collect();
+            println!(
+                "init not run: no manifest found (looked for {}); pass --manifest to check the manifest and run init with its config",
+                looked.join(", ")
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("error: plugin `{}`: {e}", file.display());
+            false
         }
     }
 }

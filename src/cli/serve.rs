@@ -99,9 +99,13 @@ fn init_logging(config: &Config) {
         // Colour codes only on a terminal: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    // JSON escapes control characters itself; the human format escapes every value so that
+    // no client-chosen string can forge a log line.
     let _ = if config.log.format == "json" {
         builder.json().try_init()
     } else {
-        builder.try_init()
+        builder
+            .fmt_fields(crate::log_escape::EscapedFields)
+            .try_init()
     };
 }

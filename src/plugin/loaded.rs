@@ -136,35 +136,12 @@ impl LoadedPlugin {
         limits: CallLimits,
         tier: Tier,
     ) -> Result<Self, String> {
-        let compile = |tier| -> Result<_, String> {
-            let (engine, tier) = super::engine::engine_for(tier)?;
-            Ok(Component::new(engine, wasm).map(|c| (engine.clone(), tier, c)))
-        };
-        let (engine, tier, component) = match compile(tier)? {
-            // Winch lacks some proposals (tail calls, for one) that Cranelift compiles:
-            // such a plugin gets its optimised build at once.
-            Err(quick) if tier == Tier::Quick => {
-                tracing::debug!(
-                    plugin = name,
-                    "no quick build ({quick:#}); compiling optimised"
-                );
-                compile(Tier::Optimized)?
-            }
-            compiled => compiled,
-        }
-        .map_err(|e| format!("not a valid component: {e:#}"))?;
-        let contract_version = validate::check(&engine, &component)?;
-        let mut linker: Linker<State> = Linker::new(&engine);
-        Plugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
-            .map_err(|e| format!("linking host functions: {e:#}"))?;
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(|e| format!("linking WASI as traps: {e:#}"))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| format!("{e:#}"))?;
-        let pre =
-            PluginPre::new(pre).map_err(|e| format!("exports do not match the contract: {e:#}"))?;
+        let Prepared {
+            engine,
+            tier,
+            pre,
+            contract_version,
+        } = prepare(name, wasm, tier)?;
         let grant = Arc::new(Grant {
             plugin: name.to_string(),
             keys: manifest.keys.iter().cloned().collect(),
@@ -341,4 +318,59 @@ impl LoadedPlugin {
     pub fn idle_instances(&self) -> usize {
         self.pool.lock().len()
     }
+}
+
+/// A component compiled and checked against the contract, ready to instantiate.
+struct Prepared {
+    engine: Engine,
+    tier: Tier,
+    pre: PluginPre<State>,
+    contract_version: Option<String>,
+}
+
+/// Compiles `wasm` at `tier` and checks its imports, exports and contract version, without
+/// instantiating it (so without running `init`).
+fn prepare(name: &str, wasm: &[u8], tier: Tier) -> Result<Prepared, String> {
+    let compile = |tier| -> Result<_, String> {
+        let (engine, tier) = super::engine::engine_for(tier)?;
+        Ok(Component::new(engine, wasm).map(|c| (engine.clone(), tier, c)))
+    };
+    let (engine, tier, component) = match compile(tier)? {
+        // Winch lacks some proposals (tail calls, for one) that Cranelift compiles:
+        // such a plugin gets its optimised build at once.
+        Err(quick) if tier == Tier::Quick => {
+            tracing::debug!(
+                plugin = name,
+                "no quick build ({quick:#}); compiling optimised"
+            );
+            compile(Tier::Optimized)?
+        }
+        compiled => compiled,
+    }
+    .map_err(|e| format!("not a valid component: {e:#}"))?;
+    let contract_version = validate::check(&engine, &component)?;
+    let mut linker: Linker<State> = Linker::new(&engine);
+    Plugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
+        .map_err(|e| format!("linking host functions: {e:#}"))?;
+    linker
+        .define_unknown_imports_as_traps(&component)
+        .map_err(|e| format!("linking WASI as traps: {e:#}"))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| format!("{e:#}"))?;
+    let pre =
+        PluginPre::new(pre).map_err(|e| format!("exports do not match the contract: {e:#}"))?;
+    Ok(Prepared {
+        engine,
+        tier,
+        pre,
+        contract_version,
+    })
+}
+
+/// Checks a component against the contract (compiles it, checks its imports, exports and
+/// contract version) without a manifest and without running `init`; the contract version it
+/// was built against (`None` when it imports no host function).
+pub fn check_contract(name: &str, wasm: &[u8]) -> Result<Option<String>, String> {
+    prepare(name, wasm, Tier::Optimized).map(|p| p.contract_version)
 }

@@ -2,6 +2,7 @@
 //! and helpers for raw protocol exchanges.
 #![allow(
     dead_code,
+    unused_imports,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -21,6 +22,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod plugins;
+pub mod wait;
+
+pub use wait::{eventually, wait_for, wait_until};
 
 /// A test config: one PLAINTEXT listener on an ephemeral loopback port, data in `data_dir`.
 pub fn test_config(data_dir: &Path, extra: &[(&str, &str)]) -> Config {
@@ -224,6 +228,29 @@ impl Raw {
         );
         Some(resp)
     }
+}
+
+/// Whether a new connection to `addr` is served: a blocking ApiVersions (v0) exchange that gets
+/// an answer within 5 s (a connection refused by a limit is closed unanswered).
+pub fn api_versions_answered(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(0)
+        .with_correlation_id(1)
+        .encode(&mut body, ApiKey::ApiVersions.request_header_version(0))
+        .unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    let mut size = [0u8; 4];
+    stream.write_all(&frame).is_ok() && stream.read_exact(&mut size).is_ok()
 }
 
 /// Encodes one v2 record batch of `values` (keys `k<i>`), optionally idempotent.
