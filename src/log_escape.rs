@@ -127,11 +127,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn needs_escape(c: char) -> bool {
+/// Whether `c` is escaped: every control character, whitespace other than the space (line and
+/// paragraph separators included), zero-width characters, the byte-order mark and the
+/// bidirectional overrides: anything that could break a line or hide where text ends.
+pub fn needs_escape(c: char) -> bool {
     c.is_control()
+        || (c.is_whitespace() && c != ' ')
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
         )
 }
 
@@ -191,7 +195,7 @@ mod tests {
             format!("peer={escaped}"),
             format!("name=\"{escaped}\""),
             format!("shown={escaped}"),
-            format!("type=\"x\\nFORGED"),
+            "type=\"x\\nFORGED".to_string(),
             format!("refused {escaped}"),
         ] {
             assert!(text.contains(&expected), "no `{expected}` in {text}");

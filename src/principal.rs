@@ -80,7 +80,7 @@ pub fn attempted_name(raw: &str) -> String {
     for c in raw.chars() {
         let piece = match c {
             '\\' => "\\\\".to_string(),
-            c if needs_escape(c) => c.escape_default().to_string(),
+            c if crate::log_escape::needs_escape(c) => c.escape_default().to_string(),
             c => c.to_string(),
         };
         if out.len() + piece.len() > ATTEMPTED_NAME_MAX_BYTES {
@@ -94,15 +94,6 @@ pub fn attempted_name(raw: &str) -> String {
         }
     }
     out
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || (c.is_whitespace() && c != ' ')
-        || matches!(
-            c,
-            '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
-        )
 }
 
 #[cfg(test)]
