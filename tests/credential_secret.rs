@@ -1,6 +1,11 @@
 //! The credential store's fake-salt secret: random per store, never the one that was once
 //! published in this repository, and replaceable without touching users.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
