@@ -1,15 +1,37 @@
 //! Configuration: one TOML file, every key documented in the embedded default.
 //!
-//! `palisade serve` without `--config` runs [`DEFAULT_CONFIG`]; `palisade config print-default`
-//! prints it. Unknown keys are errors (`deny_unknown_fields` everywhere): a misspelt security
-//! setting must never be silently ignored.
+//! Two sets of values, kept apart on purpose:
+//! - the **embedded development default** ([`DEFAULT_CONFIG`]): what `palisade serve` runs
+//!   without `--config` and what `palisade config print-default` prints, every key spelt out
+//!   and commented; loopback only, topics auto-created, `admin` a super user;
+//! - the **production defaults** of keys a config file omits (each section's `Default`): no
+//!   auto-created topics, no super users, no metrics endpoint, audit on. Every key has one, so
+//!   a file names only what it cares about, and a file written for this version still loads
+//!   after a later version adds keys. A new key follows the same pattern: a field with
+//!   `#[serde(default = ...)]` (or its section's `Default`) and a commented entry in the
+//!   embedded default.
+//!
+//! Unknown keys are errors (`deny_unknown_fields` everywhere): a misspelt security setting
+//! must never be silently ignored. Loading reports every problem of a file at once, each at
+//! its line and column ([`diagnostics`]).
+//!
+//! # Layout
+//!
+//! - this file: the schema, its production defaults, loading and conversions;
+//! - [`validate`]: the semantic checks, each naming the key it is about;
+//! - [`diagnostics`]: key paths to line:col, and every serde error of a file in one run.
 
+pub mod diagnostics;
+mod validate;
+
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::storage::{FlushPolicy, StorageConfig, TopicConfig};
+pub use diagnostics::Problem;
 
 /// The embedded development default, with a comment on every key.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
@@ -21,32 +43,64 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid config file `{path}`: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid config file `{path}`: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// Every problem found, each placed in the file.
+    #[error("{}", render(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
-/// The broker configuration.
+/// `invalid config file `F` (N problems):` then one `F:line:col: message` per line.
+fn render(path: &Path, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "invalid config file `{}` ({} problem{}):",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        let _ = write!(
+            out,
+            "\n  {}:{}:{}: {}",
+            path.display(),
+            p.line,
+            p.column,
+            p.message
+        );
+    }
+    out
+}
+
+/// The broker configuration. Every section may be omitted (production defaults).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default)]
     pub broker: BrokerSection,
+    /// At least one is required; there is no default listener.
+    #[serde(default)]
     pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
     pub sasl: SaslSection,
+    #[serde(default)]
     pub authorization: AuthorizationSection,
+    #[serde(default)]
     pub storage: StorageSection,
+    #[serde(default)]
     pub topic_defaults: TopicDefaultsSection,
+    #[serde(default)]
     pub groups: GroupsSection,
+    #[serde(default)]
     pub log: LogSection,
-    /// The audit trail (on by default when the section is absent).
+    /// The audit trail (on when the section is absent).
     #[serde(default)]
     pub audit: crate::audit::AuditSection,
     /// The Prometheus endpoint (off when the section is absent).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsSection,
-    /// Optional so configs written before plugins existed still load.
     #[serde(default)]
     pub plugins: crate::plugin::PluginSettings,
     /// Client byte-rate quotas (none when the section is absent).
@@ -55,10 +109,11 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct BrokerSection {
     pub node_id: i32,
     pub cluster_id: String,
+    /// Off unless set: a typo in a topic name must not create a topic.
     pub auto_create_topics: bool,
     pub default_partitions: i32,
     pub shutdown_grace_ms: u64,
@@ -71,15 +126,31 @@ fn default_max_auto_create_per_request() -> usize {
     10
 }
 
+impl Default for BrokerSection {
+    fn default() -> Self {
+        BrokerSection {
+            node_id: 0,
+            cluster_id: "palisade".to_string(),
+            auto_create_topics: false,
+            default_partitions: 1,
+            shutdown_grace_ms: 5000,
+            max_auto_create_per_request: default_max_auto_create_per_request(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
+    /// Unique among listeners; defaults to the protocol's name.
+    #[serde(default)]
     pub name: String,
+    /// Required: there is no safe default address.
     pub bind: SocketAddr,
     /// `host:port` advertised in Metadata; defaults to the bound address.
     #[serde(default)]
     pub advertised: Option<String>,
-    /// Kafka's listener security protocol.
+    /// Kafka's listener security protocol; required.
     pub protocol: SecurityProtocol,
     /// TLS material and client-certificate policy; required for `SSL` and `SASL_SSL`.
     #[serde(default)]
@@ -122,11 +193,20 @@ impl SecurityProtocol {
     pub fn uses_sasl(self) -> bool {
         matches!(self, Self::SaslPlaintext | Self::SaslSsl)
     }
+    /// Kafka's name of the protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
 }
 
 /// The `[sasl]` section.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SaslSection {
     pub credentials: PathBuf,
     pub session_lifetime_ms: u64,
@@ -136,16 +216,39 @@ pub struct SaslSection {
     pub max_failed_login_delay_ms: u64,
 }
 
+impl Default for SaslSection {
+    fn default() -> Self {
+        SaslSection {
+            credentials: PathBuf::from(crate::sasl::DEFAULT_CREDENTIALS_PATH),
+            session_lifetime_ms: 3_600_000,
+            pre_auth_max_frame_bytes: 524_288,
+            auth_timeout_ms: 10_000,
+            failed_login_delay_ms: 500,
+            max_failed_login_delay_ms: 10_000,
+        }
+    }
+}
+
 /// The `[authorization]` section.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuthorizationSection {
     pub policy_dir: PathBuf,
+    /// None unless set: every principal is decided by the policies.
     pub super_users: Vec<String>,
 }
 
+impl Default for AuthorizationSection {
+    fn default() -> Self {
+        AuthorizationSection {
+            policy_dir: PathBuf::from("./policies"),
+            super_users: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
     pub max_frame_bytes: i32,
     pub max_connections: usize,
@@ -171,8 +274,24 @@ fn default_fetch_max_bytes() -> i32 {
     57_671_680
 }
 
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_frame_bytes: 100 << 20,
+            max_connections: 10_000,
+            max_connections_per_ip: 1000,
+            connections_per_ip_overrides: std::collections::HashMap::new(),
+            new_connections_per_second_per_ip: 200,
+            max_decompressed_batch_bytes: 64 << 20,
+            idle_timeout_ms: 600_000,
+            memory_budget_bytes: default_memory_budget_bytes(),
+            fetch_max_bytes: default_fetch_max_bytes(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StorageSection {
     pub data_dir: PathBuf,
     pub flush: FlushPolicy,
@@ -191,14 +310,27 @@ fn default_max_partitions() -> usize {
 }
 
 /// A segment has four files; fewer descriptors could not serve even one append.
-const MIN_OPEN_FILES: usize = 4;
+pub(crate) const MIN_OPEN_FILES: usize = 4;
 
 fn default_max_open_files() -> usize {
     crate::storage::DEFAULT_MAX_OPEN_FILES
 }
 
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: PathBuf::from("./data"),
+            flush: FlushPolicy::GroupCommit,
+            flush_interval_ms: 1000,
+            retention_check_interval_ms: 60_000,
+            max_partitions: default_max_partitions(),
+            max_open_files: default_max_open_files(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TopicDefaultsSection {
     pub retention_ms: i64,
     pub retention_bytes: i64,
@@ -209,8 +341,61 @@ pub struct TopicDefaultsSection {
     pub message_timestamp_type: String,
 }
 
+impl Default for TopicDefaultsSection {
+    fn default() -> Self {
+        TopicDefaultsSection {
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            segment_bytes: 1 << 30,
+            segment_ms: 604_800_000,
+            cleanup_policy: "delete".to_string(),
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: "CreateTime".to_string(),
+        }
+    }
+}
+
+impl TopicDefaultsSection {
+    /// `(config key, Kafka topic config name, value)` of every default.
+    fn entries(&self) -> [(&'static str, &'static str, String); 7] {
+        [
+            (
+                "retention_ms",
+                "retention.ms",
+                self.retention_ms.to_string(),
+            ),
+            (
+                "retention_bytes",
+                "retention.bytes",
+                self.retention_bytes.to_string(),
+            ),
+            (
+                "segment_bytes",
+                "segment.bytes",
+                self.segment_bytes.to_string(),
+            ),
+            ("segment_ms", "segment.ms", self.segment_ms.to_string()),
+            (
+                "cleanup_policy",
+                "cleanup.policy",
+                self.cleanup_policy.clone(),
+            ),
+            (
+                "max_message_bytes",
+                "max.message.bytes",
+                self.max_message_bytes.to_string(),
+            ),
+            (
+                "message_timestamp_type",
+                "message.timestamp.type",
+                self.message_timestamp_type.clone(),
+            ),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct GroupsSection {
     pub initial_rebalance_delay_ms: u64,
     pub min_session_timeout_ms: u64,
@@ -233,13 +418,36 @@ fn default_max_offsets_per_group() -> usize {
     100_000
 }
 
+impl Default for GroupsSection {
+    fn default() -> Self {
+        GroupsSection {
+            initial_rebalance_delay_ms: 0,
+            min_session_timeout_ms: 1000,
+            max_session_timeout_ms: 1_800_000,
+            max_group_size: 1000,
+            offset_metadata_max_bytes: 4096,
+            max_member_metadata_bytes: default_max_member_metadata_bytes(),
+            max_offsets_per_group: default_max_offsets_per_group(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `human` or `json`.
     pub format: String,
     /// A `tracing` filter such as `info` or `palisade=debug`.
     pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "human".to_string(),
+            level: "info".to_string(),
+        }
+    }
 }
 
 impl Config {
@@ -257,154 +465,60 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Parses and validates config text; `path` names the source in errors.
+    /// Parses and validates config text; `path` names the source in errors. Reports every
+    /// problem found, not only the first.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parsed = diagnostics::deserialize::<Config>(text);
+        let mut problems = parsed.problems;
+        if let Some(mut config) = parsed.value {
+            config.apply_listener_defaults(&parsed.repaired);
+            // With keys blanked, a check of a key the file does not set may only be seeing its
+            // default in place of the broken entry: report checks of keys the file sets.
+            let clean = problems.is_empty();
+            let issues: Vec<_> = validate::validate(&config)
+                .into_iter()
+                .filter(|issue| clean || diagnostics::is_set(&parsed.repaired, &issue.path))
+                .collect();
+            problems.extend(diagnostics::locate_all(&parsed.repaired, issues));
+            if problems.is_empty() {
+                return Ok(config);
+            }
+        }
+        problems.sort_by_key(|p| (p.line, p.column));
+        Err(ConfigError::Invalid {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
-        Ok(config)
+            problems,
+        })
     }
 
-    fn validate(&self) -> Result<(), String> {
-        if self.listeners.is_empty() {
-            return Err("at least one `[[listeners]]` entry is required".into());
-        }
-        let mut names = std::collections::HashSet::new();
-        for listener in &self.listeners {
-            if !names.insert(listener.name.as_str()) {
-                return Err(format!("listener name `{}` is used twice", listener.name));
+    /// Defaults that depend on other keys of a listener.
+    fn apply_listener_defaults(&mut self, text: &str) {
+        for (i, listener) in self.listeners.iter_mut().enumerate() {
+            if listener.name.is_empty() {
+                listener.name = listener.protocol.name().to_string();
             }
-            validate_listener(listener)?;
-            if let Some(adv) = &listener.advertised {
-                parse_host_port(adv).ok_or_else(|| {
-                    format!(
-                        "listener `{}`: advertised `{adv}` is not host:port",
-                        listener.name
-                    )
-                })?;
-            }
-        }
-        self.quotas.entries()?;
-        if self.limits.max_frame_bytes <= 0 {
-            return Err("`limits.max_frame_bytes` must be positive".into());
-        }
-        if self.limits.memory_budget_bytes == 0 {
-            return Err("`limits.memory_budget_bytes` must be positive".into());
-        }
-        if self.limits.fetch_max_bytes <= 0 {
-            return Err("`limits.fetch_max_bytes` must be positive".into());
-        }
-        // Durations become deadlines (`Instant + duration`); bound them so no setting can
-        // overflow one.
-        const HOUR_MS: u64 = 3_600_000;
-        const YEAR_MS: u64 = 365 * 24 * HOUR_MS;
-        for (key, value, max) in [
-            ("sasl.auth_timeout_ms", self.sasl.auth_timeout_ms, HOUR_MS),
-            (
-                "sasl.session_lifetime_ms",
-                self.sasl.session_lifetime_ms,
-                YEAR_MS,
-            ),
-            (
-                "sasl.failed_login_delay_ms",
-                self.sasl.failed_login_delay_ms,
-                HOUR_MS,
-            ),
-            (
-                "sasl.max_failed_login_delay_ms",
-                self.sasl.max_failed_login_delay_ms,
-                HOUR_MS,
-            ),
-            (
-                "limits.idle_timeout_ms",
-                self.limits.idle_timeout_ms,
-                YEAR_MS,
-            ),
-            (
-                "broker.shutdown_grace_ms",
-                self.broker.shutdown_grace_ms,
-                HOUR_MS,
-            ),
-            (
-                "storage.flush_interval_ms",
-                self.storage.flush_interval_ms,
-                HOUR_MS,
-            ),
-            (
-                "storage.retention_check_interval_ms",
-                self.storage.retention_check_interval_ms,
-                YEAR_MS,
-            ),
-            (
-                "groups.initial_rebalance_delay_ms",
-                self.groups.initial_rebalance_delay_ms,
-                HOUR_MS,
-            ),
-            (
-                "groups.max_session_timeout_ms",
-                self.groups.max_session_timeout_ms,
-                YEAR_MS,
-            ),
-        ] {
-            if value > max {
-                return Err(format!("`{key}` = {value} is above the maximum of {max}"));
+            // An omitted `client_auth` is `required` (the certificate is the identity), except
+            // on SASL_SSL, where SASL authenticates clients and Kafka asks for no certificate.
+            let client_auth = diagnostics::KeyPath::parse("listeners")
+                .index(i)
+                .key("tls")
+                .key("client_auth");
+            if let Some(tls) = &mut listener.tls {
+                if listener.protocol == SecurityProtocol::SaslSsl
+                    && !diagnostics::is_set(text, &client_auth)
+                {
+                    tls.client_auth = crate::tls::ClientAuth::None;
+                }
             }
         }
-        if self.sasl.auth_timeout_ms == 0 {
-            return Err("`sasl.auth_timeout_ms` must be positive".into());
-        }
-        if self.sasl.pre_auth_max_frame_bytes <= 0 {
-            return Err("`sasl.pre_auth_max_frame_bytes` must be positive".into());
-        }
-        if self.limits.max_connections == 0 {
-            return Err("`limits.max_connections` must be positive".into());
-        }
-        for ip in self.limits.connections_per_ip_overrides.keys() {
-            ip.parse::<std::net::IpAddr>().map_err(|_| {
-                format!("`limits.connections_per_ip_overrides`: `{ip}` is not an IP address")
-            })?;
-        }
-        if self.storage.max_partitions == 0 {
-            return Err("`storage.max_partitions` must be positive".into());
-        }
-        if self.storage.max_open_files < MIN_OPEN_FILES {
-            return Err(format!(
-                "`storage.max_open_files` must be at least {MIN_OPEN_FILES} (one segment's files)"
-            ));
-        }
-        if self.broker.default_partitions <= 0 {
-            return Err("`broker.default_partitions` must be positive".into());
-        }
-        self.audit.validate()?;
-        self.metrics.validate()?;
-        if !matches!(self.log.format.as_str(), "human" | "json") {
-            return Err(format!(
-                "`log.format` must be `human` or `json`, not `{}`",
-                self.log.format
-            ));
-        }
-        self.topic_defaults()
-            .map_err(|e| format!("`topic_defaults`: {e}"))?;
-        self.plugins.validate()?;
-        Ok(())
     }
 
     /// Topic defaults as storage understands them, validated like a topic config.
     pub fn topic_defaults(&self) -> Result<TopicConfig, crate::storage::StorageError> {
-        let d = &self.topic_defaults;
         let mut config = TopicConfig::default();
-        config.set("retention.ms", &d.retention_ms.to_string())?;
-        config.set("retention.bytes", &d.retention_bytes.to_string())?;
-        config.set("segment.bytes", &d.segment_bytes.to_string())?;
-        config.set("segment.ms", &d.segment_ms.to_string())?;
-        config.set("cleanup.policy", &d.cleanup_policy)?;
-        config.set("max.message.bytes", &d.max_message_bytes.to_string())?;
-        config.set("message.timestamp.type", &d.message_timestamp_type)?;
+        for (_, kafka_name, value) in self.topic_defaults.entries() {
+            config.set(kafka_name, &value)?;
+        }
         Ok(config)
     }
 
@@ -454,57 +568,6 @@ impl Config {
     }
 }
 
-fn validate_listener(l: &ListenerConfig) -> Result<(), String> {
-    let name = &l.name;
-    match (l.protocol.uses_tls(), &l.tls) {
-        (true, None) => {
-            return Err(format!(
-                "listener `{name}`: {:?} needs a `[listeners.tls]` section",
-                l.protocol
-            ))
-        }
-        (false, Some(_)) => {
-            return Err(format!(
-                "listener `{name}`: {:?} does not use TLS; remove its `tls` section",
-                l.protocol
-            ))
-        }
-        (true, Some(tls)) => tls
-            .validate()
-            .map_err(|e| format!("listener `{name}`: {e}"))?,
-        (false, None) => {}
-    }
-    if !l.protocol.uses_tls() && !l.bind.ip().is_loopback() && !l.allow_insecure_non_loopback {
-        return Err(format!(
-            "listener `{name}`: {:?} on the non-loopback address {} sends data in clear text; use SSL/SASL_SSL or set `allow_insecure_non_loopback = true`",
-            l.protocol, l.bind
-        ));
-    }
-    if l.protocol.uses_sasl() {
-        if l.sasl_mechanisms.is_empty() {
-            return Err(format!("listener `{name}`: `sasl_mechanisms` is empty"));
-        }
-        for m in &l.sasl_mechanisms {
-            if !crate::sasl::SUPPORTED_MECHANISMS.contains(&m.as_str()) {
-                return Err(format!(
-                    "listener `{name}`: unknown SASL mechanism `{m}` (supported: {})",
-                    crate::sasl::SUPPORTED_MECHANISMS.join(", ")
-                ));
-            }
-        }
-        if m_plain(l) && !l.protocol.uses_tls() && !l.allow_plain_without_tls {
-            return Err(format!(
-                "listener `{name}`: PLAIN on SASL_PLAINTEXT sends passwords in clear text; use SASL_SSL or set `allow_plain_without_tls = true`"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn m_plain(l: &ListenerConfig) -> bool {
-    l.sasl_mechanisms.iter().any(|m| m == "PLAIN")
-}
-
 /// Splits `host:port` (IPv6 hosts in brackets).
 ///
 /// ```
@@ -526,7 +589,7 @@ pub fn parse_host_port(s: &str) -> Option<(String, i32)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
 
     #[test]
@@ -607,5 +670,134 @@ mod tests {
             }
             previous = line;
         }
+    }
+
+    /// One SASL_SSL listener with its certificates, a data dir and a policy dir: all a
+    /// production file needs to say.
+    const MINIMAL: &str = r#"
+[[listeners]]
+bind = "0.0.0.0:9093"
+protocol = "SASL_SSL"
+[listeners.tls]
+cert = "/etc/palisade/server.pem"
+key = "/etc/palisade/server-key.pem"
+
+[storage]
+data_dir = "/var/lib/palisade"
+
+[authorization]
+policy_dir = "/etc/palisade/policies"
+"#;
+
+    #[test]
+    fn a_minimal_file_loads_with_the_safe_production_defaults() {
+        let config = Config::parse(MINIMAL, Path::new("min.toml")).unwrap();
+        assert!(!config.broker.auto_create_topics);
+        assert!(config.authorization.super_users.is_empty());
+        assert!(config.audit.file && config.audit.topic && config.audit.fsync);
+        assert!(config.metrics.bind.is_none());
+        assert!(config.quotas.producer_byte_rate.is_none());
+        let listener = &config.listeners[0];
+        assert_eq!(listener.name, "SASL_SSL");
+        assert_eq!(listener.sasl_mechanisms, default_mechanisms());
+        assert!(!listener.allow_insecure_non_loopback && !listener.allow_plain_without_tls);
+        let tls = listener.tls.as_ref().unwrap();
+        assert_eq!(tls.client_auth, crate::tls::ClientAuth::None);
+        assert_eq!(config.storage.data_dir, PathBuf::from("/var/lib/palisade"));
+        assert_eq!(config.storage.flush, FlushPolicy::GroupCommit);
+        // Omitted, an SSL listener's client certificates stay required.
+        let ssl = MINIMAL.replace("SASL_SSL", "SSL");
+        let err = Config::parse(&ssl, Path::new("ssl.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_ca"), "{err}");
+        // Clear text off loopback still needs its opt-in when everything else is omitted.
+        let clear = "[[listeners]]\nbind = \"0.0.0.0:9092\"\nprotocol = \"PLAINTEXT\"\n";
+        let err = Config::parse(clear, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_insecure_non_loopback"), "{err}");
+    }
+
+    #[test]
+    fn production_defaults_differ_from_the_dev_default_only_where_documented() {
+        let dev = Config::dev_default().unwrap();
+        let prod = Config::parse(
+            "[[listeners]]\nbind = \"127.0.0.1:9092\"\nprotocol = \"PLAINTEXT\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        };
+        same(&dev.limits, &prod.limits);
+        same(&dev.sasl, &prod.sasl);
+        same(&dev.storage, &prod.storage);
+        same(&dev.topic_defaults, &prod.topic_defaults);
+        same(&dev.groups, &prod.groups);
+        same(&dev.log, &prod.log);
+        same(&dev.audit, &prod.audit);
+        same(&dev.plugins, &prod.plugins);
+        same(&dev.quotas, &prod.quotas);
+        same(
+            &dev.authorization.policy_dir,
+            &prod.authorization.policy_dir,
+        );
+        same(
+            &dev.broker.default_partitions,
+            &prod.broker.default_partitions,
+        );
+        same(
+            &dev.broker.shutdown_grace_ms,
+            &prod.broker.shutdown_grace_ms,
+        );
+        // What the embedded default's comments say differs ("Omitted: ...").
+        assert!(dev.broker.auto_create_topics && !prod.broker.auto_create_topics);
+        assert_eq!(dev.authorization.super_users, vec!["admin".to_string()]);
+        assert!(prod.authorization.super_users.is_empty());
+        assert!(dev.metrics.bind.is_some() && prod.metrics.bind.is_none());
+        assert_eq!(prod.broker.cluster_id, "palisade");
+        assert!(DEFAULT_CONFIG.contains("Omitted: \"palisade\""));
+    }
+
+    #[test]
+    fn every_key_of_the_embedded_default_may_be_omitted() {
+        // A file written for this version lacks every key a later version adds: each key
+        // must have a default. Only a listener's address, protocol and certificate are required.
+        let required = ["bind", "protocol", "cert", "key", "client_ca"];
+        let lines: Vec<&str> = DEFAULT_CONFIG.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some((key, _)) = line.split_once(" = ") else {
+                continue;
+            };
+            if line.starts_with('#') || required.contains(&key) {
+                continue;
+            }
+            let mut without = lines.clone();
+            without.remove(i);
+            let text = without.join("\n");
+            if let Err(e) = Config::parse(&text, Path::new("d.toml")) {
+                panic!("without `{key}` (line {}): {e}", i + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_its_line_and_column_in_one_run() {
+        let text = "[broker]\nauto_create_topicz = true\ndefault_partitions = \"one\"\n\n\
+                    [[listeners]]\nbind = \"0.0.0.0:9092\"\nprotocol = \"PLAINTEXT\"\n\n\
+                    [log]\nformat = \"xml\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(text, Path::new("m.toml"))
+        else {
+            panic!("accepted");
+        };
+        let at: Vec<(usize, usize)> = problems.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(at, vec![(2, 1), (3, 22), (6, 1), (10, 1)], "{problems:#?}");
+        assert!(problems[0]
+            .message
+            .contains("unknown field `auto_create_topicz`"));
+        assert!(problems[1].message.contains("invalid type"));
+        assert!(problems[2].message.contains("allow_insecure_non_loopback"));
+        assert!(problems[3].message.contains("`log.format`"));
     }
 }

@@ -74,11 +74,12 @@ fn printed_default_passes_check_and_a_misspelt_key_fails_naming_key_and_file() {
 fn serve_refuses_a_bad_config_instead_of_starting() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
+    // Every other key has a default; a listener does not.
     std::fs::write(&bad, "[broker]\nnode_id = 0\n").unwrap();
     let (ok, _, err) = palisade(&["serve", "--config", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(
-        err.contains("bad.toml") && err.contains("missing field"),
+        err.contains("bad.toml:1:1") && err.contains("`[[listeners]]` entry is required"),
         "{err}"
     );
 }

@@ -19,7 +19,7 @@ pub enum DataOperations {
 
 /// `[audit]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuditSection {
     /// Write the hash-chained JSON Lines files.
     pub file: bool,

@@ -1,15 +1,29 @@
 //! `palisade config check`: everything `serve` would refuse, found before starting it, then
-//! the security checklist ([`super::posture`]).
+//! the security checklist ([`super::posture`]). Every problem of the file is reported in one
+//! run, one `error: FILE:LINE:COL: message` line each.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::CliError;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 pub fn check(file: &Path, strict: bool) -> Result<ExitCode, CliError> {
     let config = match Config::load(file) {
         Ok(c) => c,
+        Err(ConfigError::Invalid { path, problems }) => {
+            for p in &problems {
+                eprintln!(
+                    "error: {}:{}:{}: {}",
+                    path.display(),
+                    p.line,
+                    p.column,
+                    p.message
+                );
+            }
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            return Ok(ExitCode::FAILURE);
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::FAILURE);

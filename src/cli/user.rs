@@ -1,4 +1,4 @@
-//! `palisade user add|remove|list`: manage the SASL credential file.
+//! `palisade user add|remove|list|rotate-secret`: manage the SASL credential file.
 //!
 //! The default file is [`DEFAULT_CREDENTIALS_PATH`], the one `palisade serve` uses when started
 //! in the same working directory; a running broker reloads it on change. Passwords are read
@@ -53,6 +53,13 @@ pub enum UserCommand {
         #[arg(long, default_value = DEFAULT_CREDENTIALS_PATH)]
         store: PathBuf,
     },
+    /// Replace the store's secret (what unknown users' fake salts are derived from) with a
+    /// fresh random one. Users and their passwords stay valid; a running broker reloads it.
+    RotateSecret {
+        /// The credential file.
+        #[arg(long, default_value = DEFAULT_CREDENTIALS_PATH)]
+        store: PathBuf,
+    },
 }
 
 fn parse_mechanism(name: &str) -> Result<Mechanism, String> {
@@ -75,6 +82,16 @@ pub fn run(command: UserCommand) -> Result<ExitCode, CliError> {
             store.remove_user(&name)?;
             store.save(&path)?;
             println!("removed user `{name}` from {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        UserCommand::RotateSecret { store: path } => {
+            let mut store = CredentialStore::load_to_rotate(&path)?;
+            store.rotate_secret()?;
+            store.save(&path)?;
+            println!(
+                "wrote a new random secret to {}; users and their passwords are unchanged",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         UserCommand::List { store: path } => {

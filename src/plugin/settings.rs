@@ -8,7 +8,7 @@ use super::loaded::CallLimits;
 
 /// `[plugins]`: where plugins and keys live and what every call may use.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct PluginSettings {
     /// Folder of `NAME.wasm` + `NAME.toml` pairs; a missing folder means no plugins.
     pub dir: PathBuf,

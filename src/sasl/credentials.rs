@@ -123,6 +123,12 @@ pub enum CredentialError {
          run `chmod 600 {path}`"
     )]
     Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "credential file `{path}` holds the fake-salt secret that was published in Palisade's \
+         source repository, so anyone can tell which user names exist; run \
+         `palisade user rotate-secret --store {path}` (users and their passwords stay valid)"
+    )]
+    PublishedSecret { path: PathBuf },
     #[error(transparent)]
     Sasl(#[from] SaslError),
 }
@@ -207,6 +213,19 @@ impl CredentialStore {
     /// Reads a store, or creates an empty one (mode 0600) if the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, CredentialError> {
         super::store_file::load_or_create(path)
+    }
+
+    /// Reads a store even if its secret is a published one, so that
+    /// [`CredentialStore::rotate_secret`] can replace it; every other check applies.
+    pub fn load_to_rotate(path: &Path) -> Result<Self, CredentialError> {
+        super::store_file::load_to_rotate(path)
+    }
+
+    /// Replaces the secret fake salts are derived from with a fresh random one. Users and their
+    /// credentials are untouched: only what unknown users see changes.
+    pub fn rotate_secret(&mut self) -> Result<(), CredentialError> {
+        Arc::make_mut(&mut self.inner).secret = random_bytes(SECRET_LEN)?;
+        Ok(())
     }
 
     /// Writes the store atomically with mode 0600.
@@ -338,11 +357,6 @@ impl CredentialStore {
             .collect()
     }
 
-    /// The credential an unknown user appears to have: salt `HMAC(secret, mechanism, name)`,
-    /// the iteration count most real users of the mechanism have (so the count does not tell
-    /// an unknown user from a real one; [`DEFAULT_ITERATIONS`] in an empty store), and keys no
-    /// password produces (also derived from the secret). Deterministic, so repeated attempts
-    /// see the same salt, like a real user.
     /// The most common iteration count among stored credentials of `mechanism`.
     fn typical_iterations(&self, mechanism: Mechanism) -> u32 {
         let mut counts: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
@@ -357,6 +371,11 @@ impl CredentialStore {
             .map_or(DEFAULT_ITERATIONS, |(iterations, _)| iterations)
     }
 
+    /// The credential an unknown user appears to have: salt `HMAC(secret, mechanism, name)`,
+    /// the iteration count most real users of the mechanism have (so the count does not tell
+    /// an unknown user from a real one; [`DEFAULT_ITERATIONS`] in an empty store), and keys no
+    /// password produces (also derived from the secret). Deterministic, so repeated attempts
+    /// see the same salt, like a real user.
     pub fn fake_credential(
         &self,
         name: &str,
@@ -498,6 +517,23 @@ mod tests {
         let text = format!("{c:?}");
         assert!(text.contains("<redacted>"));
         assert!(!text.contains(&format!("{:?}", c.stored_key)));
+    }
+
+    #[test]
+    fn rotating_the_secret_changes_fake_salts_and_keeps_users() {
+        let mut store = CredentialStore::new().unwrap();
+        store
+            .add_user("alice", &Mechanism::ALL, MIN_ITERATIONS, b"pw")
+            .unwrap();
+        let users = store.users().clone();
+        let m = Mechanism::ScramSha512;
+        let before = store.fake_credential("ghost", m).unwrap();
+        let old_secret = store.secret().to_vec();
+        store.rotate_secret().unwrap();
+        assert_ne!(store.secret(), old_secret.as_slice());
+        assert_eq!(store.secret().len(), SECRET_LEN);
+        assert_eq!(store.users(), &users);
+        assert_ne!(store.fake_credential("ghost", m).unwrap().salt, before.salt);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - [`credentials`]: [`CredentialStore`], users and their `{salt, iterations, StoredKey,
 //!   ServerKey}` per mechanism, plus fake credentials for unknown users.
 //! - [`store_file`]: the JSON file: mode 0600, written atomically, refused when group/other
-//!   readable.
+//!   readable or when its secret is one that was published ([`published_secret`]).
 //! - [`shared`]: [`SharedCredentials`], the live store with `reload()` and a change watch.
 //! - [`watch`]: a file watcher that reloads [`SharedCredentials`] when the file changes.
 //!
@@ -27,6 +27,7 @@
 pub mod credentials;
 pub mod mechanism;
 pub mod plain;
+pub mod published_secret;
 pub mod scram;
 pub mod scram_messages;
 pub mod session;

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! A file readable or writable by group or others is refused with an error naming the file and
-//! the fix (`chmod 600`). Writes go to a temporary file in the same directory (created 0600),
+//! the fix (`chmod 600`), and so is a file whose secret is one that was published
+//! ([`super::published_secret`]), naming `palisade user rotate-secret`. Writes go to a temporary file in the same directory (created 0600),
 //! are fsynced, renamed over the target, and the directory is fsynced.
 
 use std::collections::BTreeMap;
@@ -134,6 +135,17 @@ pub fn to_json(store: &CredentialStore) -> Result<String, CredentialError> {
 
 /// Reads and checks a credential file.
 pub fn load(path: &Path) -> Result<CredentialStore, CredentialError> {
+    let store = load_to_rotate(path)?;
+    if super::published_secret::is_published(store.secret()) {
+        return Err(CredentialError::PublishedSecret {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(store)
+}
+
+/// Reads and checks a credential file, except for a published secret (what rotating needs).
+pub fn load_to_rotate(path: &Path) -> Result<CredentialStore, CredentialError> {
     let text = crate::private_file::read(path).map_err(|e| match e {
         crate::private_file::ReadError::Io(source) => CredentialError::Read {
             path: path.to_path_buf(),
