@@ -87,7 +87,8 @@ async fn full_sender(addr: std::net::SocketAddr) -> bool {
     ok
 }
 
-/// One produce and one fetch of it; panics unless both succeed.
+/// One produce (acks=all: answered once the record is visible) and one fetch of it; panics
+/// unless both succeed.
 async fn normal_round(raw: &mut Raw, round: usize) {
     let value = format!("round-{round}");
     let batch = common::batch(&[value.as_bytes()], Compression::None, None);
@@ -95,7 +96,7 @@ async fn normal_round(raw: &mut Raw, round: usize) {
         .request(
             ApiKey::Produce,
             9,
-            &common::produce_request("normal", 0, 1, batch),
+            &common::produce_request("normal", 0, -1, batch),
         )
         .await;
     let p = &produced.responses[0].partition_responses[0];
