@@ -82,23 +82,24 @@ pub fn validate(config: &Config) -> Vec<Issue> {
             );
         }
     }
-    if config.sasl.auth_timeout_ms == 0 {
-        push(
-            "sasl.auth_timeout_ms",
-            "`sasl.auth_timeout_ms` must be positive".into(),
-        );
-    }
-    if config.sasl.pre_auth_max_frame_bytes <= 0 {
-        push(
+    // Sizes, counts and timeouts where zero would refuse everything or never expire.
+    for (key, positive) in [
+        ("sasl.auth_timeout_ms", config.sasl.auth_timeout_ms > 0),
+        (
             "sasl.pre_auth_max_frame_bytes",
-            "`sasl.pre_auth_max_frame_bytes` must be positive".into(),
-        );
-    }
-    if config.limits.max_connections == 0 {
-        push(
-            "limits.max_connections",
-            "`limits.max_connections` must be positive".into(),
-        );
+            config.sasl.pre_auth_max_frame_bytes > 0,
+        ),
+        ("limits.max_connections", config.limits.max_connections > 0),
+        (
+            "limits.memory_budget_bytes",
+            config.limits.memory_budget_bytes > 0,
+        ),
+        ("limits.fetch_max_bytes", config.limits.fetch_max_bytes > 0),
+        ("storage.max_partitions", config.storage.max_partitions > 0),
+    ] {
+        if !positive {
+            push(key, format!("`{key}` must be positive"));
+        }
     }
     for ip in config.limits.connections_per_ip_overrides.keys() {
         if ip.parse::<std::net::IpAddr>().is_err() {
@@ -107,24 +108,6 @@ pub fn validate(config: &Config) -> Vec<Issue> {
                 format!("`limits.connections_per_ip_overrides`: `{ip}` is not an IP address"),
             );
         }
-    }
-    if config.limits.memory_budget_bytes == 0 {
-        push(
-            "limits.memory_budget_bytes",
-            "`limits.memory_budget_bytes` must be positive".into(),
-        );
-    }
-    if config.limits.fetch_max_bytes <= 0 {
-        push(
-            "limits.fetch_max_bytes",
-            "`limits.fetch_max_bytes` must be positive".into(),
-        );
-    }
-    if config.storage.max_partitions == 0 {
-        push(
-            "storage.max_partitions",
-            "`storage.max_partitions` must be positive".into(),
-        );
     }
     if config.storage.max_open_files < super::MIN_OPEN_FILES {
         push(
