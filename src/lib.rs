@@ -5,14 +5,14 @@
 //! The data path reads top to bottom:
 //!
 //! - [`server::listener`]: accepts TCP connections, bounded by a semaphore.
-//! - [`server::connection`]: one task per connection; reads frames, answers in order.
-//! - [`server::append_order`]: the connection's append order while produces are pipelined.
-//! - [`server::frame`]: the 4-byte size prefix, checked before any allocation.
+//! - [`server::connection`]: one task per connection; reads frames ([`server::frame`]: the
+//!   size prefix checked before any allocation), writes responses in order.
 //! - [`memory_budget`]: request and response bytes held in memory, bounded broker-wide.
-//! - [`protocol::codec`]: request header and body decoding, response encoding.
-//! - [`protocol::dispatch`]: the API table; ApiVersions is generated from it.
+//! - [`protocol`]: sans-io: the API table ([`protocol::apis`]), frame size checks, request
+//!   decoding and response encoding ([`protocol::codec`]).
+//! - [`api::router`]: the one router (SASL included) and the one encode point.
 //! - [`api`]: one module per Kafka API family (`produce`, `fetch`, `metadata`, ...);
-//!   `produce_pipeline` runs the plugin chains of produces off the connection's task.
+//!   [`api::produce`] owns the produce path (checks, plugins, pipeline, append order).
 //! - [`records`]: record batch validation (CRC-32C, lengths, bounded decompression).
 //! - [`storage`]: partition logs on disk, group commit, recovery, retention, tamper chain.
 //! - [`group`]: the consumer group coordinator and committed offsets.

@@ -17,7 +17,7 @@ impl AuthMethod {
     /// The mechanism's one name, used by policies (`context.authentication`), the audit trail
     /// (`mechanism`), plugins' policy questions and `palisade policy`: `anonymous`, `mtls`,
     /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`. (The plugin contract's `auth-method` keeps
-    /// its own published spellings; `plugin::gate` converts at that boundary.)
+    /// its own published spellings; `api::plugins` converts at that boundary.)
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::Anonymous => "anonymous",

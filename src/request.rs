@@ -13,6 +13,18 @@ use parking_lot::Mutex;
 
 use crate::principal::Principal;
 
+/// Per-connection facts fixed at accept time.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    pub listener: String,
+    /// Whether the listener terminates TLS (`context.tls` in policies).
+    pub tls: bool,
+    /// The address and port the client connected to, advertised back in Metadata.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
 /// Who sent a request, and how it reached the broker.
 #[derive(Debug, Clone)]
 pub struct Caller {

@@ -19,14 +19,15 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use palisade::api::access::Access;
+use palisade::api::produce::order::AppendOrder;
+use palisade::api::router::{handle, Reply};
 use palisade::api::RequestContext;
 use palisade::authz::Action;
 use palisade::broker::{Broker, Running};
 use palisade::plugin::oracle::Question;
 use palisade::principal::{AuthMethod, Principal};
-use palisade::protocol::dispatch::{dispatch, APIS};
+use palisade::protocol::apis::APIS;
 use palisade::request::{Caller, FirstUse};
-use palisade::server::append_order::AppendOrder;
 
 const AUDIT_TOPIC: &str = "__palisade_audit";
 
@@ -531,7 +532,7 @@ fn samples(key: ApiKey, records: &Bytes) -> Vec<(i16, RequestKind)> {
         ApiKey::CreateAcls => vec![(3, RequestKind::CreateAcls(CreateAclsRequest::default()))],
         ApiKey::DeleteAcls => vec![(3, RequestKind::DeleteAcls(DeleteAclsRequest::default()))],
         ApiKey::ApiVersions => vec![(3, RequestKind::ApiVersions(ApiVersionsRequest::default()))],
-        // Answered by the connection's session, never dispatched.
+        // Answered by the connection's login, never by a handler.
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Vec::new(),
         other => panic!("no sample request for {other:?}: add one so its questions are checked"),
     }
@@ -575,10 +576,10 @@ async fn every_api_asks_only_the_questions_its_table_entry_lists() {
                     ),
                 );
                 let mut order = AppendOrder::default();
-                let reply = dispatch(&broker, &ctx, entry.key, body, &mut order)
+                let reply = handle(&broker, &ctx, body, &mut order)
                     .await
                     .unwrap_or_else(|e| panic!("{:?}: {e}", entry.key));
-                if let palisade::protocol::dispatch::Reply::Deferred(done) = reply {
+                if let Reply::Deferred(done) = reply {
                     done.await;
                 }
                 order.settle().await;

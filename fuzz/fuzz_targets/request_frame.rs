@@ -4,12 +4,12 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use palisade::protocol::{codec, dispatch};
+use palisade::protocol::{apis, codec};
 
 fuzz_target!(|data: &[u8]| {
     let frame = Bytes::copy_from_slice(data);
     let Ok(prefix) = codec::peek_header(&frame) else { return };
-    let Some(entry) = dispatch::lookup(prefix.api_key) else { return };
+    let Some(entry) = apis::lookup(prefix.api_key) else { return };
     if prefix.api_version < entry.min || prefix.api_version > entry.max {
         return;
     }

@@ -1,11 +1,11 @@
-//! ApiVersions: generated from the dispatch table.
+//! ApiVersions: generated from the API table.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use super::RequestContext;
-use crate::protocol::dispatch::APIS;
+use crate::protocol::apis::APIS;
 
 fn api_keys() -> Vec<ApiVersion> {
     APIS.iter()

@@ -193,7 +193,7 @@ fn read_all(
                             }
                             // The topic's fetch plugins see the batches for this principal;
                             // a failure answers the partition with an error, never raw data.
-                            let records = match crate::plugin::gate::fetch(
+                            let records = match super::plugins::fetch(
                                 broker,
                                 &ctx.caller,
                                 &t.topic.0,

@@ -15,9 +15,11 @@ pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod plugins;
 pub mod produce;
-pub mod produce_pipeline;
 pub mod producer_id;
+pub mod quota_gate;
+pub mod router;
 pub mod scram_credentials;
 pub mod topics;
 
@@ -36,7 +38,7 @@ pub(crate) fn str_bytes(v: impl Into<String>) -> StrBytes {
 /// facts.
 #[derive(Debug)]
 pub struct RequestContext {
-    /// The API the request is, as dispatched (authorization checks its questions against it).
+    /// The API the request is, as routed (authorization checks its questions against it).
     pub api_key: ApiKey,
     pub api_version: i16,
     pub correlation_id: i32,

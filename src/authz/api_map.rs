@@ -1,5 +1,5 @@
 //! Which (action, resource) pairs each Kafka API needs, after Kafka's "operations and resources
-//! on protocols" table. One table for every API the broker serves: a test walks the dispatch
+//! on protocols" table. One table for every API the broker serves: a test walks the router
 //! table and fails for any API without an entry here, and the enforcement point
 //! (`api::access`) checks every question a request's handler asks against its API's entry
 //! ([`asks`]): a question the table does not list for that API is denied and logged as an
@@ -134,7 +134,7 @@ pub fn asks(key: ApiKey, action: Action, kind: ResourceKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::dispatch::APIS;
+    use crate::protocol::apis::APIS;
 
     #[test]
     fn every_served_api_has_an_entry() {

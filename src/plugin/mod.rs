@@ -16,8 +16,8 @@
 //! - [`keyring`], [`envelope`]: named keys (0600 file) and per-topic wrapped data keys.
 //! - [`oracle`]: [`PolicyOracle`], the `authorize` host call's question; the broker answers it
 //!   at its one enforcement point (`api::access::PluginAccess`).
-//! - [`batch`], [`chain`], [`gate`]: v2 batches <-> record lists, running a chain, the calls the
-//!   produce and fetch handlers make.
+//! - [`batch`], [`chain`]: v2 batches <-> record lists, running a chain (the produce and fetch
+//!   handlers call it: `api::plugins`, `api::produce::plugins`).
 //! - [`settings`]: the `[plugins]` config section.
 
 pub mod batch;
@@ -25,7 +25,6 @@ pub mod bindings;
 pub mod chain;
 pub mod engine;
 pub mod envelope;
-pub mod gate;
 pub mod glob;
 pub mod host;
 pub mod host_fns;

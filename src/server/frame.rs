@@ -1,10 +1,11 @@
-//! The 4-byte size prefix of every Kafka frame, checked before any allocation, and the body
-//! read against the broker's memory budget.
+//! Reading one frame: the 4-byte size prefix, checked before any allocation
+//! ([`crate::protocol::frame`]), and the body read against the broker's memory budget.
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::memory_budget::{ExceedsBudget, MemoryBudget, Reservation};
+use crate::protocol::frame::{check_size, SizeError};
 
 /// The body buffer starts this small and at most doubles as bytes arrive, so a declared size
 /// costs memory only once the client has sent that much.
@@ -12,28 +13,14 @@ const FIRST_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("frame size {0} is negative")]
-    Negative(i32),
-    #[error("frame size is zero")]
-    Zero,
-    #[error("frame size {size} exceeds the limit of {limit} bytes for this connection")]
-    TooLarge { size: i32, limit: i32 },
+    #[error(transparent)]
+    Size(#[from] SizeError),
     #[error("frame refused: {0}")]
     OverBudget(#[from] ExceedsBudget),
     #[error("connection closed in the middle of a frame")]
     Truncated,
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Checks a frame size against the connection's current limit.
-pub fn check_size(size: i32, limit: i32) -> Result<usize, FrameError> {
-    match size {
-        s if s < 0 => Err(FrameError::Negative(s)),
-        0 => Err(FrameError::Zero),
-        s if s > limit => Err(FrameError::TooLarge { size: s, limit }),
-        s => usize::try_from(s).map_err(|_| FrameError::Negative(s)),
-    }
 }
 
 /// One request frame and the memory it holds against the budget; dropping the frame (and every
@@ -95,21 +82,6 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    #[test]
-    fn sizes_are_checked_as_signed() {
-        assert!(matches!(check_size(-1, 100), Err(FrameError::Negative(-1))));
-        assert!(matches!(
-            check_size(i32::MIN, 100),
-            Err(FrameError::Negative(_))
-        ));
-        assert!(matches!(check_size(0, 100), Err(FrameError::Zero)));
-        assert!(matches!(
-            check_size(101, 100),
-            Err(FrameError::TooLarge { .. })
-        ));
-        assert_eq!(check_size(100, 100).unwrap(), 100);
-    }
-
     #[tokio::test]
     async fn clean_close_truncation_and_a_frame() {
         let budget = MemoryBudget::new(1024);
@@ -139,7 +111,7 @@ mod tests {
         let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
         assert!(matches!(
             read_frame(&mut huge, 10, &budget).await,
-            Err(FrameError::TooLarge { .. })
+            Err(FrameError::Size(SizeError::TooLarge { .. }))
         ));
     }
 

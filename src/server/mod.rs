@@ -1,12 +1,10 @@
 //! Listeners and connections: bind, accept, serve, and shut down gracefully.
 
-pub mod append_order;
 pub mod connection;
 pub mod frame;
 pub mod limits;
 pub mod listener;
 pub mod login_throttle;
-pub mod quota_gate;
 pub mod session;
 pub mod side_tasks;
 

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+pub use crate::api::router::SaslOutcome;
 use crate::config::SecurityProtocol;
 use crate::principal::{attempted_name, mechanism_name, AuthMethod, Principal};
 use crate::sasl::{Authenticator, SharedCredentials, Step, UserFingerprint};
@@ -33,14 +34,6 @@ pub struct SessionPolicy {
     pub pre_auth_max_frame_bytes: i32,
     pub max_frame_bytes: i32,
     pub auth_timeout: Duration,
-}
-
-/// What the connection must do after a SASL request.
-pub enum SaslOutcome {
-    /// Send the response and keep serving.
-    Continue,
-    /// Send the response, then close (failed or illegal exchange).
-    Close(String),
 }
 
 /// Where a session reports logins: the audit trail and the metrics.
@@ -391,5 +384,33 @@ impl Session {
                 .with_error_message(Some(StrBytes::from_string(message.to_string()))),
             SaslOutcome::Close(format!("login refused ({mechanism}): {message}")),
         )
+    }
+}
+
+/// The router reaches the login through this (the session is the server's, the routing the
+/// API layer's).
+impl crate::api::router::Login for Session {
+    fn principal(&self) -> &Principal {
+        Session::principal(self)
+    }
+
+    fn gate(&self, api_key: ApiKey) -> Result<(), String> {
+        Session::gate(self, api_key)
+    }
+
+    fn handshake(
+        &mut self,
+        req: &SaslHandshakeRequest,
+        version: i16,
+    ) -> (SaslHandshakeResponse, SaslOutcome) {
+        Session::handshake(self, req, version)
+    }
+
+    fn authenticate(
+        &mut self,
+        req: &SaslAuthenticateRequest,
+        version: i16,
+    ) -> impl std::future::Future<Output = (SaslAuthenticateResponse, SaslOutcome)> + Send {
+        Session::authenticate(self, req, version)
     }
 }

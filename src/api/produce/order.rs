@@ -1,12 +1,14 @@
-//! The append order of one connection while produces run their plugin chains off its task.
+//! The append order of one connection while produces run their plugin chains off its task:
+//! the one statement of the pipelining rule.
 //!
-//! A produce to a topic with plugins is pipelined (`api::produce_pipeline`): its chains run on
-//! the blocking pool while the connection reads on, and its batches are appended later, by a
-//! task of its own. The [`Turn`] it takes at dispatch time, synchronously and in request order,
-//! keeps those appends in request order: a turn ends (its appends have happened or were
-//! abandoned) when it is dropped, and the next turn waits for that first. Every other request
-//! calls [`AppendOrder::settle`] before it is applied, so it observes the effects of all earlier
-//! requests of the connection; with nothing pipelined that costs nothing.
+//! A produce to a topic with plugins is pipelined ([`super::pipeline`]): its checks run in
+//! order on the connection's task, its chains on the blocking pool while the connection reads
+//! on, and its batches are appended later, by a task of its own. The [`Turn`] it takes when it
+//! is routed, synchronously and in request order, keeps those appends in request order: a turn
+//! ends (its appends have happened or were abandoned) when it is dropped, and the next turn
+//! waits for that first. Every other request calls [`AppendOrder::settle`] before it is
+//! applied, so it observes the effects of all earlier requests of the connection; with nothing
+//! pipelined that costs nothing.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Pipelined produces one connection may have pending at once. Responses are bounded by the
 /// writer's queue already, but acks=0 produces have none, so the turns carry their own bound.
-const MAX_PENDING: usize = super::connection::MAX_IN_FLIGHT;
+const MAX_PENDING: usize = 32;
 
 /// Per-connection state: the end of the chain of turns taken so far.
 pub struct AppendOrder {

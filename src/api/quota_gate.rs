@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, FetchResponse, RequestKind, ResponseKind};
 
-use crate::api::RequestContext;
+use super::router::Reply;
+use super::RequestContext;
 use crate::broker::Broker;
-use crate::protocol::dispatch::Reply;
 use crate::quota::{QuotaCache, QuotaKind};
 
 fn client_id(ctx: &RequestContext) -> &str {

@@ -3,7 +3,7 @@
 //! The batches were checked on the connection's task, in request order. Here their produce
 //! chains run on the blocking pool, every partition of the request at once and bounded for the
 //! whole process by `plugin_slots`, while the connection reads on; the request's own task
-//! then appends the batches once its [`Turn`](crate::server::append_order::Turn) comes, so
+//! then appends the batches once its [`Turn`](super::order::Turn) comes, so
 //! appends stay in the connection's request order and the storage's producer-sequence checks
 //! see the batches as they would have sequentially.
 //!
@@ -21,13 +21,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use tokio::sync::Semaphore;
 
-use super::produce::{
-    commit, plugin_refusal, respond, Checked, CheckedTopic, Outcome, ProduceReply, Refusal, Written,
-};
-use super::RequestContext;
+use super::check::{Checked, CheckedTopic};
+use super::order::AppendOrder;
+use super::plugins::Chain;
+use super::{commit, respond, Outcome, ProduceReply, Refusal, Written};
+use crate::api::RequestContext;
 use crate::broker::Broker;
 use crate::request::Caller;
-use crate::server::append_order::AppendOrder;
 
 /// Plugin jobs running at once in the whole process: one per core. More would only take turns
 /// on the cores, and a flood of connections must not become a flood of threads.
@@ -127,15 +127,17 @@ async fn transform_topic(
     t: CheckedTopic,
 ) -> (TopicName, Transformed) {
     let topic: Arc<str> = Arc::from(&*t.name.0);
-    let plugins = t.plugins;
+    let chain = t.chain;
     let partitions = join_all(t.partitions.into_iter().map(|(index, checked)| {
         let (broker, caller, topic) = (Arc::clone(broker), Arc::clone(caller), Arc::clone(&topic));
+        let chain = Arc::clone(&chain);
         async move {
             let result = match checked {
-                Ok(c) if plugins => transform(
+                Ok(c) if !chain.is_empty() => transform(
                     broker,
                     caller,
                     api_version,
+                    chain,
                     topic,
                     index,
                     c.batch.bytes.clone(),
@@ -157,16 +159,17 @@ async fn transform(
     broker: Arc<Broker>,
     caller: Arc<Caller>,
     api_version: i16,
+    chain: Chain,
     topic: Arc<str>,
     index: i32,
     batch: Bytes,
 ) -> Result<Option<Bytes>, Refusal> {
     let name = Arc::clone(&topic);
     let job = on_plugin_slot(move || {
-        crate::plugin::gate::produce(&broker, &caller, &name, index, &batch)
+        super::plugins::run(&broker, &caller, &chain, &name, index, &batch, api_version)
     });
     match job.await {
-        Ok(result) => result.map_err(|r| plugin_refusal(r, api_version)),
+        Ok(result) => result,
         Err(e) => {
             tracing::error!(topic = %topic, partition = index, "a produce plugin job failed: {e}");
             Err((

@@ -1,60 +1,21 @@
-//! Where the Kafka API handlers meet the plugins: build the call's input from the caller,
-//! look up the topic's chain (an empty chain costs one pattern test per loaded plugin), run it.
+//! Where the Kafka API handlers meet the plugins: the call's input built from the caller, the
+//! observer that counts and audits every call, and the fetch chain over records read for a
+//! caller. The produce chain's one call site is [`super::produce::plugins`].
 
 use bytes::Bytes;
 
-use super::chain::{
-    run_fetch_observed, run_produce_observed, CallObserver, CallOutcome, Rejection,
-};
-use super::loaded::CallError;
-use super::loaded::CallInput;
 use crate::audit::event::{Event, Origin};
 use crate::broker::Broker;
+use crate::plugin::chain::{run_fetch_observed, CallObserver, CallOutcome};
+use crate::plugin::loaded::{CallError, CallInput};
 use crate::request::Caller;
 
-fn call_input(caller: &Caller, topic: &str, partition: i32) -> CallInput {
+pub(super) fn call_input(caller: &Caller, topic: &str, partition: i32) -> CallInput {
     CallInput {
         topic: topic.to_string(),
         partition,
         caller: caller.clone(),
     }
-}
-
-/// The produce chain of `topic` over one validated batch: `Ok(None)` to store the batch as
-/// produced, `Ok(Some(bytes))` to store a replacement, `Err` to refuse it.
-pub fn produce(
-    broker: &Broker,
-    caller: &Caller,
-    topic: &str,
-    partition: i32,
-    batch: &[u8],
-) -> Result<Option<Bytes>, Rejection> {
-    let generation = broker.plugins.generation();
-    if generation.is_empty() {
-        return Ok(None);
-    }
-    let chain = generation.produce_chain(topic);
-    if chain.is_empty() {
-        return Ok(None);
-    }
-    let input = call_input(caller, topic, partition);
-    let observer = Observer {
-        broker,
-        caller,
-        topic,
-        operation: "Write",
-    };
-    let result = run_produce_observed(
-        &chain,
-        &input,
-        batch,
-        broker.config.limits.max_decompressed_batch_bytes,
-        &observer,
-    );
-    if let Err(r) = &result {
-        tracing::debug!(topic, partition, principal = %caller.principal, "produce refused: {}", r.message);
-    }
-    result
 }
 
 /// The fetch chain of `topic` over the records read for `caller`'s principal.
@@ -94,11 +55,11 @@ pub fn fetch(
 }
 
 /// Counts every plugin call in the metrics and audits refusals, traps and timeouts.
-struct Observer<'a> {
-    broker: &'a Broker,
-    caller: &'a Caller,
-    topic: &'a str,
-    operation: &'static str,
+pub(super) struct Observer<'a> {
+    pub(super) broker: &'a Broker,
+    pub(super) caller: &'a Caller,
+    pub(super) topic: &'a str,
+    pub(super) operation: &'static str,
 }
 
 impl CallObserver for Observer<'_> {
