@@ -28,6 +28,8 @@ pub struct Broker {
     pub quotas: Arc<crate::quota::Quotas>,
     /// Request and response bytes held in memory, broker-wide.
     pub memory: crate::memory_budget::MemoryBudget,
+    /// What serves a request once the layers in front have passed it (`crate::backend`).
+    pub backend: Arc<dyn crate::backend::Backend>,
     _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -103,7 +105,14 @@ impl Broker {
                 None
             }
         };
-        let config_memory_budget = config.limits.memory_budget_bytes;
+        let memory = crate::memory_budget::MemoryBudget::new(config.limits.memory_budget_bytes);
+        let backend = Arc::new(crate::backend::local::Local::new(
+            logs.clone(),
+            groups.clone(),
+            memory.clone(),
+            &config,
+            topic_defaults.clone(),
+        ));
         Ok(Arc::new(Broker {
             audit,
             metrics,
@@ -118,7 +127,8 @@ impl Broker {
             _credential_watcher: watcher,
             authorizer,
             quotas,
-            memory: crate::memory_budget::MemoryBudget::new(config_memory_budget),
+            memory,
+            backend,
             _policy_watcher: policy_watcher,
         }))
     }

@@ -28,6 +28,7 @@
 pub mod api;
 pub mod audit;
 pub mod authz;
+pub mod backend;
 pub mod broker;
 pub mod cli;
 pub mod config;

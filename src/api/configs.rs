@@ -1,9 +1,16 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics (and a read-only broker view).
+//! DescribeConfigs and IncrementalAlterConfigs, in front of the backend: DescribeConfigs or
+//! AlterConfigs on each topic, DescribeConfigs on the cluster for broker configs; a refused
+//! resource, and any kind of resource but these, never reaches the backend. Every applied
+//! change is audited here.
+//!
+//! Retagging (`palisade.tags`) moves a topic between policies, so it is decided here too: the
+//! principal must also be allowed to alter the topic as it will be tagged, so nobody tags a
+//! topic out of a forbid or into another team's permits.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
-};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
     DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
@@ -12,230 +19,184 @@ use kafka_protocol::messages::{
 
 use super::access::Access;
 use super::RequestContext;
+use crate::audit::{Event, Origin};
 use crate::authz::Action;
+use crate::backend;
 use crate::broker::Broker;
-use crate::storage::TopicConfig;
+use crate::storage::{parse_tags, TAGS_CONFIG};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
 use super::str_bytes as s;
 
-pub fn describe(
+pub async fn describe(
     broker: &Broker,
     ctx: &RequestContext,
-    req: DescribeConfigsRequest,
+    mut req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let access = Access::new(broker, ctx);
-    let defaults: Vec<(String, String)> = broker.topic_defaults.entries();
-    let results = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let result = DescribeConfigsResult::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            let wanted = |key: &str| {
-                r.configuration_keys
-                    .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
-            };
-            match r.resource_type {
-                RESOURCE_TOPIC
-                    if !access.topic(Action::DescribeConfigs, r.resource_name.as_str()) =>
-                {
-                    result
-                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                        .with_error_message(Some(s(format!(
-                            "not authorized to describe the configs of topic `{}`",
-                            r.resource_name.as_str()
-                        ))))
-                }
-                RESOURCE_BROKER if !access.cluster(Action::DescribeConfigs) => result
-                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-                    .with_error_message(Some(s(
-                        "not authorized to describe broker configs (DescribeConfigs on the cluster)",
-                    ))),
-                RESOURCE_TOPIC => match broker.logs.topic(&r.resource_name) {
-                    None => result
-                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                        .with_error_message(Some(s(format!(
-                            "unknown topic `{}`",
-                            r.resource_name.as_str()
-                        )))),
-                    Some(topic) => {
-                        let configs = topic
-                            .config()
-                            .entries()
-                            .into_iter()
-                            .filter(|(k, _)| wanted(k))
-                            .map(|(k, v)| {
-                                let is_default =
-                                    defaults.iter().any(|(dk, dv)| *dk == k && *dv == v);
-                                DescribeConfigsResourceResult::default()
-                                    .with_name(s(k))
-                                    .with_value(Some(s(v)))
-                                    .with_config_source(if is_default {
-                                        SOURCE_DEFAULT
-                                    } else {
-                                        SOURCE_DYNAMIC_TOPIC
-                                    })
-                            })
-                            .collect();
-                        result.with_configs(configs)
-                    }
-                },
-                RESOURCE_BROKER
-                    if r.resource_name.as_str() == broker.node_id.to_string()
-                        || r.resource_name.is_empty() =>
-                {
-                    let configs = [
-                        (
-                            "auto.create.topics.enable",
-                            broker.config.broker.auto_create_topics.to_string(),
-                        ),
-                        (
-                            "num.partitions",
-                            broker.config.broker.default_partitions.to_string(),
-                        ),
-                    ]
-                    .into_iter()
-                    .filter(|(k, _)| wanted(k))
-                    .map(|(k, v)| {
-                        DescribeConfigsResourceResult::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                            .with_read_only(true)
-                            .with_config_source(SOURCE_DEFAULT)
-                    })
-                    .collect();
-                    result.with_configs(configs)
-                }
-                _ => result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(s("only topic and broker configs can be described"))),
-            }
-        })
-        .collect();
-    DescribeConfigsResponse::default().with_results(results)
-}
-
-pub fn incremental_alter(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: IncrementalAlterConfigsRequest,
-) -> IncrementalAlterConfigsResponse {
-    let access = Access::new(broker, ctx);
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            let outcome = (|| -> Result<(), (ResponseError, String)> {
-                if r.resource_type != RESOURCE_TOPIC {
-                    return Err((
-                        ResponseError::InvalidRequest,
-                        "only topic configs can be altered".into(),
-                    ));
-                }
-                let name = r.resource_name.as_str();
-                // The audit topic's retention and configs are the broker's: no client changes
-                // them, validate_only included (refused by `access` for everyone).
-                let not_authorized = || {
-                    (
-                        ResponseError::TopicAuthorizationFailed,
-                        format!("not authorized to alter the configs of topic `{name}`"),
-                    )
-                };
-                if !access.topic(Action::AlterConfigs, name) {
-                    return Err(not_authorized());
-                }
-                let topic = broker.logs.topic(name).ok_or((
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("unknown topic `{name}`"),
-                ))?;
-                let mut config = topic.config();
-                for c in &r.configs {
-                    apply(
-                        &mut config,
-                        &broker.topic_defaults,
-                        c.config_operation,
-                        &c.name,
-                        c.value.as_deref(),
-                    )?;
-                }
-                // Retagging moves a topic between policies: the principal must also be allowed
-                // to alter it as it will be tagged, so nobody tags a topic out of a forbid or
-                // into another team's permits.
-                let new_tags = config.tags();
-                if *new_tags != *topic.tags()
-                    && !access.topic_tagged(Action::AlterConfigs, name, &new_tags)
-                {
-                    return Err(not_authorized());
-                }
-                if req.validate_only {
-                    return Ok(());
-                }
-                broker
-                    .logs
-                    .alter_topic_config(name, config)
-                    .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-                tracing::info!(topic = name, "altered topic config");
-                let changes: Vec<(String, Option<String>)> = r
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        let value = (c.config_operation == OP_SET)
-                            .then(|| c.value.as_deref().unwrap_or_default().to_string());
-                        (c.name.to_string(), value)
-                    })
-                    .collect();
-                broker
-                    .audit
-                    .record(crate::audit::Event::topic_config_changed(
-                        &crate::audit::Origin::of_request(ctx),
-                        name,
-                        &changes,
-                    ));
-                Ok(())
-            })();
-            match outcome {
-                Ok(()) => response,
-                Err((code, message)) => response
+    let mut refused = Vec::new();
+    let mut allowed: Vec<DescribeConfigsResource> = Vec::new();
+    for r in std::mem::take(&mut req.resources) {
+        let name = r.resource_name.as_str();
+        let refusal = match r.resource_type {
+            RESOURCE_TOPIC if !access.topic(Action::DescribeConfigs, name) => Some((
+                ResponseError::TopicAuthorizationFailed,
+                format!("not authorized to describe the configs of topic `{name}`"),
+            )),
+            RESOURCE_BROKER if !access.cluster(Action::DescribeConfigs) => Some((
+                ResponseError::ClusterAuthorizationFailed,
+                "not authorized to describe broker configs (DescribeConfigs on the cluster)"
+                    .to_string(),
+            )),
+            RESOURCE_TOPIC | RESOURCE_BROKER => None,
+            _ => Some((
+                ResponseError::InvalidRequest,
+                "only topic and broker configs can be described".to_string(),
+            )),
+        };
+        match refusal {
+            Some((code, message)) => refused.push(
+                DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
                     .with_error_code(code.code())
                     .with_error_message(Some(s(message))),
-            }
-        })
+            ),
+            None => allowed.push(r),
+        }
+    }
+    let asked: Vec<(i8, _)> = allowed
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.clone()))
         .collect();
-    IncrementalAlterConfigsResponse::default().with_responses(responses)
+    req.resources = allowed;
+    let mut response = if asked.is_empty() {
+        DescribeConfigsResponse::default()
+    } else {
+        match backend::describe_configs(&*broker.backend, ctx.call(), req).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(principal = %ctx.principal, "describe configs failed: {e}");
+                let failed = asked.into_iter().map(|(kind, name)| {
+                    DescribeConfigsResult::default()
+                        .with_resource_type(kind)
+                        .with_resource_name(name)
+                        .with_error_code(e.code().code())
+                        .with_error_message(Some(s(e.to_string())))
+                });
+                DescribeConfigsResponse::default().with_results(failed.collect())
+            }
+        }
+    };
+    response.results.extend(refused);
+    response
 }
 
-fn apply(
-    config: &mut TopicConfig,
-    defaults: &TopicConfig,
-    op: i8,
-    key: &str,
-    value: Option<&str>,
-) -> Result<(), (ResponseError, String)> {
-    let invalid = |e: crate::storage::StorageError| (ResponseError::InvalidConfig, e.to_string());
-    match op {
-        OP_SET => config.set(key, value.unwrap_or_default()).map_err(invalid),
-        OP_DELETE => match defaults.entries().into_iter().find(|(k, _)| k == key) {
-            Some((_, default)) => config.set(key, &default).map_err(invalid),
-            None => {
-                config.extra.remove(key);
-                Ok(())
+/// The tags `r`'s changes leave the topic with, when they touch `palisade.tags`.
+fn new_tags(broker: &Broker, r: &AlterConfigsResource) -> Option<Vec<String>> {
+    r.configs
+        .iter()
+        .filter(|c| c.name.as_str() == TAGS_CONFIG)
+        .fold(None, |_, c| match c.config_operation {
+            OP_SET => Some(parse_tags(c.value.as_deref().unwrap_or_default())),
+            OP_DELETE => Some(broker.topic_defaults.tags().to_vec()),
+            _ => None,
+        })
+}
+
+pub async fn incremental_alter(
+    broker: &Broker,
+    ctx: &RequestContext,
+    mut req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let access = Access::new(broker, ctx);
+    let mut refused = Vec::new();
+    let mut allowed: Vec<AlterConfigsResource> = Vec::new();
+    for r in std::mem::take(&mut req.resources) {
+        let name = r.resource_name.to_string();
+        // The audit topic's retention and configs are the broker's: no client changes
+        // them, validate_only included (refused by `access` for everyone).
+        let not_authorized = || {
+            (
+                ResponseError::TopicAuthorizationFailed,
+                format!("not authorized to alter the configs of topic `{name}`"),
+            )
+        };
+        let refusal = if r.resource_type != RESOURCE_TOPIC {
+            Some((
+                ResponseError::InvalidRequest,
+                "only topic configs can be altered".to_string(),
+            ))
+        } else if !access.topic(Action::AlterConfigs, &name) {
+            Some(not_authorized())
+        } else {
+            match new_tags(broker, &r) {
+                Some(tags)
+                    if *tags != *access.topic_tags(&name)
+                        && !access.topic_tagged(Action::AlterConfigs, &name, &tags) =>
+                {
+                    Some(not_authorized())
+                }
+                _ => None,
             }
-        },
-        other => Err((
-            ResponseError::InvalidRequest,
-            format!("config operation {other} on `{key}` is not supported (only SET and DELETE)"),
-        )),
+        };
+        match refusal {
+            Some((code, message)) => refused.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code.code())
+                    .with_error_message(Some(s(message))),
+            ),
+            None => allowed.push(r),
+        }
     }
+    let validate_only = req.validate_only;
+    let asked = allowed.clone();
+    req.resources = allowed;
+    let mut response = if asked.is_empty() {
+        IncrementalAlterConfigsResponse::default()
+    } else {
+        match backend::incremental_alter_configs(&*broker.backend, ctx.call(), req).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(principal = %ctx.principal, "alter configs failed: {e}");
+                let failed = asked.iter().map(|r| {
+                    AlterConfigsResourceResponse::default()
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone())
+                        .with_error_code(e.code().code())
+                        .with_error_message(Some(s(e.to_string())))
+                });
+                IncrementalAlterConfigsResponse::default().with_responses(failed.collect())
+            }
+        }
+    };
+    if !validate_only {
+        for done in response.responses.iter().filter(|r| r.error_code == 0) {
+            let Some(r) = asked.iter().find(|r| r.resource_name == done.resource_name) else {
+                continue;
+            };
+            let changes: Vec<(String, Option<String>)> = r
+                .configs
+                .iter()
+                .map(|c| {
+                    let value = (c.config_operation == OP_SET)
+                        .then(|| c.value.as_deref().unwrap_or_default().to_string());
+                    (c.name.to_string(), value)
+                })
+                .collect();
+            broker.audit.record(Event::topic_config_changed(
+                &Origin::of_request(ctx),
+                &r.resource_name,
+                &changes,
+            ));
+        }
+    }
+    response.responses.extend(refused);
+    response
 }

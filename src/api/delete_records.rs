@@ -1,54 +1,64 @@
-//! DeleteRecords: advance a partition's log start offset.
+//! DeleteRecords, in front of the backend: Delete on each topic (the audit topic is never
+//! trimmed by a client, super users included: `access`); a refused topic never reaches the
+//! backend.
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_request::DeleteRecordsTopic;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::access::Access;
-use super::errors::storage_code;
 use super::RequestContext;
 use crate::authz::Action;
+use crate::backend;
 use crate::broker::Broker;
 
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
-    req: DeleteRecordsRequest,
+    mut req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let access = Access::new(broker, ctx);
-    let topics = req
-        .topics
+    let (allowed, refused): (Vec<DeleteRecordsTopic>, Vec<DeleteRecordsTopic>) =
+        std::mem::take(&mut req.topics)
+            .into_iter()
+            .partition(|t| access.topic(Action::Delete, &t.name.0));
+    req.topics = allowed;
+    let mut topics = if req.topics.is_empty() {
+        Vec::new()
+    } else {
+        let asked = req.topics.clone();
+        match backend::delete_records(&*broker.backend, ctx.call(), req).await {
+            Ok(response) => response.topics,
+            Err(e) => {
+                tracing::warn!(principal = %ctx.principal, "delete records failed: {e}");
+                failed(asked, e.code())
+            }
+        }
+    };
+    topics.extend(failed(refused, ResponseError::TopicAuthorizationFailed));
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+fn failed(topics: Vec<DeleteRecordsTopic>, code: ResponseError) -> Vec<DeleteRecordsTopicResult> {
+    topics
         .into_iter()
         .map(|t| {
-            // The audit topic is never trimmed by a client, super users included (`access`).
-            let allowed = access.topic(Action::Delete, &t.name.0);
-            let topic = allowed.then(|| broker.logs.topic(&t.name.0)).flatten();
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    if !allowed {
-                        return r.with_error_code(ResponseError::TopicAuthorizationFailed.code()).with_low_watermark(-1);
-                    }
-                    let Some(partition) = topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_low_watermark(-1);
-                    };
-                    // -1 means "up to the high watermark".
-                    let target = if p.offset == -1 { partition.high_watermark() } else { p.offset };
-                    match partition.delete_records_before(target) {
-                        Ok(low) => {
-                            tracing::info!(topic = %t.name.0, partition = p.partition_index, low_watermark = low, "deleted records");
-                            r.with_low_watermark(low)
-                        }
-                        Err(e) => r.with_error_code(storage_code(&e)).with_low_watermark(-1),
-                    }
-                })
-                .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .into_iter()
+                        .map(|p| {
+                            DeleteRecordsPartitionResult::default()
+                                .with_partition_index(p.partition_index)
+                                .with_low_watermark(-1)
+                                .with_error_code(code.code())
+                        })
+                        .collect(),
+                )
         })
-        .collect();
-    DeleteRecordsResponse::default().with_topics(topics)
+        .collect()
 }

@@ -1,28 +1,20 @@
-//! Fetch: whole batches from each requested partition, with long-poll.
+//! Fetch, in front of the backend: Read on each topic, decided once per request (a long-poll
+//! finishes under the decision it started with); the topics' fetch plugins over the records
+//! the backend returned, for this principal; the bytes-out metric.
 //!
-//! A fetch that finds fewer than `min_bytes` waits on the partitions' high-watermark watches
-//! until data arrives or `max_wait_ms` passes, so a consumer sees a new batch as soon as it is
-//! appended, not at the end of the wait.
-//!
-//! A response is bounded whatever the client asks: `max_bytes` is capped by the broker's
-//! `limits.fetch_max_bytes` (Kafka's broker `fetch.max.bytes`), a partition named more than
-//! once is read once (its repeats answer with no records, as if nothing were new), and each
-//! read first reserves what it may return from the broker's memory budget.
+//! An unreadable topic answers TOPIC_AUTHORIZATION_FAILED for its partitions and never reaches
+//! the backend, so the answer does not depend on its existence; like any error, it makes the
+//! fetch answer at once instead of waiting for data.
 
-use std::collections::HashSet;
-use std::time::Duration;
-
-use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::access::Access;
-use super::errors::storage_code;
 use super::RequestContext;
 use crate::authz::Action;
+use crate::backend;
 use crate::broker::Broker;
 
 /// The error of a partition whose fetch plugins failed. Kafka has no plugin error for Fetch;
@@ -30,85 +22,70 @@ use crate::broker::Broker;
 /// application and retries after a back-off), which is what a failing plugin needs.
 const PLUGIN_FETCH_ERROR: ResponseError = ResponseError::PolicyViolation;
 
-/// Upper bound on how long a client may ask us to hold a fetch.
-const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
-
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
-    // Decided once per request: a long-poll finishes under the decision it started with.
+pub async fn handle(broker: &Broker, ctx: &RequestContext, mut req: FetchRequest) -> FetchResponse {
     let access = Access::new(broker, ctx);
-    let readable: Vec<bool> = req
-        .topics
-        .iter()
-        .map(|t| access.topic(Action::Read, &t.topic.0))
-        .collect();
-    let wait =
-        Duration::from_millis(u64::try_from(req.max_wait_ms.max(0)).unwrap_or(0)).min(MAX_WAIT_CAP);
-    let deadline = Instant::now() + wait;
-    let min_bytes = usize::try_from(req.min_bytes.max(0)).unwrap_or(0);
-    let max_bytes = usize::try_from(req.max_bytes.max(0))
-        .unwrap_or(usize::MAX)
-        .min(usize::try_from(broker.config.limits.fetch_max_bytes).unwrap_or(0))
-        .min(broker.memory.limit());
-    let reserve = read_bound(&req, &readable, max_bytes);
-    loop {
-        // Subscribe before reading so an append between the read and the wait still wakes us.
-        let mut watches = subscribe(broker, &req, &readable);
-        // Held while the read's bytes exist here; the connection then holds the encoded
-        // response against the budget until it is written.
-        let memory = broker.memory.reserve(reserve).await;
-        let (responses, total, has_error) = read_all(broker, ctx, &req, &readable, max_bytes);
-        drop(memory);
-        if total >= min_bytes.max(1)
-            || has_error
-            || Instant::now() >= deadline
-            || watches.is_empty()
-        {
-            count_bytes_out(broker, &responses);
-            return FetchResponse::default().with_responses(responses);
-        }
-        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            // Deadline passed: one last read so the answer is current.
-            let memory = broker.memory.reserve(reserve).await;
-            let (responses, _, _) = read_all(broker, ctx, &req, &readable, max_bytes);
-            drop(memory);
-            count_bytes_out(broker, &responses);
-            return FetchResponse::default().with_responses(responses);
-        }
+    let (allowed, refused): (Vec<FetchTopic>, Vec<FetchTopic>) = std::mem::take(&mut req.topics)
+        .into_iter()
+        .partition(|t| access.topic(Action::Read, &t.topic.0));
+    if !refused.is_empty() {
+        // Errors are answered at once, as Kafka does.
+        req.max_wait_ms = 0;
     }
-}
-
-/// The most one read of `req` can return: `max_bytes`, or less when the partitions' own
-/// limits add up to less (read once each).
-fn read_bound(req: &FetchRequest, readable: &[bool], max_bytes: usize) -> usize {
-    let mut seen = HashSet::new();
-    let mut bound = 0usize;
-    for (t, _) in req.topics.iter().zip(readable).filter(|(_, r)| **r) {
-        for p in &t.partitions {
-            if seen.insert((t.topic.0.as_str(), p.partition)) {
-                let per_partition = usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0);
-                bound = bound.saturating_add(per_partition);
+    req.topics = allowed;
+    let mut responses = if req.topics.is_empty() {
+        Vec::new()
+    } else {
+        let asked = req.topics.clone();
+        match backend::fetch(&*broker.backend, ctx.call(), req).await {
+            Ok(response) => response.responses,
+            Err(e) => {
+                tracing::warn!(principal = %ctx.principal, "fetch failed: {e}");
+                failed(&asked, e.code())
             }
         }
-    }
-    bound.min(max_bytes)
-}
-
-fn subscribe(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> Vec<watch::Receiver<i64>> {
-    let mut seen = HashSet::new();
-    let mut watches = Vec::new();
-    for (t, _) in req.topics.iter().zip(readable).filter(|(_, r)| **r) {
-        if let Some(topic) = broker.logs.topic(&t.topic.0) {
-            watches.extend(
-                t.partitions
-                    .iter()
-                    .filter(|p| seen.insert((t.topic.0.as_str(), p.partition)))
-                    .filter_map(|p| topic.partition(p.partition))
-                    .map(|p| p.watch_high_watermark()),
-            );
+    };
+    for t in &mut responses {
+        for p in &mut t.partitions {
+            run_plugins(broker, ctx, &t.topic.0, p);
         }
     }
-    watches
+    responses.extend(failed(&refused, ResponseError::TopicAuthorizationFailed));
+    count_bytes_out(broker, &responses);
+    FetchResponse::default().with_responses(responses)
+}
+
+/// The topic's fetch plugins see the partition's records for this principal; a failure answers
+/// the partition with an error, never with the raw records.
+fn run_plugins(broker: &Broker, ctx: &RequestContext, topic: &str, p: &mut PartitionData) {
+    let Some(records) = p.records.take() else {
+        return;
+    };
+    match super::plugins::fetch(broker, &ctx.caller, topic, p.partition_index, records) {
+        Ok(records) => p.records = Some(records),
+        Err(_) => p.error_code = PLUGIN_FETCH_ERROR.code(),
+    }
+}
+
+/// Every partition of `topics` answered with `code` and no records.
+fn failed(topics: &[FetchTopic], code: ResponseError) -> Vec<FetchableTopicResponse> {
+    topics
+        .iter()
+        .map(|t| {
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p.partition)
+                                .with_error_code(code.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 /// Counts the record bytes sent, per topic.
@@ -123,118 +100,4 @@ fn count_bytes_out(broker: &Broker, responses: &[FetchableTopicResponse]) {
             broker.metrics.bytes_out.with(&[&t.topic.0]).add(n as u64);
         }
     }
-}
-
-/// Reads every requested partition once; returns the responses, the bytes gathered and whether
-/// any partition had an error (errors are answered at once, as Kafka does).
-fn read_all(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: &FetchRequest,
-    readable: &[bool],
-    max_bytes: usize,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    let mut remaining = max_bytes;
-    let mut total = 0usize;
-    let mut has_error = false;
-    let mut served = HashSet::new();
-    let responses = req
-        .topics
-        .iter()
-        .zip(readable)
-        .map(|(t, &readable)| {
-            // Not looked up when unreadable: the answer must not depend on existence.
-            let topic = readable.then(|| broker.logs.topic(&t.topic.0)).flatten();
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut data = PartitionData::default().with_partition_index(p.partition);
-                    if !readable {
-                        data.error_code = ResponseError::TopicAuthorizationFailed.code();
-                        has_error = true;
-                        return data;
-                    }
-                    let Some(partition) = topic
-                        .as_ref()
-                        .and_then(|topic| topic.partition(p.partition))
-                    else {
-                        data.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        has_error = true;
-                        return data;
-                    };
-                    // A partition named again in the same request is read once: its repeats
-                    // answer with no records.
-                    let first_time = served.insert((t.topic.0.as_str(), p.partition));
-                    let per_partition = if first_time {
-                        usize::try_from(p.partition_max_bytes.max(0)).unwrap_or(0)
-                    } else {
-                        0
-                    };
-                    // Kafka returns at least one batch (the first non-empty partition) even
-                    // beyond max_bytes, so a large batch can never stall a consumer; beyond
-                    // that batch max_bytes bounds the first partition too (KIP-74).
-                    let limit = if total == 0 && first_time {
-                        per_partition.min(remaining).max(1)
-                    } else {
-                        per_partition.min(remaining)
-                    };
-                    if limit == 0 {
-                        data.high_watermark = partition.high_watermark();
-                        data.last_stable_offset = data.high_watermark;
-                        data.log_start_offset = partition.log_start_offset();
-                        return data;
-                    }
-                    match partition.read(p.fetch_offset, limit) {
-                        Ok(mut read) => {
-                            if total > 0 && read.records.len() > limit {
-                                // Only the first partition may exceed the limits.
-                                read.records = bytes::Bytes::new();
-                            }
-                            // The topic's fetch plugins see the batches for this principal;
-                            // a failure answers the partition with an error, never raw data.
-                            let records = match super::plugins::fetch(
-                                broker,
-                                &ctx.caller,
-                                &t.topic.0,
-                                p.partition,
-                                std::mem::take(&mut read.records),
-                            ) {
-                                Ok(records) => records,
-                                Err(_) => {
-                                    data.error_code = PLUGIN_FETCH_ERROR.code();
-                                    data.high_watermark = read.high_watermark;
-                                    data.last_stable_offset = read.high_watermark;
-                                    data.log_start_offset = read.log_start_offset;
-                                    has_error = true;
-                                    return data;
-                                }
-                            };
-                            read.records = records;
-                            let n = read.records.len();
-                            total += n;
-                            remaining = remaining.saturating_sub(n);
-                            data.high_watermark = read.high_watermark;
-                            data.last_stable_offset = read.high_watermark;
-                            data.log_start_offset = read.log_start_offset;
-                            data.aborted_transactions = None;
-                            data.records = Some(read.records);
-                        }
-                        Err(e) => {
-                            data.error_code = storage_code(&e);
-                            data.high_watermark = partition.high_watermark();
-                            data.last_stable_offset = data.high_watermark;
-                            data.log_start_offset = partition.log_start_offset();
-                            has_error = true;
-                        }
-                    }
-                    data
-                })
-                .collect();
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
-    (responses, total, has_error)
 }

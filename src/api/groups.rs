@@ -24,18 +24,16 @@ use kafka_protocol::messages::{
 use super::access::Access;
 use super::RequestContext;
 use crate::authz::Action;
+use crate::backend::{self, BackendError};
 use crate::broker::Broker;
-use crate::group::MemberOrigin;
 
 const GROUP_DENIED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
-const UNKNOWN_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
 
-fn origin(ctx: &RequestContext) -> MemberOrigin {
-    MemberOrigin {
-        client_id: ctx.client_id.clone().unwrap_or_default(),
-        client_host: format!("/{}", ctx.peer.ip()),
-    }
+/// Logs a group request the backend failed and gives its error code.
+fn failed(ctx: &RequestContext, e: &BackendError) -> i16 {
+    tracing::warn!(principal = %ctx.principal, api = ?ctx.api_key, "group request failed: {e}");
+    e.group_code().code()
 }
 
 pub async fn join(broker: &Broker, ctx: &RequestContext, r: JoinGroupRequest) -> JoinGroupResponse {
@@ -45,17 +43,24 @@ pub async fn join(broker: &Broker, ctx: &RequestContext, r: JoinGroupRequest) ->
             .with_generation_id(-1)
             .with_member_id(r.member_id);
     }
-    broker
-        .groups
-        .join_group(&origin(ctx), r, ctx.api_version)
+    let member_id = r.member_id.clone();
+    backend::join_group(&*broker.backend, ctx.call(), r)
         .await
+        .unwrap_or_else(|e| {
+            JoinGroupResponse::default()
+                .with_error_code(failed(ctx, &e))
+                .with_generation_id(-1)
+                .with_member_id(member_id)
+        })
 }
 
 pub async fn sync(broker: &Broker, ctx: &RequestContext, r: SyncGroupRequest) -> SyncGroupResponse {
     if !Access::new(broker, ctx).group(Action::Read, &r.group_id) {
         return SyncGroupResponse::default().with_error_code(GROUP_DENIED);
     }
-    broker.groups.sync_group(r, ctx.api_version).await
+    backend::sync_group(&*broker.backend, ctx.call(), r)
+        .await
+        .unwrap_or_else(|e| SyncGroupResponse::default().with_error_code(failed(ctx, &e)))
 }
 
 pub async fn heartbeat(
@@ -66,7 +71,9 @@ pub async fn heartbeat(
     if !Access::new(broker, ctx).group(Action::Read, &r.group_id) {
         return HeartbeatResponse::default().with_error_code(GROUP_DENIED);
     }
-    broker.groups.heartbeat(r, ctx.api_version).await
+    backend::heartbeat(&*broker.backend, ctx.call(), r)
+        .await
+        .unwrap_or_else(|e| HeartbeatResponse::default().with_error_code(failed(ctx, &e)))
 }
 
 pub async fn leave(
@@ -77,7 +84,9 @@ pub async fn leave(
     if !Access::new(broker, ctx).group(Action::Read, &r.group_id) {
         return LeaveGroupResponse::default().with_error_code(GROUP_DENIED);
     }
-    broker.groups.leave_group(r, ctx.api_version).await
+    backend::leave_group(&*broker.backend, ctx.call(), r)
+        .await
+        .unwrap_or_else(|e| LeaveGroupResponse::default().with_error_code(failed(ctx, &e)))
 }
 
 /// Commits only the topics the principal may Read; the others answer TOPIC_AUTHORIZATION_FAILED.
@@ -115,37 +124,18 @@ pub async fn offset_commit(
     let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
         .into_iter()
         .partition(|t| access.topic(Action::Read, &t.name));
-    // As Kafka does, offsets are stored only for partitions that exist; the others answer
-    // UNKNOWN_TOPIC_OR_PARTITION (after authorization, so existence is not revealed).
-    let mut missing = Vec::new();
-    r.topics = allowed
-        .into_iter()
-        .filter_map(|mut t| {
-            let topic = broker.logs.topic(&t.name.0);
-            let (present, absent): (Vec<_>, Vec<_>) = std::mem::take(&mut t.partitions)
-                .into_iter()
-                .partition(|p| {
-                    topic
-                        .as_ref()
-                        .is_some_and(|topic| topic.partition(p.partition_index).is_some())
-                });
-            if !absent.is_empty() {
-                missing.push(t.clone().with_partitions(absent));
-            }
-            (!present.is_empty()).then(|| t.with_partitions(present))
-        })
-        .collect();
+    r.topics = allowed;
     let mut response = if r.topics.is_empty() {
         OffsetCommitResponse::default()
     } else {
-        broker.groups.offset_commit(r, ctx.api_version).await
-    };
-    for unknown in denied_response(missing, UNKNOWN_PARTITION) {
-        match response.topics.iter_mut().find(|t| t.name == unknown.name) {
-            Some(topic) => topic.partitions.extend(unknown.partitions),
-            None => response.topics.push(unknown),
+        let asked = r.topics.clone();
+        match backend::offset_commit(&*broker.backend, ctx.call(), r).await {
+            Ok(response) => response,
+            Err(e) => {
+                OffsetCommitResponse::default().with_topics(denied_response(asked, failed(ctx, &e)))
+            }
         }
-    }
+    };
     response
         .topics
         .extend(denied_response(denied, TOPIC_DENIED));
@@ -158,29 +148,45 @@ pub async fn offset_commit(
 pub async fn offset_fetch(
     broker: &Broker,
     ctx: &RequestContext,
-    r: OffsetFetchRequest,
+    mut r: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let access = Access::new(broker, ctx);
     if ctx.api_version >= 8 {
-        let denied_groups: Vec<bool> = r
-            .groups
+        use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
+        // A group the principal may not describe never reaches the backend.
+        let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.groups)
+            .into_iter()
+            .partition(|g| access.group(Action::Describe, &g.group_id));
+        let answer = |groups: Vec<kafka_protocol::messages::GroupId>, code: i16| {
+            groups
+                .into_iter()
+                .map(|g| {
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g)
+                        .with_error_code(code)
+                })
+                .collect::<Vec<_>>()
+        };
+        // Groups asked for all their topics: those the principal may not describe are left out.
+        let all_topics: std::collections::HashSet<_> = allowed
             .iter()
-            .map(|g| !access.group(Action::Describe, &g.group_id))
+            .filter(|g| g.topics.is_none())
+            .map(|g| g.group_id.clone())
             .collect();
-        let all_topics: Vec<bool> = r.groups.iter().map(|g| g.topics.is_none()).collect();
-        let mut response = broker.groups.offset_fetch(r, ctx.api_version).await;
-        for ((group, denied), all) in response
-            .groups
-            .iter_mut()
-            .zip(denied_groups)
-            .zip(all_topics)
-        {
-            if denied {
-                group.error_code = GROUP_DENIED;
-                group.topics.clear();
-                continue;
+        let asked: Vec<_> = allowed.iter().map(|g| g.group_id.clone()).collect();
+        r.groups = allowed;
+        let mut response = if r.groups.is_empty() {
+            OffsetFetchResponse::default()
+        } else {
+            match backend::offset_fetch(&*broker.backend, ctx.call(), r).await {
+                Ok(response) => response,
+                Err(e) => {
+                    OffsetFetchResponse::default().with_groups(answer(asked, failed(ctx, &e)))
+                }
             }
-            if all {
+        };
+        for group in &mut response.groups {
+            if all_topics.contains(&group.group_id) {
                 group
                     .topics
                     .retain(|t| access.topic(Action::Describe, &t.name));
@@ -195,6 +201,8 @@ pub async fn offset_fetch(
                 }
             }
         }
+        let denied = denied.into_iter().map(|g| g.group_id).collect();
+        response.groups.extend(answer(denied, GROUP_DENIED));
         return response;
     }
     let all = r.topics.is_none();
@@ -223,7 +231,10 @@ pub async fn offset_fetch(
             .collect();
         return response;
     }
-    let mut response = broker.groups.offset_fetch(r, ctx.api_version).await;
+    let mut response = match backend::offset_fetch(&*broker.backend, ctx.call(), r).await {
+        Ok(response) => response,
+        Err(e) => OffsetFetchResponse::default().with_error_code(failed(ctx, &e)),
+    };
     if all {
         response
             .topics
@@ -248,7 +259,9 @@ pub async fn list(
     r: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let access = Access::new(broker, ctx);
-    let mut response = broker.groups.list_groups(r, ctx.api_version).await;
+    let mut response = backend::list_groups(&*broker.backend, ctx.call(), r)
+        .await
+        .unwrap_or_else(|e| ListGroupsResponse::default().with_error_code(failed(ctx, &e)));
     if !access.cluster(Action::Describe) {
         response
             .groups
@@ -267,7 +280,23 @@ pub async fn describe(
         .into_iter()
         .partition(|g| access.group(Action::Describe, g));
     r.groups = allowed;
-    let mut response = broker.groups.describe_groups(r, ctx.api_version).await;
+    let asked = r.groups.clone();
+    let mut response = match backend::describe_groups(&*broker.backend, ctx.call(), r).await {
+        Ok(response) => response,
+        Err(e) => {
+            let code = failed(ctx, &e);
+            DescribeGroupsResponse::default().with_groups(
+                asked
+                    .into_iter()
+                    .map(|g| {
+                        DescribedGroup::default()
+                            .with_group_id(g)
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            )
+        }
+    };
     response.groups.extend(denied.into_iter().map(|g| {
         DescribedGroup::default()
             .with_group_id(g)
@@ -286,7 +315,23 @@ pub async fn delete(
         .into_iter()
         .partition(|g| access.group(Action::Delete, g));
     r.groups_names = allowed;
-    let mut response = broker.groups.delete_groups(r, ctx.api_version).await;
+    let asked = r.groups_names.clone();
+    let mut response = match backend::delete_groups(&*broker.backend, ctx.call(), r).await {
+        Ok(response) => response,
+        Err(e) => {
+            let code = failed(ctx, &e);
+            DeleteGroupsResponse::default().with_results(
+                asked
+                    .into_iter()
+                    .map(|g| {
+                        DeletableGroupResult::default()
+                            .with_group_id(g)
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            )
+        }
+    };
     response.results.extend(denied.into_iter().map(|g| {
         DeletableGroupResult::default()
             .with_group_id(g)

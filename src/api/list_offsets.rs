@@ -1,89 +1,62 @@
-//! ListOffsets: earliest, latest, max timestamp, or the first offset at a timestamp.
+//! ListOffsets, in front of the backend: Describe on each topic; a topic the principal may not
+//! describe answers TOPIC_AUTHORIZATION_FAILED for its partitions and never reaches the backend.
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::access::Access;
-use super::errors::storage_code;
 use super::RequestContext;
 use crate::authz::Action;
+use crate::backend;
 use crate::broker::Broker;
-use crate::storage::Partition;
 
-const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
-const MAX_TIMESTAMP: i64 = -3;
-const EARLIEST_LOCAL: i64 = -4;
-
-pub fn handle(
+pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
-    req: ListOffsetsRequest,
+    mut req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let access = Access::new(broker, ctx);
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let describable = access.topic(Action::Describe, &t.name.0);
-            let topic = describable.then(|| broker.logs.topic(&t.name.0)).flatten();
-            let partitions =
-                t.partitions
-                    .into_iter()
-                    .map(|p| {
-                        let response = ListOffsetsPartitionResponse::default()
-                            .with_partition_index(p.partition_index);
-                        match topic
-                            .as_ref()
-                            .and_then(|topic| topic.partition(p.partition_index))
-                        {
-                            None if !describable => response
-                                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
-                            None => response
-                                .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                            Some(partition) => {
-                                lookup(&partition, p.timestamp, ctx.api_version, response)
-                            }
-                        }
-                    })
-                    .collect();
-            ListOffsetsTopicResponse::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let (allowed, refused): (Vec<ListOffsetsTopic>, Vec<ListOffsetsTopic>) =
+        std::mem::take(&mut req.topics)
+            .into_iter()
+            .partition(|t| access.topic(Action::Describe, &t.name.0));
+    req.topics = allowed;
+    let mut topics = if req.topics.is_empty() {
+        Vec::new()
+    } else {
+        let asked = req.topics.clone();
+        match backend::list_offsets(&*broker.backend, ctx.call(), req).await {
+            Ok(response) => response.topics,
+            Err(e) => {
+                tracing::warn!(principal = %ctx.principal, "list offsets failed: {e}");
+                failed(asked, e.code())
+            }
+        }
+    };
+    topics.extend(failed(refused, ResponseError::TopicAuthorizationFailed));
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-fn lookup(
-    partition: &Partition,
-    timestamp: i64,
-    version: i16,
-    r: ListOffsetsPartitionResponse,
-) -> ListOffsetsPartitionResponse {
-    // The leader epoch exists from v4 on; earlier versions must leave the default.
-    let r = if version >= 4 {
-        r.with_leader_epoch(0)
-    } else {
-        r
-    };
-    match timestamp {
-        LATEST => r.with_offset(partition.high_watermark()).with_timestamp(-1),
-        EARLIEST | EARLIEST_LOCAL => r
-            .with_offset(partition.log_start_offset())
-            .with_timestamp(-1),
-        MAX_TIMESTAMP => match partition.max_timestamp() {
-            Some((ts, offset)) => r.with_offset(offset).with_timestamp(ts),
-            None => r.with_offset(-1).with_timestamp(-1),
-        },
-        ts if ts < 0 => r.with_error_code(ResponseError::InvalidRequest.code()),
-        ts => match partition.offset_for_timestamp(ts) {
-            Ok(Some((offset, found_ts))) => r.with_offset(offset).with_timestamp(found_ts),
-            Ok(None) => r.with_offset(-1).with_timestamp(-1),
-            Err(e) => r.with_error_code(storage_code(&e)),
-        },
-    }
+fn failed(topics: Vec<ListOffsetsTopic>, code: ResponseError) -> Vec<ListOffsetsTopicResponse> {
+    topics
+        .into_iter()
+        .map(|t| {
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .into_iter()
+                        .map(|p| {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }

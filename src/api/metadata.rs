@@ -1,127 +1,152 @@
-//! Metadata: brokers, topics and partitions, with v0's "empty = all" semantics.
-
-use std::sync::Arc;
+//! Metadata, in front of the backend: only topics the principal may Describe are listed.
+//!
+//! - Asking for a topic by name that the principal may not describe answers
+//!   TOPIC_AUTHORIZATION_FAILED whether or not it exists, and the name never reaches the
+//!   backend.
+//! - By id, a topic it may not describe answers the same UNKNOWN_TOPIC_ID as an id that does
+//!   not exist.
+//! - All topics (v0: an empty list; v1+: null): the backend's list, filtered.
+//! - Auto-creation is decided here, never by the backend: an unknown topic asked for by name,
+//!   when the request allows creation (v0-v3 always do), is created through
+//!   [`topics::auto_create`] (the broker's setting, then Create, as Kafka asks), at most
+//!   `broker.max_auto_create_per_request` per request, and described again.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 
 use super::access::Access;
 use super::{topics, RequestContext};
 use crate::authz::Action;
+use crate::backend;
 use crate::broker::Broker;
-use crate::storage::Topic;
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext,
-    req: MetadataRequest,
+    mut req: MetadataRequest,
 ) -> MetadataResponse {
     let v = ctx.api_version;
-    // v0: an empty list means every topic; v1+: null means every topic, [] none.
     let all = match &req.topics {
         None => true,
         Some(t) => v == 0 && t.is_empty(),
     };
     // v0-v3 have no flag and always auto-create (when the broker allows it).
     let may_create = v < 4 || req.allow_auto_topic_creation;
+    req.allow_auto_topic_creation = false;
     let access = Access::new(broker, ctx);
+    let mut refused = Vec::new();
+    if let Some(asked) = req.topics.as_mut().filter(|_| !all) {
+        let (allowed, denied): (Vec<MetadataRequestTopic>, Vec<MetadataRequestTopic>) =
+            std::mem::take(asked)
+                .into_iter()
+                .partition(|t| match &t.name {
+                    Some(name) => access.topic(Action::Describe, &name.0),
+                    // By id: decided once the backend has named it.
+                    None => true,
+                });
+        *asked = allowed;
+        refused = denied
+            .into_iter()
+            .map(|t| {
+                MetadataResponseTopic::default()
+                    .with_name(t.name)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            })
+            .collect();
+    }
+    // Names decided above; a request whose names were all refused asks for nothing (which
+    // v0 cannot say: its empty list means every topic).
+    let named: Vec<TopicName> = req
+        .topics
+        .iter()
+        .flatten()
+        .filter_map(|t| t.name.clone())
+        .collect();
+    let nothing_asked = !all && req.topics.as_ref().is_some_and(|t| t.is_empty());
+    let mut response = match backend::metadata(&*broker.backend, ctx.call(), req).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(principal = %ctx.principal, "metadata failed: {e}");
+            // Without the backend's answer no topic is described; the client retries.
+            return MetadataResponse::default().with_topics(refused);
+        }
+    };
+    if nothing_asked {
+        response.topics.clear();
+    }
+    if !all && may_create {
+        auto_create(broker, ctx, &access, &mut response).await;
+    }
+    response.topics = std::mem::take(&mut response.topics)
+        .into_iter()
+        .filter_map(|t| {
+            let Some(name) = &t.name else {
+                return Some(t);
+            };
+            if named.contains(name) || access.topic(Action::Describe, &name.0) {
+                Some(t)
+            } else if all {
+                // Listed without being asked for: left out.
+                None
+            } else {
+                // Asked by id: as if the id did not exist.
+                Some(
+                    MetadataResponseTopic::default()
+                        .with_error_code(ResponseError::UnknownTopicId.code())
+                        .with_topic_id(t.topic_id),
+                )
+            }
+        })
+        .collect();
+    response.topics.extend(refused);
+    response
+}
+
+/// Creates the unknown topics the request named, when allowed, and describes them again.
+async fn auto_create(
+    broker: &Broker,
+    ctx: &RequestContext,
+    access: &Access<'_>,
+    response: &mut MetadataResponse,
+) {
     // One request creates at most this many topics: a list of thousands of unknown names
     // must not turn into thousands of topics.
     let mut creations_left = broker.config.broker.max_auto_create_per_request;
-    // Only topics the principal may Describe are listed; asking for one by name it may not
-    // describe answers TOPIC_AUTHORIZATION_FAILED whether or not it exists, and by id the
-    // same UNKNOWN_TOPIC_ID as for an id that does not exist.
-    let topics = if all {
-        broker
-            .logs
-            .topics()
-            .iter()
-            .filter(|t| access.topic(Action::Describe, t.name()))
-            .map(|t| describe_topic(broker, t))
-            .collect()
-    } else {
-        req.topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|requested| {
-                let found = match &requested.name {
-                    Some(name) => Some(name.0.to_string()),
-                    None => broker
-                        .logs
-                        .topic_by_id(requested.topic_id)
-                        .map(|t| t.name().to_string())
-                        .filter(|name| access.topic(Action::Describe, name)),
-                };
-                match found {
-                    Some(name) if !access.topic(Action::Describe, &name) => {
-                        MetadataResponseTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(name))))
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    }
-                    Some(name) => {
-                        lookup_or_create(broker, &access, &name, may_create, &mut creations_left)
-                    }
-                    None => MetadataResponseTopic::default()
-                        .with_error_code(ResponseError::UnknownTopicId.code())
-                        .with_topic_id(requested.topic_id),
-                }
-            })
-            .collect()
-    };
-    MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(StrBytes::from_string(ctx.advertised_host.clone()))
-            .with_port(ctx.advertised_port)])
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.node_id))
-        .with_topics(topics)
-}
-
-fn lookup_or_create(
-    broker: &Broker,
-    access: &Access<'_>,
-    name: &str,
-    may_create: bool,
-    creations_left: &mut usize,
-) -> MetadataResponseTopic {
-    let topic = match broker.logs.topic(name) {
-        Some(t) => Ok(t),
-        None if may_create && *creations_left > 0 => {
-            *creations_left -= 1;
-            topics::auto_create(broker, access, name)
+    let mut created = Vec::new();
+    for t in &mut response.topics {
+        let Some(name) = t.name.clone() else {
+            continue;
+        };
+        if t.error_code != ResponseError::UnknownTopicOrPartition.code() || creations_left == 0 {
+            continue;
         }
-        None => Err(ResponseError::UnknownTopicOrPartition),
-    };
-    match topic {
-        Ok(t) => describe_topic(broker, &t),
-        Err(e) => MetadataResponseTopic::default()
-            .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
-            .with_error_code(e.code()),
+        creations_left -= 1;
+        match topics::auto_create(broker, access, &name.0).await {
+            Ok(_) => created.push(name),
+            Err(code) => t.error_code = code.code(),
+        }
     }
-}
-
-fn describe_topic(broker: &Broker, topic: &Arc<Topic>) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id);
-    let partitions = (0..topic.partition_count())
-        .map(|i| {
-            MetadataResponsePartition::default()
-                .with_partition_index(i)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-        })
-        .collect();
-    MetadataResponseTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_string(
-            topic.name().to_string(),
-        ))))
-        .with_topic_id(topic.id())
-        .with_is_internal(crate::audit::is_audit_topic(topic.name()))
-        .with_partitions(partitions)
+    if created.is_empty() {
+        return;
+    }
+    let again = MetadataRequest::default().with_topics(Some(
+        created
+            .iter()
+            .map(|name| MetadataRequestTopic::default().with_name(Some(name.clone())))
+            .collect(),
+    ));
+    let described = match backend::metadata(&*broker.backend, ctx.call(), again).await {
+        Ok(described) => described.topics,
+        Err(e) => {
+            tracing::warn!(principal = %ctx.principal, "metadata of created topics failed: {e}");
+            return;
+        }
+    };
+    for fresh in described {
+        if let Some(t) = response.topics.iter_mut().find(|t| t.name == fresh.name) {
+            *t = fresh;
+        }
+    }
 }

@@ -52,6 +52,18 @@ pub struct RequestContext {
     pub decisions: crate::audit::RequestDecisions,
 }
 
+impl RequestContext {
+    /// This request as the backend sees it.
+    pub fn call(&self) -> crate::backend::Call<'_> {
+        crate::backend::Call {
+            api_version: self.api_version,
+            caller: &self.caller,
+            advertised_host: &self.advertised_host,
+            advertised_port: self.advertised_port,
+        }
+    }
+}
+
 impl std::ops::Deref for RequestContext {
     type Target = Caller;
 

@@ -269,7 +269,7 @@ pub async fn handle(
         }
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, ctx, r).await),
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, ctx, r))
+            ResponseKind::ListOffsets(list_offsets::handle(broker, ctx, r).await)
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(topics::create(broker, ctx, r).await)
@@ -281,19 +281,19 @@ pub async fn handle(
             ResponseKind::CreatePartitions(topics::create_partitions(broker, ctx, r).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(configs::describe(broker, ctx, r))
+            ResponseKind::DescribeConfigs(configs::describe(broker, ctx, r).await)
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, ctx, r).await)
         }
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(cluster::describe(broker, ctx, r))
+            ResponseKind::DescribeCluster(cluster::describe(broker, ctx, r).await)
         }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, ctx, r))
+            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, ctx, r).await)
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, ctx, r))
+            ResponseKind::DeleteRecords(delete_records::handle(broker, ctx, r).await)
         }
         RequestKind::DescribeUserScramCredentials(r) => {
             ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(broker, ctx, r))
@@ -311,7 +311,7 @@ pub async fn handle(
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe(broker, ctx, r)),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete(broker, ctx, r)),
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r))
+            ResponseKind::InitProducerId(producer_id::handle(broker, ctx, r).await)
         }
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(groups::join(broker, ctx, r).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(broker, ctx, r).await),

@@ -35,7 +35,7 @@ pub(super) struct CheckedTopic {
     pub(super) partitions: Vec<(i32, Result<Checked, Refusal>)>,
 }
 
-pub(super) fn check_topic(
+pub(super) async fn check_topic(
     broker: &Broker,
     access: &Access<'_>,
     t: TopicProduceData,
@@ -51,7 +51,13 @@ pub(super) fn check_topic(
     } else {
         match broker.logs.topic(&name) {
             Some(topic) => Ok(topic),
-            None => topics::auto_create(broker, access, &name),
+            None => match topics::auto_create(broker, access, &name).await {
+                Ok(()) => broker
+                    .logs
+                    .topic(&name)
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                Err(e) => Err(e),
+            },
         }
     };
     let partitions = t

@@ -87,14 +87,11 @@ pub async fn handle(
     // One generation of plugins for the whole request: each topic's chain is decided here,
     // once, and a reload in the middle of the request changes nothing of it.
     let generation = broker.plugins.generation();
-    let checked: Vec<CheckedTopic> = req
-        .topic_data
-        .into_iter()
-        .map(|t| {
-            let chain = plugins::chain_of(&generation, &t.name.0);
-            check_topic(broker, &access, t, durability, transactional, chain)
-        })
-        .collect();
+    let mut checked: Vec<CheckedTopic> = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let chain = plugins::chain_of(&generation, &t.name.0);
+        checked.push(check_topic(broker, &access, t, durability, transactional, chain).await);
+    }
     drop(generation);
     let pipelined = checked
         .iter()
