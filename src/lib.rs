@@ -32,6 +32,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod fswatch;
+pub mod gateway;
 pub mod group;
 pub mod log_escape;
 pub mod memory_budget;
