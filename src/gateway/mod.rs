@@ -11,4 +11,6 @@
 
 pub mod addressing;
 pub mod api_versions;
+pub mod node_ports;
 pub mod rewrite;
+pub mod sni;
