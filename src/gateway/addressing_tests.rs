@@ -388,3 +388,58 @@ fn sni_domain_settings_are_checked() {
         Err(AddressMapError::AdvertisedPortZero)
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn every_node_id_round_trips_through_its_sni_name(node in 0..=i32::MAX, upper: bool) {
+        let map = AddressMap::sni(&SniSettings {
+            domain: "kafka.test".to_string(),
+            advertised_port: 9093,
+        })
+        .unwrap();
+        let host = map.advertised(node).unwrap().host;
+        let host = if upper { host.to_ascii_uppercase() } else { host };
+        proptest::prop_assert_eq!(map.node_for_sni(&host), Ok(Route::Node(node)));
+    }
+
+    #[test]
+    fn any_server_name_resolves_to_its_own_canonical_name_or_is_refused(
+        name in ".{0,80}|([bB][rR][oO][kK][eE][rR]-[0-9+-]{0,12}|[bB]ootstrap|[a-z]{0,5})(\\.[kK]afka)?\\.test\\.{0,2}"
+    ) {
+        let domain = sni("kafka.test");
+        match domain.route_for_name(Some(&name)) {
+            Ok(Route::Node(node)) => {
+                let canonical = domain.advertised(node).unwrap().host;
+                let trimmed = name.strip_suffix('.').unwrap_or(&name);
+                proptest::prop_assert!(trimmed.eq_ignore_ascii_case(&canonical), "{name}");
+            }
+            Ok(Route::Bootstrap) => {
+                let trimmed = name.strip_suffix('.').unwrap_or(&name);
+                proptest::prop_assert!(trimmed.eq_ignore_ascii_case("bootstrap.kafka.test"));
+            }
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn every_port_of_the_range_routes_back_to_the_node_it_advertises(
+        first in 1024u16..60000,
+        span in 0u16..1000,
+        base in 0i32..10_000,
+        node in -5i32..12_000,
+    ) {
+        let range = PortRange::new(&PortPerNodeSettings {
+            bootstrap_port: 80,
+            ..ports(first, first + span, base)
+        })
+        .unwrap();
+        match range.listen_port(node) {
+            Ok(port) => {
+                proptest::prop_assert!((first..=first + span).contains(&port));
+                proptest::prop_assert_eq!(range.route_for_port(port), Some(Route::Node(node)));
+                proptest::prop_assert_eq!(range.advertised(node).unwrap().port, port);
+            }
+            Err(_) => proptest::prop_assert!(node < base || node > base + i32::from(span)),
+        }
+    }
+}
