@@ -385,6 +385,15 @@ impl AddressMap {
         }
     }
 
+    /// Whether `node_id` has an address, without building it (checked per partition).
+    pub fn check(&self, node_id: i32) -> Result<(), Unaddressable> {
+        match self {
+            Self::PortPerNode(range) => range.offset(node_id).map(|_| ()),
+            Self::Sni(_) if node_id < 0 => Err(Unaddressable::Negative { node_id }),
+            Self::Sni(_) => Ok(()),
+        }
+    }
+
     /// What a connection to the local `port` reaches (port per node only: with SNI the name
     /// decides, not the port).
     pub fn node_for_port(&self, port: u16) -> Option<Route> {

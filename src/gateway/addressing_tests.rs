@@ -92,6 +92,7 @@ fn ports_route_back_to_their_node_and_bootstrap_to_any() {
     assert_eq!(map.node_for_port(9299), Some(Route::Node(99)));
     assert_eq!(map.node_for_port(9199), None);
     assert_eq!(map.node_for_port(9300), None);
+    assert!(map.check(100).is_err() && map.check(-1).is_err() && map.check(99).is_ok());
     for node in [0, 1, 42, 99] {
         let advertised = map.advertised(node).unwrap();
         assert_eq!(map.node_for_port(advertised.port), Some(Route::Node(node)));
@@ -350,6 +351,7 @@ fn sni_advertises_one_name_per_node_on_one_port() {
         Err(Unaddressable::Negative { node_id: -1 })
     );
     assert_eq!(map.node_for_port(9093), None);
+    assert!(map.check(i32::MAX).is_ok() && map.check(-1).is_err());
     for node in [0, 3, i32::MAX] {
         let host = map.advertised(node).unwrap().host;
         assert_eq!(map.node_for_sni(&host), Ok(Route::Node(node)));

@@ -24,6 +24,10 @@
 
 use std::collections::BTreeSet;
 
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::fetch_response::NodeEndpoint as FetchNodeEndpoint;
+use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+use kafka_protocol::messages::produce_response::NodeEndpoint as ProduceNodeEndpoint;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeClusterResponse, FetchResponse, FindCoordinatorResponse,
     MetadataResponse, ProduceResponse, ResponseKind,
@@ -32,7 +36,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 
-use super::addressing::AddressMap;
+use super::addressing::{AddressMap, Advertised};
 
 /// "No node" in Kafka's responses.
 const NO_NODE: i32 = -1;
@@ -149,20 +153,7 @@ fn not_rewritable(api: ApiKey) -> RewriteError {
 /// node have no leader (`LEADER_NOT_AVAILABLE`); the controller id is kept if addressable.
 pub fn metadata(response: &mut MetadataResponse, map: &AddressMap) -> Rewritten {
     let mut found = Rewritten::default();
-    response.brokers.retain_mut(|broker| {
-        let node_id = broker.node_id.0;
-        match map.advertised(node_id) {
-            Ok(address) => {
-                broker.host = StrBytes::from_string(address.host);
-                broker.port = i32::from(address.port);
-                true
-            }
-            Err(_) => {
-                found.unaddressable.insert(node_id);
-                false
-            }
-        }
-    });
+    rewrite_list(&mut response.brokers, map, &mut found);
     for topic in &mut response.topics {
         for partition in &mut topic.partitions {
             if unaddressable(map, partition.leader_id, &mut found) {
@@ -260,20 +251,7 @@ pub fn describe_cluster(response: &mut DescribeClusterResponse, map: &AddressMap
         }
         return found;
     }
-    response.brokers.retain_mut(|broker| {
-        let node_id = broker.broker_id.0;
-        match map.advertised(node_id) {
-            Ok(address) => {
-                broker.host = StrBytes::from_string(address.host);
-                broker.port = i32::from(address.port);
-                true
-            }
-            Err(_) => {
-                found.unaddressable.insert(node_id);
-                false
-            }
-        }
-    });
+    rewrite_list(&mut response.brokers, map, &mut found);
     if unaddressable(map, response.controller_id, &mut found) {
         response.controller_id = BrokerId(NO_NODE);
     }
@@ -283,20 +261,7 @@ pub fn describe_cluster(response: &mut DescribeClusterResponse, map: &AddressMap
 /// Produce: the KIP-951 node endpoints, and leader hints pointing at unaddressable nodes.
 pub fn produce(response: &mut ProduceResponse, map: &AddressMap) -> Rewritten {
     let mut found = Rewritten::default();
-    response.node_endpoints.retain_mut(|endpoint| {
-        let node_id = endpoint.node_id.0;
-        match map.advertised(node_id) {
-            Ok(address) => {
-                endpoint.host = StrBytes::from_string(address.host);
-                endpoint.port = i32::from(address.port);
-                true
-            }
-            Err(_) => {
-                found.unaddressable.insert(node_id);
-                false
-            }
-        }
-    });
+    rewrite_list(&mut response.node_endpoints, map, &mut found);
     for topic in &mut response.responses {
         for partition in &mut topic.partition_responses {
             let hint = &mut partition.current_leader;
@@ -313,20 +278,7 @@ pub fn produce(response: &mut ProduceResponse, map: &AddressMap) -> Rewritten {
 /// unaddressable nodes (the client then reads from the leader).
 pub fn fetch(response: &mut FetchResponse, map: &AddressMap) -> Rewritten {
     let mut found = Rewritten::default();
-    response.node_endpoints.retain_mut(|endpoint| {
-        let node_id = endpoint.node_id.0;
-        match map.advertised(node_id) {
-            Ok(address) => {
-                endpoint.host = StrBytes::from_string(address.host);
-                endpoint.port = i32::from(address.port);
-                true
-            }
-            Err(_) => {
-                found.unaddressable.insert(node_id);
-                false
-            }
-        }
-    });
+    rewrite_list(&mut response.node_endpoints, map, &mut found);
     for topic in &mut response.responses {
         for partition in &mut topic.partitions {
             let hint = &mut partition.current_leader;
@@ -342,10 +294,53 @@ pub fn fetch(response: &mut FetchResponse, map: &AddressMap) -> Rewritten {
     found
 }
 
+/// A listed broker: its id, and where it is reached.
+trait BrokerAddress {
+    fn node_id(&self) -> i32;
+    fn set_address(&mut self, address: Advertised);
+}
+
+macro_rules! broker_address {
+    ($type:ty, $id:ident) => {
+        impl BrokerAddress for $type {
+            fn node_id(&self) -> i32 {
+                self.$id.0
+            }
+            fn set_address(&mut self, address: Advertised) {
+                self.host = StrBytes::from_string(address.host);
+                self.port = i32::from(address.port);
+            }
+        }
+    };
+}
+
+broker_address!(MetadataResponseBroker, node_id);
+broker_address!(DescribeClusterBroker, broker_id);
+broker_address!(ProduceNodeEndpoint, node_id);
+broker_address!(FetchNodeEndpoint, node_id);
+
+/// Rewrites every broker of `list` to its advertised address; drops (and notes) those the map
+/// cannot address.
+fn rewrite_list<T: BrokerAddress>(list: &mut Vec<T>, map: &AddressMap, found: &mut Rewritten) {
+    list.retain_mut(|broker| {
+        let node_id = broker.node_id();
+        match map.advertised(node_id) {
+            Ok(address) => {
+                broker.set_address(address);
+                true
+            }
+            Err(_) => {
+                found.unaddressable.insert(node_id);
+                false
+            }
+        }
+    });
+}
+
 /// Whether `node` names a real node (not "none") that the map cannot address; noted if so.
 fn unaddressable(map: &AddressMap, node: BrokerId, found: &mut Rewritten) -> bool {
     let node_id = node.0;
-    if node_id < 0 || map.advertised(node_id).is_ok() {
+    if node_id < 0 || map.check(node_id).is_ok() {
         return false;
     }
     found.unaddressable.insert(node_id);
