@@ -119,6 +119,8 @@ pub struct Rewritten {
 pub enum RewriteError {
     #[error("{api:?} responses carry broker addresses the gateway does not rewrite")]
     NotRewritable { api: ApiKey },
+    #[error("{api:?} v{version} is newer than the v{max} the gateway rewrites")]
+    VersionTooNew { api: ApiKey, version: i16, max: i16 },
 }
 
 /// Rewrites every broker address in `response` (of API version `version`).
@@ -127,6 +129,20 @@ pub fn response(
     version: i16,
     map: &AddressMap,
 ) -> Result<Rewritten, RewriteError> {
+    let rewritten = match response {
+        ResponseKind::Metadata(_) => Some(ApiKey::Metadata),
+        ResponseKind::FindCoordinator(_) => Some(ApiKey::FindCoordinator),
+        ResponseKind::DescribeCluster(_) => Some(ApiKey::DescribeCluster),
+        ResponseKind::Produce(_) => Some(ApiKey::Produce),
+        ResponseKind::Fetch(_) => Some(ApiKey::Fetch),
+        _ => None,
+    };
+    let max = rewritten.and_then(|api| REWRITTEN.iter().find(|(key, _)| *key == api));
+    if let Some(&(api, max)) = max {
+        if version > max {
+            return Err(RewriteError::VersionTooNew { api, version, max });
+        }
+    }
     Ok(match response {
         ResponseKind::Metadata(r) => metadata(r, map),
         ResponseKind::FindCoordinator(r) => find_coordinator(r, version, map),

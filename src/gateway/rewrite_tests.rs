@@ -461,6 +461,14 @@ fn the_dispatcher_rewrites_known_apis_and_refuses_unknown_address_carriers() {
             api: ApiKey::ShareFetch
         })
     );
+    assert_eq!(
+        response(&mut kind, 14, &map),
+        Err(RewriteError::VersionTooNew {
+            api: ApiKey::Metadata,
+            version: 14,
+            max: 13
+        })
+    );
     let mut plain = ResponseKind::ListOffsets(ListOffsetsResponse::default());
     assert_eq!(response(&mut plain, 8, &map), Ok(Rewritten::default()));
 }
