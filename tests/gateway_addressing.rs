@@ -19,7 +19,9 @@ use common::eventually;
 use palisade::gateway::addressing::{
     PortPerNodeSettings, PortRange, Route, SniDomain, SniNameError, SniSettings,
 };
-use palisade::gateway::node_ports::{NodePortError, NodePortEvent, NodePortListeners};
+use palisade::gateway::node_ports::{
+    NodePortError, NodePortEvent, NodePortListeners, RETRY_FAILED,
+};
 use palisade::gateway::sni::{self, SniError};
 use palisade::tls::{provider, DevCa};
 use rustls::pki_types::pem::PemObject;
@@ -393,6 +395,30 @@ async fn a_port_in_use_is_reported_with_its_port_and_node_then_retried() {
     bound.sort();
     assert_eq!(bound, vec![(1, first), (3, first + 2)]);
     assert_eq!(connect_and_tag(&mut listeners, first + 2).await, 3);
+}
+
+/// The node set does not change, yet the port is bound once it frees up: failures are retried
+/// on a timer too (paused clock: the retry comes without waiting for it).
+#[tokio::test(start_paused = true)]
+async fn a_port_in_use_is_retried_after_a_while_without_a_change() {
+    let first = free_ports(4);
+    let taken = std::net::TcpListener::bind((LOOPBACK, first)).unwrap();
+    let (nodes, watched) = watch::channel(BTreeMap::<i32, ()>::new());
+    let mut listeners = NodePortListeners::start(range(first), LOOPBACK, watched);
+    nodes.send_replace(BTreeMap::from([(1, ())]));
+    match next(&mut listeners).await {
+        NodePortEvent::Failed(error) => assert_eq!(error.node_id(), 1, "{error}"),
+        other => panic!("expected a bind failure, got {other:?}"),
+    }
+    drop(taken);
+    let before = tokio::time::Instant::now();
+    match next(&mut listeners).await {
+        NodePortEvent::Bound { node_id, addr } => {
+            assert_eq!((node_id, addr.port()), (1, first));
+        }
+        other => panic!("expected node 1 bound, got {other:?}"),
+    }
+    assert!(before.elapsed() >= RETRY_FAILED, "retried before its time");
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! Metadata says). When a node appears, its port ([`PortRange::listen_port`]) is bound and its
 //! connections are handed out tagged with its node id. A port that cannot be bound (in use,
 //! not permitted) or a node outside the range is reported once as [`NodePortEvent::Failed`],
-//! with the port and node named, and tried again at the next change of the node set.
+//! with the port and node named, and tried again at the next change of the node set, or
+//! after [`RETRY_FAILED`] (a port held by a process that has since exited frees up by itself).
 //!
 //! A node that disappears keeps its listener. The port belongs to that node id by the port
 //! rule whatever happens, so closing it frees nothing for another node; and nodes leave
@@ -27,6 +28,8 @@ use super::addressing::{PortRange, Unaddressable};
 /// Events waiting for the caller; accept loops wait (the kernel's backlog holds connections)
 /// when it is full.
 const EVENT_QUEUE: usize = 64;
+/// How long a node without a listener waits before its port is tried again.
+pub const RETRY_FAILED: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -122,15 +125,14 @@ async fn supervise<T>(
 ) {
     let mut listening = JoinSet::new();
     let mut bound: BTreeSet<i32> = BTreeSet::new();
+    // Nodes whose failure was reported: reported once, until they are bound or leave.
     let mut reported: BTreeSet<i32> = BTreeSet::new();
     loop {
-        let wanted: Vec<i32> = nodes
-            .borrow_and_update()
-            .keys()
-            .copied()
-            .filter(|id| !bound.contains(id))
-            .collect();
-        for node_id in wanted {
+        let current: BTreeSet<i32> = nodes.borrow_and_update().keys().copied().collect();
+        reported.retain(|id| current.contains(id));
+        let mut bind_failed = false;
+        let unbound: Vec<i32> = current.difference(&bound).copied().collect();
+        for node_id in unbound {
             match bind(&range, bind_ip, node_id).await {
                 Ok((listener, configured)) => {
                     let addr = listener.local_addr().unwrap_or(configured);
@@ -146,6 +148,7 @@ async fn supervise<T>(
                     }
                 }
                 Err(error) => {
+                    bind_failed |= matches!(error, NodePortError::Bind { .. });
                     if reported.insert(node_id) {
                         tracing::warn!(%error, "gateway node listener");
                         if events.send(NodePortEvent::Failed(error)).await.is_err() {
@@ -155,7 +158,15 @@ async fn supervise<T>(
                 }
             }
         }
+        // A port in use may free up by itself; a node outside the range never gets a port.
+        let retry = async {
+            if !bind_failed {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(RETRY_FAILED).await;
+        };
         tokio::select! {
+            () = retry => {}
             changed = nodes.changed() => {
                 if changed.is_err() {
                     // Nobody publishes nodes any more: keep serving the bound ones.
