@@ -16,18 +16,30 @@ use std::time::Duration;
 
 use common::eventually;
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use palisade::gateway::addressing::{
-    PortPerNodeSettings, PortRange, Route, SniDomain, SniNameError, SniSettings,
+    AddressMap, PortPerNodeSettings, PortRange, Route, SniDomain, SniNameError, SniSettings,
 };
 use palisade::gateway::node_ports::{
     NodePortError, NodePortEvent, NodePortListeners, RETRY_FAILED,
 };
+use palisade::gateway::rewrite;
 use palisade::gateway::sni::{self, SniError};
 use palisade::tls::{provider, DevCa};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{AlertDescription, ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -446,4 +458,158 @@ async fn a_node_outside_the_range_is_reported_once() {
         other => panic!("expected node 1 bound, got {other:?}"),
     }
     assert_eq!(connect_and_tag(&mut listeners, first).await, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real client follows the rewritten addresses
+// ---------------------------------------------------------------------------------------------
+
+/// The Metadata an upstream cluster of nodes 1, 2 and 3 would send: each leads one partition
+/// of `orders`, at a host name that does not resolve here.
+fn upstream_metadata() -> MetadataResponse {
+    let brokers = (1..=3)
+        .map(|n| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(n))
+                .with_host(StrBytes::from_string(format!("upstream-{n}.invalid")))
+                .with_port(9092)
+        })
+        .collect();
+    let partitions = (0..3)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(p + 1))
+                .with_replica_nodes(vec![BrokerId(p + 1)])
+                .with_isr_nodes(vec![BrokerId(p + 1)])
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_static_str("upstream")))
+        .with_controller_id(BrokerId(1))
+        .with_topics(vec![MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("orders"))))
+            .with_partitions(partitions)])
+}
+
+/// Answers ApiVersions and Metadata (the upstream's, rewritten through `map`) on one
+/// connection, until the client leaves; other requests get no answer.
+async fn serve_bootstrap(mut tcp: TcpStream, map: Arc<AddressMap>) {
+    loop {
+        let mut size = [0u8; 4];
+        if tcp.read_exact(&mut size).await.is_err() {
+            return;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        if tcp.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let mut body = Bytes::from(body);
+        let key = ApiKey::try_from(i16::from_be_bytes([body[0], body[1]])).unwrap();
+        let version = i16::from_be_bytes([body[2], body[3]]);
+        let header = RequestHeader::decode(&mut body, key.request_header_version(version)).unwrap();
+        let mut out = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(header.correlation_id)
+            .encode(&mut out, key.response_header_version(version))
+            .unwrap();
+        match key {
+            ApiKey::ApiVersions => {
+                let ranges = [
+                    (ApiKey::ApiVersions, 0, 3),
+                    (ApiKey::Metadata, 0, 9),
+                    (ApiKey::Produce, 3, 7),
+                ];
+                ApiVersionsResponse::default()
+                    .with_api_keys(
+                        ranges
+                            .iter()
+                            .map(|&(k, min, max)| {
+                                ApiVersion::default()
+                                    .with_api_key(k as i16)
+                                    .with_min_version(min)
+                                    .with_max_version(max)
+                            })
+                            .collect(),
+                    )
+                    .encode(&mut out, version.min(3))
+                    .unwrap();
+            }
+            ApiKey::Metadata => {
+                let mut response = upstream_metadata();
+                let found = rewrite::metadata(&mut response, &map);
+                assert!(found.unaddressable.is_empty());
+                response.encode(&mut out, version).unwrap();
+            }
+            _ => continue,
+        }
+        let mut frame = (out.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&out);
+        if tcp.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// librdkafka learns the cluster from rewritten Metadata and connects to each partition's
+/// leader at that node's own gateway port: the upstream's host names (which do not resolve
+/// here) never reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_reaches_each_leader_through_its_own_port() {
+    let first = free_ports(4);
+    let ports = range(first);
+    let map = Arc::new(AddressMap::PortPerNode((*ports).clone()));
+    let bootstrap = TcpListener::bind((LOOPBACK, 0)).await.unwrap();
+    let bootstrap_addr = bootstrap.local_addr().unwrap();
+    {
+        let map = map.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = bootstrap.accept().await.unwrap();
+                tokio::spawn(serve_bootstrap(tcp, map.clone()));
+            }
+        });
+    }
+    let (nodes, watched) = watch::channel(BTreeMap::<i32, ()>::new());
+    let mut listeners = NodePortListeners::start(ports, LOOPBACK, watched);
+    nodes.send_replace(BTreeMap::from([(1, ()), (2, ()), (3, ())]));
+    let mut bound = 0;
+    while bound < 3 {
+        match next(&mut listeners).await {
+            NodePortEvent::Bound { .. } => bound += 1,
+            other => panic!("expected bindings, got {other:?}"),
+        }
+    }
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_addr.to_string())
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    for partition in 0..3 {
+        producer
+            .send_result(
+                FutureRecord::<(), str>::to("orders")
+                    .partition(partition)
+                    .payload("hello"),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let mut reached = std::collections::BTreeSet::new();
+    let mut held = Vec::new();
+    while reached.len() < 3 {
+        match next(&mut listeners).await {
+            NodePortEvent::Accepted(conn) => {
+                reached.insert(conn.node_id);
+                held.push(conn);
+            }
+            other => panic!("expected connections, got {other:?}"),
+        }
+    }
+    assert_eq!(reached, std::collections::BTreeSet::from([1, 2, 3]));
+    tokio::task::spawn_blocking(move || drop(producer))
+        .await
+        .unwrap();
 }
