@@ -17,6 +17,8 @@
 //! - [`storage`]: partition logs on disk, group commit, recovery, retention, tamper chain.
 //! - [`group`]: the consumer group coordinator and committed offsets.
 //! - [`plugin`]: WebAssembly plugin chains run on produce and fetch.
+//! - [`gateway`]: gateway mode's addressing: a port or an SNI name per upstream node, and every
+//!   broker address in upstream responses rewritten to the gateway's.
 //!
 //! Who asks: [`principal`] (an identity and how it was established) and [`request::Caller`]
 //! (that identity with its connection), read by [`api::access`] (the one authorization
@@ -33,6 +35,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod fswatch;
+pub mod gateway;
 pub mod group;
 pub mod log_escape;
 pub mod memory_budget;
