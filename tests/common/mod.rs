@@ -21,6 +21,7 @@ use palisade::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod kafka_cluster;
 pub mod plugins;
 pub mod wait;
 
