@@ -97,7 +97,7 @@ format() {
   done
   # One JVM per node, side by side; an already formatted node keeps its data.
   for ((id = 1; id <= nodes; id++)); do
-    java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+    java "${java_opts[@]}" -XX:TieredStopAtLevel=1 -cp "$libs/*" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
       -c "$dir/node$id/server.properties" > "$dir/node$id/format.log" 2>&1 &
     pids+=($!)
   done
@@ -135,6 +135,8 @@ start() {
   local dir="$1" id
   format "$dir"
   for ((id = 1; id <= nodes; id++)); do
+    # The wait below reads this run's log only.
+    [ -f "$dir/node$id/server.log" ] && mv "$dir/node$id/server.log" "$dir/node$id/server.log.prev"
     node_args "$dir" "$id"
     nohup "${node_cmd[@]}" < /dev/null > "$dir/node$id/stdout.log" 2>&1 &
     echo $! > "$dir/node$id/pid"
@@ -144,15 +146,21 @@ start() {
     bootstrap+="${bootstrap:+,}127.0.0.1:${broker_ports[$((id - 1))]}"
   done
   echo "$bootstrap" > "$dir/bootstrap"
-  # Every broker registered: the tools list all of them.
-  local deadline=$((SECONDS + 120)) listed=0
+  # A KRaft broker logs "Kafka Server started" once the controller quorum unfenced it; its
+  # port then accepts connections. (Cheaper than a tool's JVM per poll on a busy machine.)
+  local deadline=$((SECONDS + 300)) up=0
   while [ $SECONDS -lt $deadline ]; do
-    listed=$(java "${java_opts[@]}" -cp "$libs/*" org.apache.kafka.tools.BrokerApiVersionsCommand \
-      --bootstrap-server "$bootstrap" 2>/dev/null | grep -c '^127.0.0.1:.* (id: ' || true)
-    [ "$listed" -ge "$nodes" ] && { echo "$bootstrap"; return 0; }
+    up=0
+    for ((id = 1; id <= nodes; id++)); do
+      if grep -q "Kafka Server started" "$dir/node$id/server.log" 2>/dev/null &&
+        (exec 3<>"/dev/tcp/127.0.0.1/${broker_ports[$((id - 1))]}") 2>/dev/null; then
+        up=$((up + 1))
+      fi
+    done
+    [ "$up" -ge "$nodes" ] && { echo "$bootstrap"; return 0; }
     sleep 1
   done
-  echo "cluster.sh: only $listed of $nodes brokers answered within 120 s; logs in $dir/node*/server.log" >&2
+  echo "cluster.sh: only $up of $nodes brokers started within 300 s; logs in $dir/node*/server.log" >&2
   exit 1
 }
 
