@@ -276,13 +276,31 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// `n` distinct free loopback ports (all bound at once, then released).
+/// `n` distinct free loopback ports below Linux's ephemeral range (32768 and up), so that no
+/// client connection's local port takes a killed node's port before it restarts there.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Test binaries running side by side start at different places.
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    let mut held = Vec::with_capacity(n);
+    let mut tries = 0;
+    while held.len() < n {
+        tries += 1;
+        assert!(
+            tries < SPAN,
+            "no {n} free loopback ports in {FIRST}..{}",
+            FIRST + SPAN
+        );
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(FIRST + offset).unwrap();
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    held.iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
 }
