@@ -21,7 +21,10 @@ use palisade::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod kafka_cluster;
+pub mod kafka_java;
 pub mod plugins;
+pub mod tansu;
 pub mod wait;
 
 pub use wait::{eventually, wait_for, wait_until};
