@@ -23,7 +23,8 @@
 //! enforcement point), [`authz`], [`audit`] and [`plugin`].
 //!
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
-//! [`cli`] the `palisade` subcommands.
+//! [`cli`] the `palisade` subcommands. [`reload`] watches the files the broker serves from
+//! (policies, TLS material, credentials, plugins) and swaps in each new generation.
 
 pub mod api;
 pub mod audit;
@@ -31,7 +32,6 @@ pub mod authz;
 pub mod broker;
 pub mod cli;
 pub mod config;
-pub mod fswatch;
 pub mod group;
 pub mod log_escape;
 pub mod memory_budget;
@@ -42,6 +42,7 @@ pub mod private_file;
 pub mod protocol;
 pub mod quota;
 pub mod records;
+pub mod reload;
 pub mod request;
 pub mod sasl;
 pub mod server;
