@@ -193,3 +193,96 @@ pub async fn credentials(
         known = now;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::audit::AuditSection;
+
+    const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
+
+    /// Every event type written to the audit file, in order.
+    fn trail(dir: &std::path::Path) -> Vec<serde_json::Value> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refusal_and_the_repair_right_after_it_are_both_audited_in_order() {
+        let data = tempfile::tempdir().unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("schema.cedarschema"), SCHEMA).unwrap();
+        std::fs::write(
+            folder.path().join("a.cedar"),
+            "permit(principal, action, resource);",
+        )
+        .unwrap();
+        let authorizer = Arc::new(Authorizer::load(folder.path(), Vec::<String>::new()).unwrap());
+        let logs =
+            crate::storage::LogManager::open(crate::storage::StorageConfig::new(data.path()))
+                .unwrap();
+        let settings = AuditSection {
+            topic: false,
+            fsync: false,
+            ..AuditSection::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let audit = Audit::start(
+            &settings,
+            data.path(),
+            &logs,
+            &crate::storage::TopicConfig::default(),
+            metrics.clone(),
+        )
+        .unwrap();
+        policies(&authorizer, &audit, &metrics);
+        let first = authorizer.generation();
+
+        // Refused then repaired back to back: a poller would see only the repair.
+        let broken = folder.path().join("b.cedar");
+        std::fs::write(
+            &broken,
+            "permit(principal, action, resource)\n  when { oops };",
+        )
+        .unwrap();
+        assert!(authorizer.reload().is_err());
+        std::fs::remove_file(&broken).unwrap();
+        let repaired = authorizer.reload().unwrap();
+        audit.close();
+
+        let events = trail(&settings.resolved_dir(data.path()));
+        let seen: Vec<(&str, u64)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["event_type"].as_str().unwrap(),
+                    e["policy_generation"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("policy_loaded", first),
+                ("policy_rejected", first),
+                ("policy_loaded", repaired),
+            ]
+        );
+        let reason = events[1]["reason"].as_str().unwrap();
+        assert!(reason.starts_with("b.cedar:2:"), "{reason}");
+    }
+}
