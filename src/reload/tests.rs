@@ -192,13 +192,19 @@ fn a_rename_into_place_save_and_a_truncate_write_save_are_both_picked_up() {
     // Truncate + write in place (the inode stays).
     std::fs::write(&path, "a = truncated\n").unwrap();
     assert!(wait_until(|| toy.value("a").as_deref() == Some("truncated")));
+}
 
-    // Another file in the same directory is not ours: no reload for it.
-    let loads = toy.loads.load(Ordering::SeqCst);
-    std::fs::write(dir.path().join("other.conf"), "x").unwrap();
-    std::fs::write(&path, "a = last\n").unwrap();
-    assert!(wait_until(|| toy.value("a").as_deref() == Some("last")));
-    assert!(toy.loads.load(Ordering::SeqCst) > loads);
+#[test]
+fn a_file_source_is_its_file_alone() {
+    let sources = Sources::file(Path::new("/etc/palisade/toy.conf"), Duration::from_secs(1));
+    assert_eq!(sources.dirs, [PathBuf::from("/etc/palisade")]);
+    assert!((sources.relevant)(Path::new("/etc/palisade/toy.conf")));
+    assert!(!(sources.relevant)(Path::new(
+        "/etc/palisade/.toy.conf.tmp"
+    )));
+    assert!(!(sources.relevant)(Path::new("/etc/palisade/other.conf")));
+    let bare = Sources::file(Path::new("toy.conf"), Duration::from_secs(1));
+    assert_eq!(bare.dirs, [PathBuf::from(".")]);
 }
 
 #[test]
@@ -276,6 +282,7 @@ fn a_reload_in_progress_never_exposes_a_half_loaded_generation() {
     assert_eq!(toy.generation(), 1);
     barrier.wait();
     assert_eq!(reloading.join().unwrap(), Ok(Some(2)));
+    assert_eq!(toy.loads.load(Ordering::SeqCst), 1);
 
     // After the swap: new readers see the whole new generation; old readers keep theirs.
     let after = toy.slot.current();
