@@ -17,7 +17,7 @@ pub struct Broker {
     pub credentials: crate::sasl::SharedCredentials,
     /// WebAssembly plugins and their keyring (reloaded when their files change).
     pub plugins: Arc<crate::plugin::PluginHost>,
-    _credential_watcher: Option<crate::sasl::CredentialWatcher>,
+    _credential_watcher: Option<crate::reload::Watch>,
     /// The audit trail (file + topic sinks).
     pub audit: crate::audit::Audit,
     /// Prometheus metrics.
@@ -70,9 +70,7 @@ impl Broker {
         let groups =
             GroupCoordinator::open_with(&config.storage.data_dir, config.group_settings())?;
         let credentials = crate::sasl::SharedCredentials::open(&config.sasl.credentials)?;
-        let plugins = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir)?;
-        plugins.start_watching();
-        let watcher = match crate::sasl::CredentialWatcher::start(credentials.clone()) {
+        let watcher = match credentials.watch() {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::error!("credential file is not watched (changes need a restart): {e}");
@@ -91,13 +89,17 @@ impl Broker {
             &topic_defaults,
             metrics.clone(),
         )?;
-        plugins.report_to(audit.clone(), metrics.clone());
         // Plugins' `authorize` calls are decided at the broker's one enforcement point.
-        plugins.set_policy_oracle(Box::new(crate::api::access::PluginAccess::new(
-            authorizer.clone(),
-            logs.clone(),
-            audit.clone(),
-        )));
+        let plugins = crate::plugin::PluginHost::builder(&config.plugins, &config.storage.data_dir)
+            .audit(audit.clone(), metrics.clone())
+            .oracle(Box::new(crate::api::access::PluginAccess::new(
+                authorizer.clone(),
+                logs.clone(),
+                audit.clone(),
+            )))
+            .open()
+            .inspect_err(|_| audit.close())?;
+        plugins.start_watching();
         let policy_watcher = match crate::authz::PolicyWatcher::start(authorizer.clone()) {
             Ok(w) => Some(w),
             Err(e) => {

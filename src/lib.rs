@@ -25,7 +25,8 @@
 //! enforcement point), [`authz`], [`audit`] and [`plugin`].
 //!
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
-//! [`cli`] the `palisade` subcommands.
+//! [`cli`] the `palisade` subcommands. [`reload`] watches the files the broker serves from
+//! (policies, TLS material, credentials, plugins) and swaps in each new generation.
 
 pub mod api;
 pub mod audit;
@@ -34,7 +35,6 @@ pub mod backend;
 pub mod broker;
 pub mod cli;
 pub mod config;
-pub mod fswatch;
 pub mod gateway;
 pub mod group;
 pub mod log_escape;
@@ -46,6 +46,7 @@ pub mod private_file;
 pub mod protocol;
 pub mod quota;
 pub mod records;
+pub mod reload;
 pub mod request;
 pub mod sasl;
 pub mod server;

@@ -292,8 +292,8 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
     )
     .unwrap();
     assert!(
-        common::wait_until(Duration::from_secs(1), || !q.allowed(&a)).is_some(),
-        "the edit was not served within 1 s"
+        common::wait_until(Duration::from_secs(10), || !q.allowed(&a)).is_some(),
+        "the edit was never served"
     );
     let g2 = a.generation();
     assert!(g2 > g1);
@@ -309,7 +309,7 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
         "permit(principal, action, resource)\n  when { resource.nope };",
     )
     .unwrap();
-    assert!(common::wait_until(Duration::from_secs(2), || a.last_error().is_some()).is_some());
+    assert!(common::wait_until(Duration::from_secs(10), || a.last_error().is_some()).is_some());
     assert_eq!(a.generation(), g2);
     let errors = a.last_error().unwrap();
     assert_eq!(errors[0].file, "b.cedar");
@@ -320,7 +320,7 @@ fn the_watcher_flips_a_cached_decision_and_a_broken_file_keeps_the_old_generatio
     let tmp = dir.path().join(".b.cedar.tmp");
     std::fs::write(&tmp, "permit(principal, action, resource);").unwrap();
     std::fs::rename(&tmp, dir.path().join("b.cedar")).unwrap();
-    assert!(common::wait_until(Duration::from_secs(2), || a.last_error().is_none()).is_some());
+    assert!(common::wait_until(Duration::from_secs(10), || a.last_error().is_none()).is_some());
     assert!(a.generation() > g2);
     assert!(!q.allowed(&a), "the forbid in a.cedar still wins");
 }

@@ -16,7 +16,8 @@
 //! - [`protect`]: which topic is the audit topic; the rule that no client may produce to,
 //!   delete, trim or reconfigure it is enforced with every other decision (`api::access`).
 //! - [`verify`]: `palisade audit verify`, naming the first altered, removed or reordered event.
-//! - [`watch`]: events from reloads the broker notices by itself (credentials, TLS).
+//! - [`reloads`]: events from reloads the broker notices by itself (credentials, TLS material,
+//!   policies), sent as each swap happens.
 //! - [`settings`]: the `[audit]` config section.
 
 pub mod chain;
@@ -27,10 +28,10 @@ pub mod file_sink;
 pub mod handle;
 pub mod protect;
 pub mod queue;
+pub mod reloads;
 pub mod settings;
 pub mod topic_sink;
 pub mod verify;
-pub mod watch;
 
 use std::path::PathBuf;
 

@@ -143,6 +143,8 @@ pub struct Authorizer {
     /// Super user bypasses already logged (see `log_super_user`).
     super_user_seen: Mutex<HashSet<SuperUserUse>>,
     cedar: cedar_policy::Authorizer,
+    /// One reload at a time, and who hears of them (the audit trail).
+    pub(super) reloads: crate::reload::Reloads,
 }
 
 type SuperUserUse = (
@@ -168,6 +170,7 @@ impl Authorizer {
             super_users: super_users.into_iter().map(Into::into).collect(),
             super_user_seen: Mutex::new(HashSet::new()),
             cedar: cedar_policy::Authorizer::new(),
+            reloads: crate::reload::Reloads::default(),
         }
     }
 
@@ -277,33 +280,28 @@ impl Authorizer {
         self.cache.clear();
         self.super_user_seen.lock().clear();
         *self.last_error.lock() = None;
-        tracing::info!(generation = number, "policy generation installed");
+        tracing::debug!(generation = number, "policy generation installed");
     }
 
-    /// Reloads the current generation's directory. A broken directory keeps the current
-    /// generation; every diagnostic is logged (file:line:col) and kept for [`last_error`].
+    /// Reloads the current generation's directory ([`crate::reload::run`]). A broken
+    /// directory keeps the current generation; every diagnostic is logged (file:line:col) and
+    /// kept for [`last_error`].
     ///
     /// [`last_error`]: Authorizer::last_error
     pub fn reload(&self) -> Result<u64, Vec<PolicyDiagnostic>> {
-        let dir = self.current.load().dir.clone();
-        match PolicyStore::load(&dir) {
-            Ok(generation) => {
-                let number = generation.number;
-                self.install(generation);
-                Ok(number)
-            }
+        match crate::reload::run(self) {
+            Ok(swapped) => Ok(swapped.unwrap_or_else(|| self.generation())),
             Err(diagnostics) => {
-                for d in &diagnostics {
-                    tracing::error!(
-                        dir = %dir.display(),
-                        "policy reload refused, keeping generation {}: {d}",
-                        self.generation()
-                    );
-                }
                 *self.last_error.lock() = Some(diagnostics.clone());
                 Err(diagnostics)
             }
         }
+    }
+
+    /// Tells `observer` of every later reload that swapped or was refused, whoever started it
+    /// (the watcher, an ACL change).
+    pub fn observe(&self, observer: crate::reload::Observer) {
+        self.reloads.observe(observer);
     }
 
     /// How many decisions are cached.

@@ -12,7 +12,7 @@
 //!   any evaluation error denies, super users bypass).
 //! - [`cache`]: the sharded decision cache.
 //! - [`acls`], [`acl_store`]: Kafka ACL bindings as generated Cedar policies in a managed file.
-//! - [`reload`]: [`PolicyWatcher`], reloading a new generation when the directory changes.
+//! - [`reload`]: the [`Authorizer`] as a [`crate::reload::Reloadable`], and [`PolicyWatcher`].
 
 pub mod acl_store;
 pub mod acls;

@@ -49,7 +49,9 @@ pub fn check(file: &Path, strict: bool) -> Result<ExitCode, CliError> {
         failed = true;
     }
     // Plugins and the keyring load as `serve` would load them (compiled, `init` run).
-    if let Err(e) = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir) {
+    if let Err(e) =
+        crate::plugin::PluginHost::builder(&config.plugins, &config.storage.data_dir).open()
+    {
         eprintln!("error: {e}");
         failed = true;
     }

@@ -1,11 +1,12 @@
 //! [`PluginHost`]: the broker's plugins. Holds the current [`Generation`] (swapped whole on
-//! reload), the services host functions use, and the watchers.
+//! reload through [`crate::reload::run`]), the services host functions use, and the watches.
+//! Built by [`PluginHostBuilder`] with everything it reports to and asks, in one go.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
@@ -19,7 +20,11 @@ use super::oracle::PolicyOracle;
 use super::registry::Generation;
 use super::settings::PluginSettings;
 use super::state::HostServices;
-use super::watcher::{is_plugin_file, parent_dir, watch_dir, DirWatcher};
+use crate::reload::{Change, Problem, Reloadable, Reloads, Sources, Watch};
+
+/// Longest delay between the first change in the plugin folder (or of the keyring) and the
+/// reload: with compilation, a new plugin serves within a second of being dropped in.
+pub const MAX_DELAY: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -39,14 +44,15 @@ pub struct PluginHost {
     reload_tier: Tier,
     services: Arc<HostServices>,
     current: ArcSwap<Generation>,
-    reloading: Mutex<()>,
+    /// One reload (or optimised swap) at a time.
+    reloads: Reloads,
     /// Whether the optimiser thread runs.
     optimizing: AtomicBool,
     /// Fingerprints whose optimised build failed: they keep their quick build.
     unoptimizable: Mutex<HashSet<[u8; 32]>>,
-    watchers: Mutex<Vec<DirWatcher>>,
-    /// Where load events go once the broker's audit trail and metrics exist.
-    reports: Mutex<Option<Reports>>,
+    watches: Mutex<Vec<Watch>>,
+    /// Where load events go (none for `palisade config check`).
+    reports: Option<Reports>,
 }
 
 /// The audit trail and metrics of the broker owning the host.
@@ -85,18 +91,57 @@ impl std::fmt::Debug for PluginHost {
     }
 }
 
-impl PluginHost {
+/// Builds a [`PluginHost`]: settings, then what it reports to and asks, then [`Self::open`].
+pub struct PluginHostBuilder<'a> {
+    settings: &'a PluginSettings,
+    data_dir: &'a Path,
+    reports: Option<Reports>,
+    oracle: Option<Box<dyn PolicyOracle>>,
+}
+
+impl std::fmt::Debug for PluginHostBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHostBuilder")
+            .field("dir", &self.settings.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHostBuilder<'_> {
+    /// Loads, refusals and reloads go to the broker's audit trail and metrics.
+    pub fn audit(
+        mut self,
+        audit: crate::audit::Audit,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        self.reports = Some(Reports { audit, metrics });
+        self
+    }
+
+    /// Plugins' `authorize` questions are answered by `oracle` (the broker's one enforcement
+    /// point); without one every question is denied.
+    pub fn oracle(mut self, oracle: Box<dyn PolicyOracle>) -> Self {
+        self.oracle = Some(oracle);
+        self
+    }
+
     /// Loads the keyring and every plugin of the folder. Any plugin that fails to load fails
-    /// the start (a topic must not run unguarded because its plugin is broken).
-    pub fn open(settings: &PluginSettings, data_dir: &Path) -> Result<Arc<Self>, PluginError> {
+    /// the start (a topic must not run unguarded because its plugin is broken). The plugins
+    /// loaded are reported at once.
+    pub fn open(self) -> Result<Arc<PluginHost>, PluginError> {
+        let settings = self.settings;
         if settings.compile_cache {
-            super::engine::use_cache_dir(&data_dir.join("plugin-cache"));
+            super::engine::use_cache_dir(&self.data_dir.join("plugin-cache"));
         }
         let keyring = SharedKeyring::open(&settings.keyring)?;
-        let services = Arc::new(HostServices::new(
+        let services = HostServices::new(
             keyring,
-            EnvelopeStore::new(&data_dir.join("plugin-keys")),
-        ));
+            EnvelopeStore::new(&self.data_dir.join("plugin-keys")),
+        );
+        if let Some(oracle) = self.oracle {
+            services.set_oracle(oracle);
+        }
+        let services = Arc::new(services);
         let limits = settings.limits();
         // At start the broker waits for its plugins anyway: compile the code that will serve.
         let (generation, failures) = load_generation(
@@ -118,6 +163,17 @@ impl PluginHost {
                 settings.dir.display()
             );
         }
+        let reloads = Reloads::default();
+        if let Some(reports) = &self.reports {
+            reports.loaded(&generation.plugins().iter().collect::<Vec<_>>());
+            let metrics = reports.metrics.clone();
+            reloads.observe(Arc::new(move |outcome: &crate::reload::Outcome| {
+                // A swap reports its own metrics (it knows which plugins failed).
+                if let Change::Kept(_) = outcome.change {
+                    metrics.reload("plugins", false);
+                }
+            }));
+        }
         Ok(Arc::new(PluginHost {
             dir: settings.dir.clone(),
             limits,
@@ -128,12 +184,24 @@ impl PluginHost {
             },
             services,
             current: ArcSwap::from_pointee(generation),
-            reloading: Mutex::new(()),
+            reloads,
             optimizing: AtomicBool::new(false),
             unoptimizable: Mutex::new(HashSet::new()),
-            watchers: Mutex::new(Vec::new()),
-            reports: Mutex::new(None),
+            watches: Mutex::new(Vec::new()),
+            reports: self.reports,
         }))
+    }
+}
+
+impl PluginHost {
+    /// A builder over `settings`; `data_dir` holds the compile cache and wrapped data keys.
+    pub fn builder<'a>(settings: &'a PluginSettings, data_dir: &'a Path) -> PluginHostBuilder<'a> {
+        PluginHostBuilder {
+            settings,
+            data_dir,
+            reports: None,
+            oracle: None,
+        }
     }
 
     /// The generation serving new batches.
@@ -145,84 +213,14 @@ impl PluginHost {
         &self.services
     }
 
-    /// Reports loads, refusals and reloads to the broker's audit trail and metrics from now on;
-    /// the plugins loaded at start are reported at once.
-    pub fn report_to(&self, audit: crate::audit::Audit, metrics: Arc<crate::metrics::Metrics>) {
-        let reports = Reports { audit, metrics };
-        let generation = self.current.load_full();
-        reports.loaded(&generation.plugins().iter().collect::<Vec<_>>());
-        *self.reports.lock() = Some(reports);
-    }
-
-    /// Answers plugins' `authorize` questions with `oracle` (the broker's Cedar authorizer).
-    pub fn set_policy_oracle(&self, oracle: Box<dyn PolicyOracle>) {
-        self.services.set_oracle(oracle);
-    }
-
     /// Re-reads the folder and swaps in the new generation; new or changed plugins are
     /// compiled by the quick tier (unless configured otherwise) and their optimised builds
-    /// follow in the background. Returns the plugins that failed (each keeps its previous
-    /// version, if it had one).
-    pub fn reload(self: &Arc<Self>) -> Vec<LoadFailure> {
-        let failures = self.reload_folder();
+    /// follow in the background. A plugin that fails keeps its previous version, if it had
+    /// one (logged and audited); a folder that cannot be read keeps the whole generation.
+    pub fn reload(self: &Arc<Self>) {
+        // Both outcomes are logged by `run` and reported by `swap` or the observers.
+        let _ = crate::reload::run(&**self);
         self.optimize_in_background();
-        failures
-    }
-
-    fn reload_folder(&self) -> Vec<LoadFailure> {
-        let _one_at_a_time = self.reloading.lock();
-        let previous = self.current.load_full();
-        match load_generation(
-            &self.dir,
-            previous.number + 1,
-            &previous,
-            &self.services,
-            self.limits,
-            self.reload_tier,
-        ) {
-            Ok((generation, failures)) => {
-                for f in &failures {
-                    tracing::error!("{f}");
-                }
-                if let Some(reports) = self.reports.lock().as_ref() {
-                    let changed: Vec<&Arc<super::loaded::LoadedPlugin>> = generation
-                        .plugins()
-                        .iter()
-                        .filter(|p| {
-                            !previous
-                                .plugins()
-                                .iter()
-                                .any(|old| old.name == p.name && old.fingerprint == p.fingerprint)
-                        })
-                        .collect();
-                    reports.loaded(&changed);
-                    reports.refused(&failures);
-                    reports.metrics.reload("plugins", failures.is_empty());
-                }
-                let names = |g: &Generation| {
-                    g.plugins()
-                        .iter()
-                        .map(|p| (p.name.clone(), p.fingerprint))
-                        .collect::<Vec<_>>()
-                };
-                if names(&generation) != names(&previous) {
-                    tracing::info!(
-                        generation = generation.number,
-                        plugins = ?generation.plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-                        "plugins reloaded"
-                    );
-                }
-                self.current.store(Arc::new(generation));
-                failures
-            }
-            Err(e) => {
-                tracing::error!("plugins not reloaded (the previous ones stay): {e}");
-                if let Some(reports) = self.reports.lock().as_ref() {
-                    reports.metrics.reload("plugins", false);
-                }
-                Vec::new()
-            }
-        }
     }
 
     /// The next plugin of the current generation still running its quick build.
@@ -285,7 +283,7 @@ impl PluginHost {
                 return;
             }
         };
-        let _one_at_a_time = self.reloading.lock();
+        let _one_at_a_time = self.reloads.lock();
         let current = self.current.load_full();
         if !current.plugins().iter().any(|p| Arc::ptr_eq(p, quick)) {
             return;
@@ -315,7 +313,7 @@ impl PluginHost {
     /// (empty: no plugins) so that plugins dropped in later load without a restart; errors are
     /// logged, the broker keeps serving.
     pub fn start_watching(self: &Arc<Self>) {
-        let mut watchers = self.watchers.lock();
+        let mut watches = self.watches.lock();
         if !self.dir.exists() {
             match std::fs::create_dir_all(&self.dir) {
                 Ok(()) => tracing::info!(
@@ -330,29 +328,121 @@ impl PluginHost {
         }
         if self.dir.is_dir() {
             let host = Arc::downgrade(self);
-            match watch_dir(&self.dir, "plugin-watcher", is_plugin_file, move || {
+            let sources = Sources {
+                dirs: vec![self.dir.clone()],
+                relevant: Arc::new(is_plugin_file),
+                max_delay: MAX_DELAY,
+            };
+            match crate::reload::watch("plugin-watcher", sources, move || {
                 if let Some(host) = host.upgrade() {
                     host.reload();
                 }
             }) {
-                Ok(w) => watchers.push(w),
+                Ok(w) => watches.push(w),
                 Err(e) => tracing::error!("plugin folder is not watched: {e}"),
             }
         }
         let keyring = self.services.keyring.clone();
-        let file_name = keyring.path().file_name().map(|n| n.to_os_string());
-        let dir = parent_dir(keyring.path());
-        if let (Some(file_name), true) = (file_name, dir.is_dir()) {
-            let relevant = move |p: &Path| p.file_name() == Some(file_name.as_os_str());
-            match watch_dir(&dir, "keyring-watcher", relevant, move || {
-                match keyring.reload() {
-                    Ok(n) => tracing::info!("keyring reloaded: {n} keys"),
-                    Err(e) => tracing::error!("keyring not reloaded (the previous one stays): {e}"),
-                }
+        if keyring.path().file_name().is_some()
+            && crate::reload::parent_dir(keyring.path()).is_dir()
+        {
+            let sources = Sources::file(keyring.path(), MAX_DELAY);
+            // Logged by `run`; a broken keyring keeps the previous one.
+            match crate::reload::watch("keyring-watcher", sources, move || {
+                let _ = keyring.reload();
             }) {
-                Ok(w) => watchers.push(w),
+                Ok(w) => watches.push(w),
                 Err(e) => tracing::error!("keyring is not watched: {e}"),
             }
         }
     }
+}
+
+impl Reloadable for PluginHost {
+    /// The new generation and the plugins that failed (each keeps its previous version).
+    type Next = (Generation, Vec<LoadFailure>);
+    type Error = String;
+
+    fn kind(&self) -> &'static str {
+        "plugins"
+    }
+
+    /// Re-reads the folder; new or changed plugins are compiled (by the quick tier unless
+    /// configured otherwise), unchanged ones are reused.
+    fn load(&self) -> Result<Self::Next, String> {
+        let previous = self.current.load_full();
+        load_generation(
+            &self.dir,
+            previous.number + 1,
+            &previous,
+            &self.services,
+            self.limits,
+            self.reload_tier,
+        )
+    }
+
+    fn swap(&self, (generation, failures): Self::Next) -> Option<u64> {
+        let previous = self.current.load_full();
+        for f in &failures {
+            tracing::error!("{f}");
+        }
+        if let Some(reports) = &self.reports {
+            let changed: Vec<&Arc<LoadedPlugin>> = generation
+                .plugins()
+                .iter()
+                .filter(|p| {
+                    !previous
+                        .plugins()
+                        .iter()
+                        .any(|old| old.name == p.name && old.fingerprint == p.fingerprint)
+                })
+                .collect();
+            reports.loaded(&changed);
+            reports.refused(&failures);
+            reports.metrics.reload("plugins", failures.is_empty());
+        }
+        let serving = |g: &Generation| {
+            g.plugins()
+                .iter()
+                .map(|p| (p.name.clone(), p.fingerprint))
+                .collect::<Vec<_>>()
+        };
+        if failures.is_empty() && serving(&generation) == serving(&previous) {
+            // The same plugins (a save that changed nothing): keep the builds serving.
+            return None;
+        }
+        let number = generation.number;
+        tracing::debug!(
+            generation = number,
+            plugins = ?generation.plugins().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            "plugins serving"
+        );
+        self.current.store(Arc::new(generation));
+        Some(number)
+    }
+
+    fn generation(&self) -> u64 {
+        self.current.load().number
+    }
+
+    fn problems(&self, error: &String) -> Vec<Problem> {
+        vec![Problem::unlocated(error.clone())]
+    }
+
+    fn reloads(&self) -> &Reloads {
+        &self.reloads
+    }
+}
+
+/// A plugin file: `*.wasm` or `*.toml`, not hidden (editors' and our temp files are).
+pub fn is_plugin_file(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
+    !hidden
+        && matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("wasm" | "toml")
+        )
 }

@@ -227,22 +227,27 @@ pub(crate) use crate::private_file::write as write_atomically;
 pub struct SharedKeyring {
     path: PathBuf,
     current: Arc<ArcSwap<Keyring>>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    reloads: Arc<crate::reload::Reloads>,
 }
 
 impl SharedKeyring {
     /// Loads `path` (missing = empty).
     pub fn open(path: &Path) -> Result<Self, KeyringError> {
-        Ok(SharedKeyring {
-            path: path.to_path_buf(),
-            current: Arc::new(ArcSwap::from_pointee(Keyring::load_or_empty(path)?)),
-        })
+        Ok(Self::serving(path, Keyring::load_or_empty(path)?))
     }
 
     /// A keyring not backed by a file (tests, benches, `plugin check`).
     pub fn fixed(keyring: Keyring) -> Self {
+        Self::serving(Path::new(""), keyring)
+    }
+
+    fn serving(path: &Path, keyring: Keyring) -> Self {
         SharedKeyring {
-            path: PathBuf::new(),
+            path: path.to_path_buf(),
             current: Arc::new(ArcSwap::from_pointee(keyring)),
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            reloads: Arc::default(),
         }
     }
 
@@ -254,12 +259,45 @@ impl SharedKeyring {
         self.current.load_full()
     }
 
-    /// Re-reads the file; on error the current keyring stays and the error is returned.
+    /// Re-reads the file ([`crate::reload::run`]); on error the current keyring stays and the
+    /// error is returned. The number of keys now serving.
     pub fn reload(&self) -> Result<usize, KeyringError> {
-        let keyring = Keyring::load_or_empty(&self.path)?;
-        let n = keyring.len();
-        self.current.store(Arc::new(keyring));
-        Ok(n)
+        crate::reload::run(self)?;
+        Ok(self.current().len())
+    }
+}
+
+impl crate::reload::Reloadable for SharedKeyring {
+    type Next = Keyring;
+    type Error = KeyringError;
+
+    fn kind(&self) -> &'static str {
+        "keyring"
+    }
+
+    fn load(&self) -> Result<Keyring, KeyringError> {
+        Keyring::load_or_empty(&self.path)
+    }
+
+    fn swap(&self, next: Keyring) -> Option<u64> {
+        self.current.store(Arc::new(next));
+        Some(
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1,
+        )
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn problems(&self, error: &KeyringError) -> Vec<crate::reload::Problem> {
+        vec![crate::reload::Problem::unlocated(error.to_string())]
+    }
+
+    fn reloads(&self) -> &crate::reload::Reloads {
+        &self.reloads
     }
 }
 

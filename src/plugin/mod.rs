@@ -11,8 +11,8 @@
 //!   key id, the policy question) with their permission checks.
 //! - [`loaded`]: one compiled, pre-instantiated plugin with its instance pool, deadline and
 //!   memory limit.
-//! - [`registry`], [`loader`], [`host`], [`watcher`]: generations of plugins, loading the
-//!   folder, the [`PluginHost`] the broker holds, hot reload.
+//! - [`registry`], [`loader`], [`host`]: generations of plugins, loading the folder, the
+//!   [`PluginHost`] the broker holds (hot reload through [`crate::reload`]).
 //! - [`keyring`], [`envelope`]: named keys (0600 file) and per-topic wrapped data keys.
 //! - [`oracle`]: [`PolicyOracle`], the `authorize` host call's question; the broker answers it
 //!   at its one enforcement point (`api::access::PluginAccess`).
@@ -37,10 +37,9 @@ pub mod registry;
 pub mod settings;
 pub mod state;
 pub mod validate;
-pub mod watcher;
 
 pub use chain::Rejection;
-pub use host::{PluginError, PluginHost};
+pub use host::{PluginError, PluginHost, PluginHostBuilder};
 pub use keyring::{Keyring, SharedKeyring};
 pub use loaded::{CallError, CallInput, CallLimits, LoadedPlugin};
 pub use manifest::Manifest;

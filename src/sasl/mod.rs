@@ -12,8 +12,8 @@
 //!   ServerKey}` per mechanism, plus fake credentials for unknown users.
 //! - [`store_file`]: the JSON file: mode 0600, written atomically, refused when group/other
 //!   readable or when its secret is one that was published ([`published_secret`]).
-//! - [`shared`]: [`SharedCredentials`], the live store with `reload()` and a change watch.
-//! - [`watch`]: a file watcher that reloads [`SharedCredentials`] when the file changes.
+//! - [`shared`]: [`SharedCredentials`], the live store with `reload()`, `watch()` (through
+//!   [`crate::reload`]) and a change watch.
 //!
 //! # Security properties
 //!
@@ -33,7 +33,6 @@ pub mod scram_messages;
 pub mod session;
 pub mod shared;
 pub mod store_file;
-pub mod watch;
 
 #[cfg(test)]
 pub(crate) mod test_client;
@@ -44,7 +43,6 @@ pub use plain::PlainServer;
 pub use scram::ScramServer;
 pub use session::Authenticator;
 pub use shared::SharedCredentials;
-pub use watch::CredentialWatcher;
 
 /// Where `palisade serve` (dev default) and `palisade user` keep credentials, relative to the
 /// working directory.

@@ -1,5 +1,6 @@
-//! Tasks that run beside the listeners for the broker's lifetime: the metrics endpoint and
-//! the audit of reloads (credential store changes, TLS material, policy generations).
+//! Tasks that run beside the listeners for the broker's lifetime: the metrics endpoint, the
+//! audit of credential store changes and the daily TLS expiry check. Policy and TLS reloads are
+//! audited as they happen (`audit::reloads`), attached here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +8,6 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::audit::watch::{PolicyWatch, TlsWatch};
 use crate::broker::Broker;
 use crate::server::listener::Listener;
 
@@ -35,25 +35,23 @@ pub async fn start(
             stopped.clone(),
         )));
     }
-    tasks.push(tokio::spawn(crate::audit::watch::credentials(
+    tasks.push(tokio::spawn(crate::audit::reloads::credentials(
         broker.audit.clone(),
         broker.metrics.clone(),
         broker.credentials.clone(),
         stopped.clone(),
     )));
-    let tls = listeners
+    crate::audit::reloads::policies(&broker.authorizer, &broker.audit, &broker.metrics);
+    let tls: Vec<_> = listeners
         .iter()
-        .filter_map(|l| l.tls.clone().map(|t| TlsWatch::new(l.name.clone(), t)))
+        .filter_map(|l| l.tls.clone().map(|t| (l.name.clone(), t)))
         .collect();
-    tasks.push(tokio::spawn(crate::audit::watch::reloads(
-        broker.audit.clone(),
-        broker.metrics.clone(),
+    for (listener, reloader) in &tls {
+        crate::audit::reloads::tls(listener, reloader, &broker.audit, &broker.metrics);
+    }
+    tasks.push(tokio::spawn(crate::audit::reloads::tls_expiries(
         tls,
-        Some(PolicyWatch::new(
-            broker.authorizer.clone(),
-            &broker.audit,
-            &broker.metrics,
-        )),
+        broker.metrics.clone(),
         stopped,
     )));
     Ok(SideTasks {

@@ -1,28 +1,25 @@
 //! Hot reload of TLS material.
 //!
-//! [`TlsReloader`] holds the current [`TlsMaterial`] in an `ArcSwap` and watches the *parent
-//! directories* of every file the settings name (a watch on the file itself goes silent after the
-//! first rename-into-place; directories also see Kubernetes-style `..data` symlink swaps). Any
-//! change in those directories, after a short debounce, loads and validates the full material
-//! off the hot path; if it is valid and differs from the current one it is swapped in, so new
-//! handshakes use it. Broken material is never swapped in: the previous one keeps serving and
-//! the error is logged naming the file. Open connections keep the config they started with.
+//! [`TlsReloader`] holds the current [`TlsMaterial`] in a [`Slot`] and has
+//! [`crate::reload::watch`] watch the *parent directories* of every file the settings name
+//! (they also see Kubernetes-style `..data` symlink swaps). Any change there loads and
+//! validates the full material off the hot path ([`crate::reload::run`]); if it is valid and
+//! differs from the current one it is swapped in, so new handshakes use it. Broken material is
+//! never swapped in: the previous one keeps serving and the error is logged naming the file.
+//! Open connections keep the config they started with.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use rustls::ServerConfig;
 
 use super::error::TlsError;
 use super::mapping::PrincipalMapper;
 use super::material::{load_material, TlsMaterial};
 use super::settings::TlsSettings;
+use crate::reload::{Problem, Reloadable, Reloads, Slot, Sources, Watch};
 
 /// Upper bound of the debounce while events keep coming.
 const MAX_DELAY: Duration = Duration::from_millis(400);
@@ -33,15 +30,14 @@ const MAX_DELAY: Duration = Duration::from_millis(400);
 pub struct TlsReloader {
     shared: Arc<Shared>,
     mapper: PrincipalMapper,
-    _watcher: RecommendedWatcher,
+    _watch: Watch,
 }
 
+/// The listener's material as a [`Reloadable`] target.
 struct Shared {
     settings: TlsSettings,
-    current: ArcSwap<TlsMaterial>,
-    generation: AtomicU64,
-    failures: AtomicU64,
-    last_error: parking_lot::Mutex<Option<String>>,
+    material: Slot<TlsMaterial>,
+    reloads: Reloads,
 }
 
 impl std::fmt::Debug for TlsReloader {
@@ -60,57 +56,45 @@ impl TlsReloader {
     pub fn start(settings: TlsSettings) -> Result<Self, TlsError> {
         let material = load_material(&settings)?;
         let mapper = PrincipalMapper::from_settings(&settings)?;
+        let dirs = watched_dirs(&settings)?.into_iter().collect();
         let shared = Arc::new(Shared {
-            current: ArcSwap::from_pointee(material),
+            material: Slot::new(material),
             settings,
-            generation: AtomicU64::new(1),
-            failures: AtomicU64::new(0),
-            last_error: parking_lot::Mutex::new(None),
+            reloads: Reloads::default(),
         });
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let mut watcher =
-            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-                Ok(event) if crate::fswatch::is_content_change(&event.kind) => {
-                    let _ = tx.send(());
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "tls file watch error"),
-            })
-            .map_err(|e| TlsError::Watch {
-                path: PathBuf::from("."),
-                message: e.to_string(),
-            })?;
-        for dir in watched_dirs(&shared.settings)? {
-            watcher
-                .watch(&dir, RecursiveMode::NonRecursive)
-                .map_err(|e| TlsError::Watch {
-                    path: dir.clone(),
-                    message: e.to_string(),
-                })?;
-        }
-        let worker = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("palisade-tls-reload".to_string())
-            .spawn(move || reload_loop(&worker, &rx))
-            .map_err(|e| TlsError::Watch {
-                path: PathBuf::from("."),
-                message: format!("cannot start the reload thread: {e}"),
-            })?;
+        // Any change in those directories may matter (a `..data` symlink swap renames a
+        // directory entry no setting names).
+        let sources = Sources {
+            dirs,
+            relevant: Arc::new(|_: &Path| true),
+            max_delay: MAX_DELAY,
+        };
+        let worker = Arc::downgrade(&shared);
+        let watch = crate::reload::watch("palisade-tls-reload", sources, move || {
+            if let Some(shared) = worker.upgrade() {
+                // Logged, counted and told to the observers by `run`.
+                let _ = crate::reload::run(&*shared);
+            }
+        })
+        .map_err(|e| TlsError::Watch {
+            path: PathBuf::from("."),
+            message: e.to_string(),
+        })?;
         Ok(Self {
             shared,
             mapper,
-            _watcher: watcher,
+            _watch: watch,
         })
     }
 
     /// When each certificate and CRL of the material now serving stops being usable.
     pub fn expiries(&self) -> Vec<crate::tls::Expiry> {
-        self.shared.current.load().expiries.clone()
+        self.shared.material.current().expiries.clone()
     }
 
     /// The config new handshakes should use.
     pub fn current(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.shared.current.load().config)
+        Arc::clone(&self.shared.material.current().config)
     }
 
     /// An acceptor over [`Self::current`]: take a fresh one for every accepted connection.
@@ -130,64 +114,66 @@ impl TlsReloader {
 
     /// 1 after start, +1 on every swap.
     pub fn generation(&self) -> u64 {
-        self.shared.generation.load(Ordering::SeqCst)
+        self.shared.material.generation()
     }
 
     /// How many reloads were refused.
     pub fn failures(&self) -> u64 {
-        self.shared.failures.load(Ordering::SeqCst)
+        self.shared.reloads.failures()
     }
 
     /// The error of the last refused reload, cleared by the next good load.
     pub fn last_error(&self) -> Option<String> {
-        self.shared.last_error.lock().clone()
+        self.shared
+            .reloads
+            .last_error()
+            .map(|problems| Problem::join(&problems))
+    }
+
+    /// Tells `observer` of every later swap and refusal (the audit trail, metrics).
+    pub fn observe(&self, observer: crate::reload::Observer) {
+        self.shared.reloads.observe(observer);
     }
 
     /// Reloads now (as a file change would). `Ok(true)` if new material was swapped in,
     /// `Ok(false)` if it was identical to the current one.
     pub fn reload_now(&self) -> Result<bool, TlsError> {
-        self.shared.reload()
+        crate::reload::run(&*self.shared).map(|swapped| swapped.is_some())
     }
 }
 
-impl Shared {
-    fn reload(&self) -> Result<bool, TlsError> {
-        match load_material(&self.settings) {
-            Ok(material) => {
-                *self.last_error.lock() = None;
-                if material.fingerprint == self.current.load().fingerprint {
-                    return Ok(false);
-                }
-                self.current.store(Arc::new(material));
-                let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-                tracing::info!(generation, "tls material reloaded");
-                Ok(true)
-            }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::SeqCst);
-                *self.last_error.lock() = Some(e.to_string());
-                tracing::error!(
-                    file = %e.path().map(|p| p.display().to_string()).unwrap_or_default(),
-                    error = %e,
-                    "tls reload refused; the previous certificates keep serving"
-                );
-                Err(e)
-            }
+impl Reloadable for Shared {
+    type Next = TlsMaterial;
+    type Error = TlsError;
+
+    fn kind(&self) -> &'static str {
+        "tls"
+    }
+
+    /// Reads and validates every file (chain, key, CRLs, expiry) into a server config.
+    fn load(&self) -> Result<TlsMaterial, TlsError> {
+        load_material(&self.settings)
+    }
+
+    fn swap(&self, next: TlsMaterial) -> Option<u64> {
+        if next.fingerprint == self.material.current().fingerprint {
+            return None;
         }
+        Some(self.material.swap(next))
     }
-}
 
-/// Waits for file events, debounces them, reloads; ends when the watcher is dropped.
-fn reload_loop(shared: &Shared, rx: &Receiver<()>) {
-    // The outcome is logged and recorded by `reload`.
-    crate::fswatch::debounce(
-        rx,
-        MAX_DELAY,
-        |()| true,
-        || {
-            let _ = shared.reload();
-        },
-    );
+    fn generation(&self) -> u64 {
+        self.material.generation()
+    }
+
+    /// PEM and DER carry no useful position: the file, named in the message, is the location.
+    fn problems(&self, error: &TlsError) -> Vec<Problem> {
+        vec![Problem::unlocated(error.to_string())]
+    }
+
+    fn reloads(&self) -> &Reloads {
+        &self.reloads
+    }
 }
 
 /// The distinct parent directories of every configured file, canonicalized.
