@@ -22,6 +22,9 @@
 //! (that identity with its connection), read by [`api::access`] (the one authorization
 //! enforcement point), [`authz`], [`audit`] and [`plugin`].
 //!
+//! Gateway mode: [`upstream`] reaches an existing Kafka cluster (connections, login, the node
+//! map from its Metadata, the `[gateway]` settings).
+//!
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
 //! [`cli`] the `palisade` subcommands.
 
@@ -47,3 +50,4 @@ pub mod sasl;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod upstream;
