@@ -1,5 +1,6 @@
 //! `palisade config check`: everything `serve` would refuse, found before starting it, then
-//! the security checklist ([`super::posture`]). Every problem of the file is reported in one
+//! the security checklist ([`super::posture`]). A gateway config's upstream is reached and
+//! logged in to ([`super::upstream_check`]). Every problem of the file is reported in one
 //! run, one `error: FILE:LINE:COL: message` line each.
 
 use std::path::Path;
@@ -51,6 +52,10 @@ pub fn check(file: &Path, strict: bool) -> Result<ExitCode, CliError> {
     // Plugins and the keyring load as `serve` would load them (compiled, `init` run).
     if let Err(e) = crate::plugin::PluginHost::open(&config.plugins, &config.storage.data_dir) {
         eprintln!("error: {e}");
+        failed = true;
+    }
+    // In gateway mode the upstream must answer and accept the login, as `serve` needs.
+    if config.gateway.is_enabled() && !super::upstream_check::check(&config.gateway) {
         failed = true;
     }
     if failed {
