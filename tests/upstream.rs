@@ -53,6 +53,11 @@ impl Upstream {
     /// `server_names`: the names the broker's certificate is issued for (the dev PKI's
     /// localhost/127.0.0.1 when empty).
     async fn start(server_names: &[&str]) -> Upstream {
+        Self::start_with(server_names, &[]).await
+    }
+
+    /// [`Upstream::start`] with replacements in the config text.
+    async fn start_with(server_names: &[&str], extra: &[(&str, &str)]) -> Upstream {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         let pki = generate_dev_pki(&certs, &[], false).unwrap();
@@ -65,7 +70,7 @@ impl Upstream {
             .unwrap();
             std::fs::write(&pki.server_key, issued.key_pem).unwrap();
         }
-        let text = common::secure_config_text(dir.path(), &certs, &[]);
+        let text = common::secure_config_text(dir.path(), &certs, extra);
         let running = Running::start(Config::parse(&text, Path::new("<upstream>")).unwrap())
             .await
             .unwrap();
@@ -73,6 +78,11 @@ impl Upstream {
             .broker
             .credentials
             .update(|s| s.add_user(USER, &Mechanism::ALL, 4096, PASSWORD.as_bytes()))
+            .unwrap();
+        running
+            .broker
+            .credentials
+            .update(|s| s.add_user("alice", &Mechanism::ALL, 4096, b"alice-password-1"))
             .unwrap();
         Upstream {
             running,
@@ -203,6 +213,82 @@ async fn a_wrong_password_is_refused_with_the_upstreams_message() {
     assert!(text.contains(&upstream.address(SASL_SSL)), "{text}");
     assert!(!text.contains("not-the-password"), "{text}");
     assert!(!err.is_retriable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_with_its_own_credential_gets_its_own_connection() {
+    let upstream = Upstream::start(&[]).await;
+    let options = with_login(
+        tls_options(&upstream.ca, true),
+        ClientMechanism::ScramSha512,
+        PASSWORD,
+    );
+    let cluster = UpstreamCluster::new(
+        vec![upstream.address(SASL_SSL)],
+        options,
+        Duration::from_secs(30),
+    );
+    cluster.refresh().await.unwrap();
+    let service = cluster.connection(0).await.unwrap();
+    let alice = |password: &str| {
+        Arc::new(Credential {
+            mechanism: ClientMechanism::ScramSha256,
+            username: "alice".into(),
+            password: Secret::new(password),
+        })
+    };
+    let own = cluster
+        .connection_as(0, Some(&alice("alice-password-1")))
+        .await
+        .unwrap();
+    assert!(!Arc::ptr_eq(&service, &own));
+    assert_eq!(broker_ids(&own).await, vec![0]);
+    // The credential really is alice's: with her wrong password the upstream refuses her.
+    let err = cluster
+        .connection_as(0, Some(&alice("wrong-password-1")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("sasl login as `alice` refused"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_retired_before_its_sasl_session_expires() {
+    let upstream = Upstream::start_with(
+        &[],
+        &[(
+            "session_lifetime_ms = 3600000",
+            "session_lifetime_ms = 1000",
+        )],
+    )
+    .await;
+    let options = with_login(
+        tls_options(&upstream.ca, true),
+        ClientMechanism::ScramSha512,
+        PASSWORD,
+    );
+    let cluster = UpstreamCluster::new(
+        vec![upstream.address(SASL_SSL)],
+        options,
+        Duration::from_secs(30),
+    );
+    cluster.refresh().await.unwrap();
+    let first = cluster.connection(0).await.unwrap();
+    assert!(first.is_usable());
+    assert!(
+        common::eventually(Duration::from_secs(30), || {
+            let first = Arc::clone(&first);
+            async move { !first.is_usable() }
+        })
+        .await,
+        "still usable after its session lifetime"
+    );
+    // The next caller gets a fresh, logged-in connection.
+    let second = cluster.connection(0).await.unwrap();
+    assert!(!Arc::ptr_eq(&first, &second) && second.is_usable());
+    assert_eq!(broker_ids(&second).await, vec![0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

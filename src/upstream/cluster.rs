@@ -87,8 +87,8 @@ impl NodeMap {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SlotKey {
     node_id: i32,
-    /// `None`: the service account (or no SASL).
-    identity: Option<(String, &'static str)>,
+    /// `None`: the service account (or no SASL); else [`Credential::fingerprint`].
+    identity: Option<[u8; 32]>,
 }
 
 #[derive(Default)]
@@ -240,7 +240,7 @@ impl UpstreamCluster {
             .ok_or(UpstreamError::UnknownNode { node_id })?;
         let key = SlotKey {
             node_id,
-            identity: credential.map(|c| (c.username.clone(), c.mechanism.name())),
+            identity: credential.map(|c| c.fingerprint()),
         };
         let slot = Arc::clone(self.slots.lock().entry(key).or_default());
         let mut state = slot.state.lock().await;

@@ -41,6 +41,25 @@ pub struct Credential {
     pub password: Secret,
 }
 
+impl Credential {
+    /// SHA-256 over mechanism, user name and password: equal for the same login, different
+    /// when any part differs (connections are shared only by identical credentials). Never
+    /// shown anywhere.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            self.mechanism.name().as_bytes(),
+            self.username.as_bytes(),
+            self.password.expose(),
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hash.finalize().into()
+    }
+}
+
 /// Reading a secret file failed. Never carries the file's content.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
