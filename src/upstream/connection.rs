@@ -1,6 +1,6 @@
 //! [`Connection`]: one logged-in connection to one upstream broker, pipelined.
 //!
-//! Set-up, in order: TCP (every resolved address tried, within `connect_timeout`), TLS when
+//! Set-up ([`super::handshake`]), in order: TCP (within `connect_timeout`), TLS when
 //! configured, ApiVersions (the upstream's ranges are kept: a request in a version it does not
 //! accept is refused here, never sent), then SASL (SaslHandshake v1, SaslAuthenticate) when a
 //! credential is given.
@@ -18,25 +18,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestKind, ResponseHeader, ResponseKind,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Decodable;
 use parking_lot::Mutex;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::error::UpstreamError;
 use super::frame::{self, read_response};
-use super::sasl_client::{Next, SaslClient};
 use super::secret::Credential;
 use super::settings::GatewaySection;
-use super::tls::{client_config, server_name, UpstreamTlsError};
+use super::tls::{client_config, UpstreamTlsError};
 use super::versions::ApiVersionRanges;
 
 /// How the gateway connects to upstream brokers.
@@ -108,13 +103,9 @@ impl ConnectOptions {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type Stream = Box<dyn Io>;
-
-/// The version of ApiVersions asked first; an upstream that does not accept it answers in v0
-/// with its range, and the exchange is repeated in the highest version both accept.
-const API_VERSIONS_VERSION: i16 = 3;
+pub(super) type Stream = Box<dyn Io>;
 
 /// One request waiting for its response.
 struct Waiter {
@@ -170,7 +161,7 @@ impl Drop for Connection {
 impl Connection {
     /// Connects to `address` (`host:port`), negotiates versions and logs in.
     pub async fn connect(address: &str, options: &ConnectOptions) -> Result<Self, UpstreamError> {
-        let mut setup = Setup {
+        let mut setup = super::handshake::Setup {
             address: address.to_string(),
             options,
             correlation: 0,
@@ -253,8 +244,10 @@ impl Connection {
         client_id: Option<&str>,
         request: &RequestKind,
     ) -> Result<Option<ResponseKind>, UpstreamError> {
-        let api = api_key_of(request).ok_or_else(|| UpstreamError::UnknownRequestKind {
-            address: self.address.clone(),
+        let api = super::request_key::api_key_of(request).ok_or_else(|| {
+            UpstreamError::UnknownRequestKind {
+                address: self.address.clone(),
+            }
         })?;
         self.check_version(api, version)?;
         let expects_response = !matches!(request, RequestKind::Produce(p) if p.acks == 0);
@@ -428,110 +421,8 @@ impl Connection {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn api_key_of(request: &RequestKind) -> Option<ApiKey> {
-    // `RequestKind` names its API only through its variant; a kind added to kafka-protocol
-    // after this list is refused rather than sent under a wrong key.
-    macro_rules! keys {
-        ($($name:ident),* $(,)?) => {
-            match request {
-                $(RequestKind::$name(_) => Some(ApiKey::$name),)*
-                _ => None,
-            }
-        };
-    }
-    keys!(
-        Produce,
-        Fetch,
-        ListOffsets,
-        Metadata,
-        OffsetCommit,
-        OffsetFetch,
-        FindCoordinator,
-        JoinGroup,
-        Heartbeat,
-        LeaveGroup,
-        SyncGroup,
-        DescribeGroups,
-        ListGroups,
-        SaslHandshake,
-        ApiVersions,
-        CreateTopics,
-        DeleteTopics,
-        DeleteRecords,
-        InitProducerId,
-        OffsetForLeaderEpoch,
-        AddPartitionsToTxn,
-        AddOffsetsToTxn,
-        EndTxn,
-        WriteTxnMarkers,
-        TxnOffsetCommit,
-        DescribeAcls,
-        CreateAcls,
-        DeleteAcls,
-        DescribeConfigs,
-        AlterConfigs,
-        AlterReplicaLogDirs,
-        DescribeLogDirs,
-        SaslAuthenticate,
-        CreatePartitions,
-        CreateDelegationToken,
-        RenewDelegationToken,
-        ExpireDelegationToken,
-        DescribeDelegationToken,
-        DeleteGroups,
-        ElectLeaders,
-        IncrementalAlterConfigs,
-        AlterPartitionReassignments,
-        ListPartitionReassignments,
-        OffsetDelete,
-        DescribeClientQuotas,
-        AlterClientQuotas,
-        DescribeUserScramCredentials,
-        AlterUserScramCredentials,
-        Vote,
-        BeginQuorumEpoch,
-        EndQuorumEpoch,
-        DescribeQuorum,
-        AlterPartition,
-        UpdateFeatures,
-        Envelope,
-        FetchSnapshot,
-        DescribeCluster,
-        DescribeProducers,
-        BrokerRegistration,
-        BrokerHeartbeat,
-        UnregisterBroker,
-        DescribeTransactions,
-        ListTransactions,
-        AllocateProducerIds,
-        ConsumerGroupHeartbeat,
-        ConsumerGroupDescribe,
-        ControllerRegistration,
-        GetTelemetrySubscriptions,
-        PushTelemetry,
-        AssignReplicasToDirs,
-        ListConfigResources,
-        DescribeTopicPartitions,
-        ShareGroupHeartbeat,
-        ShareGroupDescribe,
-        ShareFetch,
-        ShareAcknowledge,
-        AddRaftVoter,
-        RemoveRaftVoter,
-        UpdateRaftVoter,
-        InitializeShareGroupState,
-        ReadShareGroupState,
-        WriteShareGroupState,
-        DeleteShareGroupState,
-        ReadShareGroupStateSummary,
-        DescribeShareGroupOffsets,
-        AlterShareGroupOffsets,
-        DeleteShareGroupOffsets,
-    )
 }
 
 /// Fails every outstanding request: the oldest with `first` (the error that broke the
@@ -644,314 +535,6 @@ async fn read_loop(
         }
     }
 }
-
-/// The sequential exchanges before pipelining starts.
-struct Setup<'a> {
-    address: String,
-    options: &'a ConnectOptions,
-    correlation: i32,
-}
-
-impl Setup<'_> {
-    async fn open(&self) -> Result<Stream, UpstreamError> {
-        let timeout = self.options.connect_timeout;
-        let opened = tokio::time::timeout(timeout, async {
-            let tcp = self.tcp().await?;
-            match &self.options.tls {
-                None => Ok::<Stream, UpstreamError>(Box::new(tcp)),
-                Some(config) => {
-                    let host = crate::config::parse_host_port(&self.address)
-                        .map(|(h, _)| h)
-                        .unwrap_or_default();
-                    let name =
-                        server_name(&host).map_err(|message| UpstreamError::TlsSettings {
-                            address: self.address.clone(),
-                            message,
-                        })?;
-                    let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
-                    let tls = connector.connect(name, tcp).await.map_err(|source| {
-                        UpstreamError::TlsHandshake {
-                            address: self.address.clone(),
-                            source,
-                        }
-                    })?;
-                    Ok(Box::new(tls) as Stream)
-                }
-            }
-        })
-        .await;
-        opened.unwrap_or_else(|_| {
-            Err(UpstreamError::ConnectTimeout {
-                address: self.address.clone(),
-                timeout_ms: millis(timeout),
-            })
-        })
-    }
-
-    /// TCP to the first resolved address that accepts.
-    async fn tcp(&self) -> Result<TcpStream, UpstreamError> {
-        let addrs = tokio::net::lookup_host(&self.address)
-            .await
-            .map_err(|source| UpstreamError::Resolve {
-                address: self.address.clone(),
-                source,
-            })?;
-        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address resolved");
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(tcp) => {
-                    let _ = tcp.set_nodelay(true);
-                    return Ok(tcp);
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(UpstreamError::Connect {
-            address: self.address.clone(),
-            source: last,
-        })
-    }
-
-    /// One request and its response, nothing else in flight.
-    async fn exchange<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        stream: &mut Stream,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Result<Resp, UpstreamError> {
-        let body = self.exchange_raw(stream, api, version, request).await?;
-        self.decode(api, version, body)
-    }
-
-    fn decode<Resp: Decodable>(
-        &self,
-        api: ApiKey,
-        version: i16,
-        mut body: Bytes,
-    ) -> Result<Resp, UpstreamError> {
-        Resp::decode(&mut body, version).map_err(|e| UpstreamError::Decode {
-            address: self.address.clone(),
-            api,
-            version,
-            message: e.to_string(),
-        })
-    }
-
-    /// The response body (header removed) of one request.
-    async fn exchange_raw<Req: Encodable>(
-        &mut self,
-        stream: &mut Stream,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Result<Bytes, UpstreamError> {
-        let address = self.address.clone();
-        let encode_error = |e: anyhow::Error| UpstreamError::Encode {
-            address: address.clone(),
-            api,
-            version,
-            message: e.to_string(),
-        };
-        let mut body = BytesMut::new();
-        request.encode(&mut body, version).map_err(encode_error)?;
-        self.correlation += 1;
-        let correlation = self.correlation;
-        let frame = frame::encode_request(
-            api,
-            version,
-            correlation,
-            Some(&self.options.client_id),
-            &body,
-        )
-        .map_err(encode_error)?;
-        let timeout = self.options.request_timeout;
-        let limit = self.options.max_response_bytes;
-        let exchanged = tokio::time::timeout(timeout, async {
-            stream.write_all(&frame).await?;
-            stream.flush().await?;
-            read_response(stream, limit).await
-        })
-        .await;
-        let mut response = match exchanged {
-            Err(_) => {
-                return Err(UpstreamError::Timeout {
-                    address,
-                    api,
-                    timeout_ms: millis(timeout),
-                })
-            }
-            Ok(Err(source)) => return Err(UpstreamError::Frame { address, source }),
-            Ok(Ok(None)) => {
-                return Err(UpstreamError::Closed {
-                    address,
-                    reason: format!("closed by the upstream before answering {api:?}"),
-                })
-            }
-            Ok(Ok(Some(response))) => response,
-        };
-        let header = ResponseHeader::decode(&mut response, api.response_header_version(version))
-            .map_err(|e| UpstreamError::Decode {
-                address: address.clone(),
-                api,
-                version,
-                message: format!("response header: {e}"),
-            })?;
-        if header.correlation_id != correlation {
-            return Err(UpstreamError::Correlation {
-                address,
-                expected: correlation,
-                got: header.correlation_id,
-            });
-        }
-        Ok(response)
-    }
-
-    async fn api_versions(
-        &mut self,
-        stream: &mut Stream,
-    ) -> Result<ApiVersionRanges, UpstreamError> {
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("palisade-gateway"))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let api = ApiKey::ApiVersions;
-        let body = self
-            .exchange_raw(stream, api, API_VERSIONS_VERSION, &request)
-            .await?;
-        // Every version starts with the error code; UNSUPPORTED_VERSION comes as v0.
-        let code = body
-            .get(..2)
-            .and_then(|b| <[u8; 2]>::try_from(b).ok())
-            .map_or(0, i16::from_be_bytes);
-        let response: ApiVersionsResponse = if code == UNSUPPORTED_VERSION {
-            let v0: ApiVersionsResponse = self.decode(api, 0, body)?;
-            let version = ApiVersionRanges::from_response(&v0)
-                .highest_common(
-                    api,
-                    kafka_protocol::protocol::VersionRange {
-                        min: 0,
-                        max: API_VERSIONS_VERSION,
-                    },
-                )
-                .ok_or_else(|| UpstreamError::ErrorCode {
-                    address: self.address.clone(),
-                    api,
-                    code,
-                })?;
-            self.exchange(stream, api, version, &request).await?
-        } else {
-            self.decode(api, API_VERSIONS_VERSION, body)?
-        };
-        if response.error_code != 0 {
-            return Err(UpstreamError::ErrorCode {
-                address: self.address.clone(),
-                api,
-                code: response.error_code,
-            });
-        }
-        Ok(ApiVersionRanges::from_response(&response))
-    }
-
-    /// SASL: handshake, then as many SaslAuthenticate rounds as the mechanism takes. Returns
-    /// when the session must be renewed, if the upstream limits it.
-    async fn login(
-        &mut self,
-        stream: &mut Stream,
-        versions: &ApiVersionRanges,
-        credential: &Credential,
-    ) -> Result<Option<Instant>, UpstreamError> {
-        let username = credential.username.clone();
-        let mechanism = credential.mechanism.name();
-        let handshake: SaslHandshakeResponse = self
-            .exchange(
-                stream,
-                ApiKey::SaslHandshake,
-                1,
-                &SaslHandshakeRequest::default()
-                    .with_mechanism(StrBytes::from_static_str(mechanism)),
-            )
-            .await?;
-        if handshake.error_code != 0 {
-            return Err(UpstreamError::SaslMechanism {
-                address: self.address.clone(),
-                mechanism: mechanism.to_string(),
-                offered: handshake
-                    .mechanisms
-                    .iter()
-                    .map(|m| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-        let version = versions
-            .highest_common(
-                ApiKey::SaslAuthenticate,
-                kafka_protocol::protocol::VersionRange { min: 0, max: 2 },
-            )
-            .ok_or_else(|| UpstreamError::UnsupportedVersion {
-                address: self.address.clone(),
-                api: ApiKey::SaslAuthenticate,
-                version: 2,
-                range: versions.describe(ApiKey::SaslAuthenticate),
-            })?;
-        let address = self.address.clone();
-        let client_error = |source| UpstreamError::SaslClient {
-            address: address.clone(),
-            username: username.clone(),
-            source,
-        };
-        let mut client = SaslClient::new(credential).map_err(client_error)?;
-        let mut message = client.start().map_err(client_error)?;
-        loop {
-            let started = Instant::now();
-            let response: SaslAuthenticateResponse = self
-                .exchange(
-                    stream,
-                    ApiKey::SaslAuthenticate,
-                    version,
-                    &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
-                )
-                .await?;
-            if response.error_code != 0 {
-                return Err(UpstreamError::SaslRefused {
-                    address: self.address.clone(),
-                    username,
-                    code: response.error_code,
-                    message: response
-                        .error_message
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                });
-            }
-            // PBKDF2 runs off the async threads.
-            let auth_bytes = response.auth_bytes;
-            let (returned, next) = tokio::task::spawn_blocking(move || {
-                let next = client.step(&auth_bytes);
-                (client, next)
-            })
-            .await
-            .map_err(|_| UpstreamError::SaslClient {
-                address: self.address.clone(),
-                username: username.clone(),
-                source: super::sasl_client::SaslClientError::Internal("login task failed"),
-            })?;
-            client = returned;
-            match next.map_err(client_error)? {
-                Next::Send(m) => message = m,
-                Next::Done => {
-                    let lifetime = u64::try_from(response.session_lifetime_ms).unwrap_or(0);
-                    // Retired at 90% of the session so no request meets the upstream's cut-off.
-                    return Ok((lifetime > 0)
-                        .then(|| started.checked_add(Duration::from_millis(lifetime / 10 * 9)))
-                        .flatten());
-                }
-            }
-        }
-    }
-}
-
-/// Kafka's UNSUPPORTED_VERSION error code.
-const UNSUPPORTED_VERSION: i16 = 35;
 
 #[cfg(test)]
 #[path = "connection_tests.rs"]

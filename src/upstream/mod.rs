@@ -12,7 +12,8 @@
 //! - [`sasl_client`]: PLAIN and SCRAM-SHA-256/512 as a client, sans-io.
 //! - [`frame`]: request frames, and response frames read against a size limit.
 //! - [`versions`]: the API version ranges an upstream broker offers.
-//! - [`connection`]: [`Connection`], one pipelined, logged-in connection to one broker.
+//! - [`connection`]: [`Connection`], one pipelined, logged-in connection to one broker;
+//!   `handshake` opens it (TCP, TLS, ApiVersions, SASL).
 //! - [`cluster`]: [`UpstreamCluster`], the node map from Metadata and a connection per node.
 //! - [`probe`]: what `palisade config check` reports about the upstream.
 //! - [`error`]: [`UpstreamError`], every failure naming the broker's address.
@@ -21,8 +22,10 @@ pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod frame;
+mod handshake;
 pub mod identity;
 pub mod probe;
+mod request_key;
 pub mod sasl_client;
 pub mod secret;
 pub mod settings;
