@@ -38,6 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PLAINTEXT: usize = 0;
 const SASL_SSL: usize = 1;
+const SSL: usize = 2;
 const USER: &str = "svc";
 const PASSWORD: &str = "svc-password-123";
 
@@ -46,6 +47,8 @@ const PASSWORD: &str = "svc-password-123";
 struct Upstream {
     running: Running,
     ca: PathBuf,
+    /// Certificate and key of the client `gateway` (CN=gateway), issued by the same CA.
+    client: (PathBuf, PathBuf),
     _dir: tempfile::TempDir,
 }
 
@@ -60,7 +63,7 @@ impl Upstream {
     async fn start_with(server_names: &[&str], extra: &[(&str, &str)]) -> Upstream {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
-        let pki = generate_dev_pki(&certs, &[], false).unwrap();
+        let pki = generate_dev_pki(&certs, &["gateway".to_string()], false).unwrap();
         if let Some(first) = server_names.first() {
             let issued = pki.ca.issue_server(first, server_names).unwrap();
             std::fs::write(
@@ -86,6 +89,7 @@ impl Upstream {
             .unwrap();
         Upstream {
             running,
+            client: (pki.clients[0].cert.clone(), pki.clients[0].key.clone()),
             ca: pki.ca_cert,
             _dir: dir,
         }
@@ -289,6 +293,28 @@ async fn a_connection_is_retired_before_its_sasl_session_expires() {
     let second = cluster.connection(0).await.unwrap();
     assert!(!Arc::ptr_eq(&first, &second) && second.is_usable());
     assert_eq!(broker_ids(&second).await, vec![0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_presents_the_configured_client_certificate() {
+    let upstream = Upstream::start(&[]).await;
+    let address = upstream.address(SSL);
+    // The SSL listener requires a client certificate: without one the upstream refuses.
+    let without = Connection::connect(&address, &tls_options(&upstream.ca, true)).await;
+    assert!(without.is_err(), "connected without a client certificate");
+    let settings = UpstreamTls {
+        enabled: true,
+        ca_file: Some(upstream.ca.clone()),
+        verify_hostname: true,
+        cert_file: Some(upstream.client.0.clone()),
+        key_file: Some(upstream.client.1.clone()),
+    };
+    let options = ConnectOptions {
+        tls: Some(palisade::upstream::tls::client_config(&settings).unwrap()),
+        ..ConnectOptions::plaintext()
+    };
+    let conn = Connection::connect(&address, &options).await.unwrap();
+    assert_eq!(broker_ids(&conn).await, vec![0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
