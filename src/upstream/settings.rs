@@ -360,6 +360,34 @@ impl GatewaySection {
     }
 }
 
+impl GatewaySection {
+    /// The security checklist's findings about the upstream side (warnings, not errors).
+    pub fn posture_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.is_enabled() {
+            return out;
+        }
+        let all_loopback = self.bootstrap_servers.iter().all(|s| {
+            crate::config::parse_host_port(s).is_some_and(|(host, _)| {
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            })
+        });
+        if !self.tls.enabled && !all_loopback {
+            out.push("gateway: the upstream is reached without TLS (`gateway.tls.enabled = false`): records and logins cross the network in clear text".into());
+        }
+        if self.tls.enabled && !self.tls.verify_hostname {
+            out.push("gateway: `gateway.tls.verify_hostname = false` accepts any certificate of the CA for any upstream broker".into());
+        }
+        if self.sasl.allow_plain_without_tls && !self.tls.enabled {
+            out.push("gateway: `gateway.sasl.allow_plain_without_tls` sends the upstream password in clear text".into());
+        }
+        out
+    }
+}
+
 /// Letters, digits, `-` and dots between non-empty labels.
 fn is_dns_name(name: &str) -> bool {
     name.len() <= 253
@@ -439,6 +467,21 @@ mod tests {
         assert!(toml::from_str::<GatewaySection>("[sasl]\nmechanism = \"GSSAPI\"").is_err());
         assert!(toml::from_str::<GatewaySection>("[sasl]\npassword = \"x\"").is_err());
         assert!(toml::from_str::<GatewaySection>("unmapped = \"anonymous\"").is_err());
+    }
+
+    #[test]
+    fn clear_text_and_unverified_names_are_on_the_checklist() {
+        assert!(GatewaySection::default().posture_warnings().is_empty());
+        let local = parse("bootstrap_servers = [\"127.0.0.1:9092\", \"localhost:9093\"]");
+        assert!(local.posture_warnings().is_empty());
+        let remote = parse("bootstrap_servers = [\"kafka-1:9092\"]");
+        assert!(remote.posture_warnings()[0].contains("without TLS"));
+        let unverified = parse(
+            "bootstrap_servers = [\"kafka-1:9093\"]\n[tls]\nenabled = true\nca_file = \"ca.pem\"\nverify_hostname = false",
+        );
+        let w = unverified.posture_warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("verify_hostname = false"));
     }
 
     #[test]
