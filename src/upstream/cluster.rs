@@ -137,6 +137,21 @@ impl UpstreamCluster {
         }
     }
 
+    /// The cluster `[gateway]` describes, logging in as the service account of `identities`
+    /// (the TLS files are read now). Nothing is dialled until [`Self::refresh`].
+    pub fn from_settings(
+        section: &super::settings::GatewaySection,
+        identities: &super::identity::UpstreamIdentities,
+    ) -> Result<Self, super::tls::UpstreamTlsError> {
+        let options =
+            ConnectOptions::from_settings(section, identities.service_account().cloned())?;
+        Ok(Self::new(
+            section.bootstrap_servers.clone(),
+            options,
+            Duration::from_millis(section.metadata_refresh_ms),
+        ))
+    }
+
     /// The node map as last learned.
     pub fn nodes(&self) -> Arc<NodeMap> {
         Arc::clone(&self.map.borrow())

@@ -1,10 +1,7 @@
 //! What `palisade config check` learns about the upstream: it connects as `serve` would (TLS,
 //! the service account's login), reads the cluster's nodes and asks each for its API versions.
 
-use std::time::Duration;
-
 use super::cluster::{Node, UpstreamCluster};
-use super::connection::ConnectOptions;
 use super::error::UpstreamError;
 use super::identity::{IdentityError, UpstreamIdentities};
 use super::settings::GatewaySection;
@@ -50,12 +47,7 @@ impl ProbeReport {
 /// Connects to the upstream `section` describes and reports its nodes and versions.
 pub async fn probe(section: &GatewaySection) -> Result<ProbeReport, ProbeError> {
     let identities = UpstreamIdentities::load(section)?;
-    let options = ConnectOptions::from_settings(section, identities.service_account().cloned())?;
-    let cluster = UpstreamCluster::new(
-        section.bootstrap_servers.clone(),
-        options,
-        Duration::from_millis(section.metadata_refresh_ms),
-    );
+    let cluster = UpstreamCluster::from_settings(section, &identities)?;
     let map = cluster.refresh().await?;
     let mut nodes = Vec::new();
     for node in map.nodes.values() {
