@@ -106,6 +106,9 @@ pub struct Config {
     /// Client byte-rate quotas (none when the section is absent).
     #[serde(default)]
     pub quotas: crate::quota::QuotaSettings,
+    /// Gateway mode: an upstream Kafka cluster serves the data (off when the section is absent).
+    #[serde(default)]
+    pub gateway: crate::upstream::GatewaySection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -739,6 +742,7 @@ policy_dir = "/etc/palisade/policies"
         same(&dev.audit, &prod.audit);
         same(&dev.plugins, &prod.plugins);
         same(&dev.quotas, &prod.quotas);
+        same(&dev.gateway, &prod.gateway);
         same(
             &dev.authorization.policy_dir,
             &prod.authorization.policy_dir,
@@ -780,6 +784,24 @@ policy_dir = "/etc/palisade/policies"
                 panic!("without `{key}` (line {}): {e}", i + 1);
             }
         }
+    }
+
+    #[test]
+    fn gateway_problems_are_placed_at_their_keys() {
+        let text = "[[listeners]]\nbind = \"127.0.0.1:9092\"\nprotocol = \"PLAINTEXT\"\n\n\
+                    [gateway]\nbootstrap_servers = [\"nohost\"]\nrequest_timeout_ms = 0\n\n\
+                    [gateway.sasl]\nmechanism = \"SCRAM-SHA-512\"\n";
+        let Err(ConfigError::Invalid { problems, .. }) = Config::parse(text, Path::new("g.toml"))
+        else {
+            panic!("accepted");
+        };
+        let at: Vec<(usize, usize)> = problems.iter().map(|p| (p.line, p.column)).collect();
+        // bootstrap_servers, request_timeout_ms, then the two missing sasl keys at the section.
+        assert_eq!(at, vec![(6, 1), (7, 1), (9, 10), (9, 10)], "{problems:#?}");
+        assert!(problems[0].message.contains("`nohost` is not host:port"));
+        // Without [gateway], a file loads in broker mode as before.
+        let broker = Config::parse(MINIMAL, Path::new("min.toml")).unwrap();
+        assert!(!broker.gateway.is_enabled());
     }
 
     #[test]

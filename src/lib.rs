@@ -24,6 +24,9 @@
 //! (that identity with its connection), read by [`api::access`] (the one authorization
 //! enforcement point), [`authz`], [`audit`] and [`plugin`].
 //!
+//! Gateway mode: [`upstream`] reaches an existing Kafka cluster (connections, login, the node
+//! map from its Metadata, the `[gateway]` settings).
+//!
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
 //! [`cli`] the `palisade` subcommands. [`reload`] watches the files the broker serves from
 //! (policies, TLS material, credentials, plugins) and swaps in each new generation.
@@ -52,3 +55,4 @@ pub mod sasl;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod upstream;

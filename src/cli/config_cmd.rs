@@ -1,5 +1,6 @@
 //! `palisade config check`: everything `serve` would refuse, found before starting it, then
-//! the security checklist ([`super::posture`]). Every problem of the file is reported in one
+//! the security checklist ([`super::posture`]). A gateway config's upstream is reached and
+//! logged in to ([`super::upstream_check`]). Every problem of the file is reported in one
 //! run, one `error: FILE:LINE:COL: message` line each.
 
 use std::path::Path;
@@ -53,6 +54,10 @@ pub fn check(file: &Path, strict: bool) -> Result<ExitCode, CliError> {
         crate::plugin::PluginHost::builder(&config.plugins, &config.storage.data_dir).open()
     {
         eprintln!("error: {e}");
+        failed = true;
+    }
+    // In gateway mode the upstream must answer and accept the login, as `serve` needs.
+    if config.gateway.is_enabled() && !super::upstream_check::check(&config.gateway) {
         failed = true;
     }
     if failed {

@@ -11,6 +11,7 @@ pub mod plugin_new;
 pub mod policy;
 pub mod posture;
 pub mod serve;
+pub mod upstream_check;
 pub mod user;
 pub mod verify;
 

@@ -40,6 +40,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
             ));
         }
     }
+    out.extend(config.gateway.posture_warnings());
     let audit = &config.audit;
     if !audit.file && !audit.topic {
         out.push("audit: both sinks are off (`audit.file`, `audit.topic`): no trail of security decisions".into());

@@ -155,6 +155,10 @@ pub fn validate(config: &Config) -> Vec<Issue> {
         }
     }
 
+    for message in config.gateway.validate() {
+        issues.push(Issue::in_section(KeyPath::parse("gateway"), message));
+    }
+
     let mut names = HashSet::new();
     for (i, listener) in config.listeners.iter().enumerate() {
         let at = KeyPath::parse("listeners").index(i);
