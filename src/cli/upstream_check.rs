@@ -3,7 +3,7 @@
 
 use kafka_protocol::protocol::VersionRange;
 
-use crate::protocol::dispatch::APIS;
+use crate::protocol::apis::APIS;
 use crate::upstream::probe::{probe, ProbeReport};
 use crate::upstream::{ApiVersionRanges, GatewaySection};
 
