@@ -26,6 +26,7 @@
 //! [`cli`] the `palisade` subcommands.
 
 pub mod api;
+pub mod atomic_file;
 pub mod audit;
 pub mod authz;
 pub mod broker;
