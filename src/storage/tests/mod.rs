@@ -6,6 +6,7 @@
     clippy::panic
 )]
 
+mod batch_header;
 mod durability;
 mod log;
 mod producers;
