@@ -849,8 +849,16 @@ fn replacing_a_plugin_under_produce_load_fails_no_request() {
     let second = SCHEMA_MANIFEST.replace("order = 5", "order = 6");
     let host = fx.broker.running.as_ref().unwrap().broker.plugins.clone();
     let first = host.generation().number;
+    // Writes land between swaps: wait for the writers to get some through, not for a time.
+    let writes_go_through = || {
+        let before = sent.load(Ordering::Relaxed);
+        wait_until(Duration::from_secs(30), || {
+            sent.load(Ordering::Relaxed) >= before + 40
+        })
+        .expect("the writers stopped getting records through");
+    };
     for round in 0..4 {
-        std::thread::sleep(Duration::from_millis(300));
+        writes_go_through();
         let (text, order) = if round % 2 == 0 {
             (second.as_str(), 6)
         } else {
@@ -873,7 +881,7 @@ fn replacing_a_plugin_under_produce_load_fails_no_request() {
         host.generation().get("json-schema").unwrap().manifest.order,
         5
     );
-    std::thread::sleep(Duration::from_millis(300));
+    writes_go_through();
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.join().unwrap();
@@ -953,21 +961,27 @@ fn a_plugin_whose_init_fails_refuses_the_start_and_plugin_check_says_why() {
         .unwrap();
     assert!(!out.status.success());
     // The init modes that misbehave are caught by the init deadline and memory limit too.
-    for mode in ["trap", "loop", "grow"] {
+    for (mode, stopped_by) in [
+        ("trap", "refused its configuration"),
+        ("loop", "deadline"),
+        ("grow", "memory limit"),
+    ] {
         std::fs::write(
             folder.join("good.toml"),
             format!("topics = [\"x\"]\nhooks = [\"produce\"]\n[config]\ninit = \"{mode}\"\n"),
         )
         .unwrap();
         std::fs::copy(wasm("hostile"), folder.join("good.wasm")).unwrap();
-        let started = Instant::now();
         let out = Command::new(bin)
             .args(["plugin", "check"])
             .arg(folder.join("good.wasm"))
             .output()
             .unwrap();
         assert!(!out.status.success(), "init {mode} passed");
-        assert!(started.elapsed() < Duration::from_secs(20));
+        // Stopped by the mechanism meant for it (a loop by the init deadline, not by anything
+        // slower), whatever the time that took on this machine.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(stopped_by), "init {mode}: {stderr}");
     }
 }
 
