@@ -129,12 +129,6 @@ fn is_temp_name(name: &str, prefix: &OsString) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )]
 
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;

@@ -1,13 +1,6 @@
 //! Tests for batch validation: batches built by `kafka_protocol`'s encoder (the same wire format
 //! real clients send), then damaged in targeted ways.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::io::Write;
 
 use bytes::{Bytes, BytesMut};

@@ -117,7 +117,6 @@ fn zigzag64(raw: u64) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

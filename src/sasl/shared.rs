@@ -148,7 +148,6 @@ impl SharedCredentials {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sasl::Mechanism;
 

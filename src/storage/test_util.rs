@@ -1,10 +1,4 @@
 //! Test helpers: hand-rolled valid v2 record batches and a manager in a tempdir.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::path::Path;
 use std::sync::Arc;

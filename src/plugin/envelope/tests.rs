@@ -1,5 +1,4 @@
 //! Round trips, tampering, batches and key rotation, through the public API.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 use super::*;
 use crate::plugin::keyring::Keyring;
 

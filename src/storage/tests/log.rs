@@ -1,10 +1,4 @@
 //! Appends and reads: offsets, segment rolls, the sparse index, timestamps.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use super::*;
 use crate::storage::batch::BatchFrame;

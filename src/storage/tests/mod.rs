@@ -1,10 +1,4 @@
 //! Behaviour tests of the storage engine, on real files in temporary directories.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 mod batch_header;
 mod durability;
