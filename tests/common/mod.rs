@@ -21,9 +21,11 @@ use palisade::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod clients;
 pub mod plugins;
 pub mod wait;
 
+pub use clients::client_config;
 pub use wait::{eventually, wait_for, wait_until};
 
 /// A test config: one PLAINTEXT listener on an ephemeral loopback port, data in `data_dir`.
