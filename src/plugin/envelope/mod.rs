@@ -15,9 +15,9 @@
 //!
 //! # Layout
 //!
-//! - [`format`]: the ciphertext format (header, nonce, tag) and what the GCM tag authenticates.
-//! - [`store`]: the data-key files, wrapped by keyring keys, and the per-topic key cache.
-//! - [`seal`]: sealing and opening, one item or whole byte lists at a time.
+//! - `format`: the ciphertext format (header, nonce, tag) and what the GCM tag authenticates.
+//! - `store`: the data-key files, wrapped by keyring keys, and the per-topic key cache.
+//! - `seal`: sealing and opening, one item or whole byte lists at a time.
 
 mod format;
 mod seal;
