@@ -386,6 +386,7 @@ fn walk(root: &dyn TableLike, path: &KeyPath) -> (Option<Range<usize>>, Option<R
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]

@@ -99,6 +99,7 @@ fn run(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sasl::{CredentialStore, Mechanism};
     use std::time::Instant;
