@@ -13,7 +13,8 @@
 //! - [`api::router`]: the one router (SASL included) and the one encode point.
 //! - [`api`]: one module per Kafka API family (`produce`, `fetch`, `metadata`, ...);
 //!   [`api::produce`] owns the produce path (checks, plugins, pipeline, append order).
-//! - [`records`]: record batch validation (CRC-32C, lengths, bounded decompression).
+//! - [`records`]: record batch validation (CRC-32C, lengths, bounded decompression); the one
+//!   v2 header layout ([`records::layout`]) that storage and plugins read too.
 //! - [`storage`]: partition logs on disk, group commit, recovery, retention, tamper chain.
 //! - [`group`]: the consumer group coordinator and committed offsets.
 //! - [`plugin`]: WebAssembly plugin chains run on produce and fetch.
@@ -30,8 +31,10 @@
 //! [`broker::Broker`] holds the shared state; [`config`] the TOML configuration;
 //! [`cli`] the `palisade` subcommands. [`reload`] watches the files the broker serves from
 //! (policies, TLS material, credentials, plugins) and swaps in each new generation.
+//! Files on disk are replaced through [`atomic_file`] only.
 
 pub mod api;
+pub mod atomic_file;
 pub mod audit;
 pub mod authz;
 pub mod backend;

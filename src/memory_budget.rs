@@ -146,7 +146,6 @@ impl std::fmt::Debug for Reservation {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
 

@@ -68,7 +68,6 @@ pub fn head_after(line: &str) -> Option<ChainHead> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::audit::event::{EventType, Outcome};
 

@@ -283,7 +283,6 @@ impl Drop for RequestDecisions {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::principal::Principal;
     use crate::request::FirstUse;

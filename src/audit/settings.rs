@@ -93,7 +93,6 @@ impl AuditSection {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use crate::config::{Config, DEFAULT_CONFIG};
     use std::path::Path;
 

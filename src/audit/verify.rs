@@ -234,7 +234,6 @@ fn check_link(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::audit::chain::{next_line, ChainHead};
     use crate::audit::event::{Event, EventType, Outcome};

@@ -70,10 +70,10 @@ pub fn modify<R>(
         return Ok(result);
     }
     let text = render(&bindings).map_err(|e| AclStoreError::Invalid(e.0))?;
-    write_atomically(&dir, &path, &text)?;
+    write_atomically(&path, &text)?;
     if let Err(diagnostics) = authorizer.reload() {
         let restored = match &previous {
-            Some(old) => write_atomically(&dir, &path, old),
+            Some(old) => write_atomically(&path, old),
             None => std::fs::remove_file(&path).map_err(io(&path)),
         };
         if let Err(e) = restored {
@@ -90,16 +90,7 @@ pub fn modify<R>(
     Ok(result)
 }
 
-/// Writes beside the file (a name the loader ignores), fsyncs, renames into place.
-fn write_atomically(dir: &Path, path: &Path, text: &str) -> Result<(), AclStoreError> {
-    use std::io::Write as _;
-    let tmp = dir.join(format!(".{ACL_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+/// Replaces the file atomically; the temporary file's dot name is one the loader skips.
+fn write_atomically(path: &Path, text: &str) -> Result<(), AclStoreError> {
+    crate::atomic_file::replace(path, text.as_bytes(), crate::atomic_file::SHARED).map_err(io(path))
 }

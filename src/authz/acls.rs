@@ -388,7 +388,6 @@ impl AclFilter {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn binding(name: &str, pattern: i8, op: i8, perm: i8) -> AclBinding {

@@ -312,7 +312,6 @@ impl Authorizer {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::authz::request::{RequestContextFacts, Resource};
     use crate::authz::schema::Action;

@@ -117,7 +117,6 @@ pub fn duplicate_ids(policies: &[ParsedPolicy]) -> Vec<PolicyDiagnostic> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     const TWO: &str = "// first\npermit(principal, action, resource);\n\n@id(\"named\")\nforbid(principal, action, resource)\n  when { false };\n";

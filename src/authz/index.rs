@@ -256,7 +256,6 @@ fn walk(v: &Value, used: &mut ContextUse) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::authz::ids::parse_file;
 

@@ -204,7 +204,6 @@ fn parsed_type_name(type_name: &str) -> Result<EntityTypeName, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -88,7 +88,6 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     /// A new SDK source file must be embedded too, or scaffolded plugins do not build.
     #[test]

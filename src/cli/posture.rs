@@ -114,7 +114,6 @@ fn unconditional_permits(dir: &std::path::Path) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::GroupError;
 
 const LOG_NAME: &str = "offsets.log";
-const TMP_NAME: &str = "offsets.log.tmp";
+const LEGACY_TMP_NAME: &str = "offsets.log.tmp";
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,11 +137,13 @@ impl OffsetStore {
     pub fn open(dir: &Path) -> Result<(Self, Vec<Record>), GroupError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let path = dir.join(LOG_NAME);
-        let tmp = dir.join(TMP_NAME);
-        if tmp.exists() {
-            // A compaction died before its rename: the log itself is still complete.
-            fs::remove_file(&tmp).map_err(io_err(&tmp))?;
+        // A compaction that died before its rename leaves a temporary file; the log itself is
+        // still complete. (`offsets.log.tmp` is the name older versions used.)
+        let legacy_tmp = dir.join(LEGACY_TMP_NAME);
+        if legacy_tmp.exists() {
+            fs::remove_file(&legacy_tmp).map_err(io_err(&legacy_tmp))?;
         }
+        crate::atomic_file::remove_leftovers(&path).map_err(io_err(dir))?;
         let records = match fs::read(&path) {
             Ok(data) => parse_log(&path, &data),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -211,22 +213,14 @@ impl OffsetStore {
     /// records include everything appended so far.
     pub fn rewrite(&self, records: &[Record]) -> Result<(), GroupError> {
         let path = self.dir.join(LOG_NAME);
-        let tmp = self.dir.join(TMP_NAME);
         let mut state = self.shared.file.lock();
         let mut pending = self.shared.pending.lock();
-        {
-            let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-            let mut data = Vec::new();
-            for record in records {
-                data.extend_from_slice(&encode_line(record));
-            }
-            out.write_all(&data).map_err(io_err(&tmp))?;
-            out.sync_all().map_err(io_err(&tmp))?;
+        let mut data = Vec::new();
+        for record in records {
+            data.extend_from_slice(&encode_line(record));
         }
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))?;
+        crate::atomic_file::replace(&path, &data, crate::atomic_file::SHARED)
+            .map_err(io_err(&path))?;
         state.file = open_append(&path)?;
         pending.buf.clear();
         pending.records_since_rewrite = 0;
@@ -271,7 +265,6 @@ impl Shared {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn commit(offset: i64) -> Record {

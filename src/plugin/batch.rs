@@ -11,18 +11,18 @@ use std::io::Write;
 use bytes::{BufMut, Bytes, BytesMut};
 use palisade_sdk::records::{RecordList, RecordListBuilder};
 
-use crate::records::header::{parse_header, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN};
-use crate::records::varint::Cursor;
+use crate::records::header::parse_header;
+use crate::records::layout::{self, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+use crate::records::varint::write_varlong;
 use crate::records::{
-    BatchHeader, COMPRESSION_GZIP, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_SNAPPY,
-    COMPRESSION_ZSTD,
+    visit_records, BatchHeader, RecordError, COMPRESSION_GZIP, COMPRESSION_LZ4, COMPRESSION_NONE,
+    COMPRESSION_SNAPPY, COMPRESSION_ZSTD,
 };
 
 /// A batch opened for plugins.
 #[derive(Debug, Clone)]
 pub struct Decoded {
     pub header: BatchHeader,
-    partition_leader_epoch: i32,
     /// Each record's timestamp delta, kept on re-encoding.
     timestamp_deltas: Vec<i64>,
     /// The records as a record list.
@@ -33,31 +33,10 @@ fn malformed(what: impl std::fmt::Display) -> String {
     format!("record batch: {what}")
 }
 
-fn varint_len(c: &mut Cursor<'_>, what: &str) -> Result<i32, String> {
-    c.varint()
-        .map_err(|_| malformed(format!("bad varint in {what}")))
-}
-
-fn nullable<'a>(c: &mut Cursor<'a>, what: &str) -> Result<Option<&'a [u8]>, String> {
-    let len = varint_len(c, what)?;
-    if len == -1 {
-        return Ok(None);
-    }
-    let n = usize::try_from(len).map_err(|_| malformed(format!("negative {what} length")))?;
-    c.take(n)
-        .map(Some)
-        .ok_or_else(|| malformed(format!("{what} is truncated")))
-}
-
-/// Opens one whole batch (`bytes` starts at baseOffset and holds exactly the batch).
+/// Opens one whole batch (`bytes` starts at baseOffset and holds exactly the batch). The
+/// records are walked by the same code that validates produce requests.
 pub fn decode(bytes: &[u8], max_decompressed: usize) -> Result<Decoded, String> {
-    let raw = parse_header(bytes).map_err(|e| e.to_string())?;
-    let header = raw.header;
-    let partition_leader_epoch = bytes
-        .get(12..16)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(i32::from_be_bytes)
-        .ok_or_else(|| malformed("truncated header"))?;
+    let header = parse_header(bytes).map_err(|e| e.to_string())?;
     let body = bytes
         .get(BATCH_HEADER_LEN..)
         .ok_or_else(|| malformed("truncated header"))?;
@@ -73,68 +52,41 @@ pub fn decode(bytes: &[u8], max_decompressed: usize) -> Result<Decoded, String> 
     let count = usize::try_from(header.record_count).map_err(|_| malformed("record count"))?;
     let mut list = RecordListBuilder::new();
     let mut timestamp_deltas = Vec::with_capacity(count.min(section.len()));
-    let mut c = Cursor::new(section);
     let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
-    for index in 0..count {
-        let len = varint_len(&mut c, "record length")?;
-        let len = usize::try_from(len).map_err(|_| malformed("negative record length"))?;
-        let record = c
-            .take(len)
-            .ok_or_else(|| malformed(format!("record {index} is truncated")))?;
-        let mut r = Cursor::new(record);
-        r.i8().ok_or_else(|| malformed("record attributes"))?;
-        let ts_delta = r
-            .varlong()
-            .map_err(|_| malformed("bad varint in timestamp delta"))?;
-        let offset_delta = varint_len(&mut r, "offset delta")?;
-        let key = nullable(&mut r, "key")?;
-        let value = nullable(&mut r, "value")?;
-        let header_count = varint_len(&mut r, "header count")?;
-        let header_count =
-            usize::try_from(header_count).map_err(|_| malformed("negative header count"))?;
+    visit_records(section, header.record_count, |record| {
+        let refuse = |what: String| RecordError::Malformed(what);
         headers.clear();
-        for _ in 0..header_count {
-            let name =
-                nullable(&mut r, "header key")?.ok_or_else(|| malformed("null header key"))?;
-            let name =
-                std::str::from_utf8(name).map_err(|_| malformed("header key is not UTF-8"))?;
-            let value = nullable(&mut r, "header value")?;
+        for (name, value) in record.headers() {
+            let name = std::str::from_utf8(name)
+                .map_err(|_| refuse("header key is not UTF-8".to_owned()))?;
             headers.push((name, value));
         }
-        let offset_delta =
-            u32::try_from(offset_delta).map_err(|_| malformed("negative offset delta"))?;
+        let offset_delta = u32::try_from(record.offset_delta)
+            .map_err(|_| refuse("negative offset delta".to_owned()))?;
         list.push(
             offset_delta,
-            header.base_timestamp.saturating_add(ts_delta),
-            key,
-            value,
+            header.base_timestamp.saturating_add(record.timestamp_delta),
+            record.key,
+            record.value,
             &headers,
         )
-        .map_err(malformed)?;
-        timestamp_deltas.push(ts_delta);
-    }
+        .map_err(|e| refuse(e.to_string()))?;
+        timestamp_deltas.push(record.timestamp_delta);
+        Ok(())
+    })
+    .map_err(malformed)?;
     Ok(Decoded {
         header,
-        partition_leader_epoch,
         timestamp_deltas,
         records: list.finish(),
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
 fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
-        None => put_varint(out, -1),
+        None => write_varlong(out, -1),
         Some(b) => {
-            put_varint(out, b.len() as i64);
+            write_varlong(out, b.len() as i64);
             out.extend_from_slice(b);
         }
     }
@@ -189,17 +141,17 @@ pub fn encode(original: &Decoded, replacement: &RecordList<'_>) -> Result<Bytes,
     {
         body.clear();
         body.push(0); // record attributes: unused in v2
-        put_varint(&mut body, *ts_delta);
-        put_varint(&mut body, index as i64);
+        write_varlong(&mut body, *ts_delta);
+        write_varlong(&mut body, index as i64);
         put_nullable(&mut body, record.key);
         put_nullable(&mut body, record.value);
         let headers: Vec<_> = record.headers().collect();
-        put_varint(&mut body, headers.len() as i64);
+        write_varlong(&mut body, headers.len() as i64);
         for h in headers {
             put_nullable(&mut body, Some(h.name.as_bytes()));
             put_nullable(&mut body, h.value);
         }
-        put_varint(&mut section, body.len() as i64);
+        write_varlong(&mut section, body.len() as i64);
         section.extend_from_slice(&body);
     }
     let h = &original.header;
@@ -210,9 +162,9 @@ pub fn encode(original: &Decoded, replacement: &RecordList<'_>) -> Result<Bytes,
         .ok_or_else(|| "replaced batch is too large".to_string())?;
     let mut out = BytesMut::with_capacity(total);
     out.put_i64(h.base_offset);
-    out.put_i32(i32::try_from(total - 12).map_err(|_| "replaced batch is too large")?);
-    out.put_i32(original.partition_leader_epoch);
-    out.put_i8(2);
+    out.put_i32(i32::try_from(total - LOG_OVERHEAD).map_err(|_| "replaced batch is too large")?);
+    out.put_i32(h.partition_leader_epoch);
+    out.put_i8(MAGIC_V2);
     out.put_u32(0); // CRC, filled in below
     out.put_i16(h.attributes);
     out.put_i32(h.last_offset_delta);
@@ -223,9 +175,9 @@ pub fn encode(original: &Decoded, replacement: &RecordList<'_>) -> Result<Bytes,
     out.put_i32(h.base_sequence);
     out.put_i32(h.record_count);
     out.put_slice(&compressed);
-    let crc = crc32c::crc32c(out.get(ATTRIBUTES_OFFSET..).unwrap_or_default());
-    if let Some(slot) = out.get_mut(17..21) {
-        slot.copy_from_slice(&crc.to_be_bytes());
+    debug_assert_eq!(out.len(), total);
+    if !layout::write_crc(&mut out) {
+        return Err("replaced batch is shorter than its header".to_owned());
     }
     Ok(out.freeze())
 }
@@ -235,14 +187,13 @@ pub fn encode(original: &Decoded, replacement: &RecordList<'_>) -> Result<Bytes,
 pub fn split_batches(records: &[u8]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut pos = 0usize;
-    while let Some(len) = records
-        .get(pos + 8..pos + 12)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(i32::from_be_bytes)
+    while let Some(len) = pos
+        .checked_add(layout::BATCH_LENGTH_AT)
+        .and_then(|at| layout::read_i32(records, at))
     {
         let Some(end) = usize::try_from(len)
             .ok()
-            .and_then(|l| (pos + 12).checked_add(l))
+            .and_then(|l| (pos + LOG_OVERHEAD).checked_add(l))
             .filter(|&end| end <= records.len())
         else {
             break;
@@ -255,7 +206,6 @@ pub fn split_batches(records: &[u8]) -> Vec<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -334,7 +284,7 @@ mod tests {
                 assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64 * 5);
                 assert_eq!(r.key, Some(format!("k{i}").as_bytes()));
             }
-            assert_eq!(again.partition_leader_epoch, 7);
+            assert_eq!(again.header.partition_leader_epoch, 7);
         }
     }
 

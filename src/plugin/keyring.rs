@@ -303,7 +303,6 @@ impl crate::reload::Reloadable for SharedKeyring {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

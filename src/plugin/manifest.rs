@@ -114,7 +114,6 @@ fn one_line(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     const GOOD: &str = r#"

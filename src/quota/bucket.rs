@@ -76,7 +76,6 @@ impl RateBucket {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     const MB: f64 = 1_000_000.0;

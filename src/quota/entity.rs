@@ -152,7 +152,6 @@ pub fn candidates(user: &str, client_id: &str) -> [Entity; 8] {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]

@@ -339,7 +339,6 @@ fn overlay(configured: &Table, altered: &Table) -> Table {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn quotas(text: &str) -> Quotas {

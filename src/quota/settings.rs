@@ -110,7 +110,6 @@ impl QuotaSettings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn parse(text: &str) -> QuotaSettings {

@@ -112,7 +112,6 @@ pub fn save(path: &Path, table: &Table) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::super::entity::Name;
     use super::*;
 

@@ -1,65 +1,37 @@
-//! The fixed 61-byte v2 batch header.
+//! Parses the fixed 61-byte v2 batch header (field offsets in [`super::layout`]).
 
-use super::varint::Cursor;
+use super::layout::{
+    read_i16, read_i32, read_i64, ATTRIBUTES_AT, BASE_OFFSET_AT, BASE_SEQUENCE_AT,
+    BASE_TIMESTAMP_AT, BATCH_HEADER_LEN, BATCH_LENGTH_AT, LAST_OFFSET_DELTA_AT, MAX_TIMESTAMP_AT,
+    PARTITION_LEADER_EPOCH_AT, PRODUCER_EPOCH_AT, PRODUCER_ID_AT, RECORD_COUNT_AT,
+};
 use super::{BatchHeader, RecordError};
-
-/// baseOffset (8) + batchLength (4): the prefix every batch format shares.
-pub const LOG_OVERHEAD: usize = 12;
-/// Size of the complete v2 header, up to and including recordCount.
-pub const BATCH_HEADER_LEN: usize = 61;
-/// Smallest legal `batchLength`: the header minus the log overhead (an empty batch).
-pub const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
-/// Offset of the magic byte: it sits at the same place in every message format, which is how
-/// Kafka tells the formats apart before parsing anything else.
-pub const MAGIC_OFFSET: usize = 16;
-/// Offset of the CRC field.
-pub const CRC_OFFSET: usize = 17;
-/// Offset of the attributes field: the CRC covers everything from here to the end.
-pub const ATTRIBUTES_OFFSET: usize = 21;
-
-/// Parsed header plus the fields validation needs but `BatchHeader` does not expose.
-pub(crate) struct RawHeader {
-    pub(crate) header: BatchHeader,
-    pub(crate) crc: u32,
-}
 
 /// Parses the 61-byte header. `batch` must start at baseOffset; its magic has already been
 /// checked by the caller (magic decides whether this layout applies at all).
-pub(crate) fn parse_header(batch: &[u8]) -> Result<RawHeader, RecordError> {
+pub(crate) fn parse_header(batch: &[u8]) -> Result<BatchHeader, RecordError> {
     let short = || {
         RecordError::Truncated(format!(
             "batch header needs {BATCH_HEADER_LEN} bytes, have {}",
             batch.len()
         ))
     };
-    let mut c = Cursor::new(batch);
-    let base_offset = c.i64().ok_or_else(short)?;
-    let batch_length = c.i32().ok_or_else(short)?;
-    let _partition_leader_epoch = c.i32().ok_or_else(short)?;
-    let _magic = c.i8().ok_or_else(short)?;
-    let crc = c.u32().ok_or_else(short)?;
-    let attributes = c.i16().ok_or_else(short)?;
-    let last_offset_delta = c.i32().ok_or_else(short)?;
-    let base_timestamp = c.i64().ok_or_else(short)?;
-    let max_timestamp = c.i64().ok_or_else(short)?;
-    let producer_id = c.i64().ok_or_else(short)?;
-    let producer_epoch = c.i16().ok_or_else(short)?;
-    let base_sequence = c.i32().ok_or_else(short)?;
-    let record_count = c.i32().ok_or_else(short)?;
-    Ok(RawHeader {
-        header: BatchHeader {
-            base_offset,
-            batch_length,
-            attributes,
-            last_offset_delta,
-            base_timestamp,
-            max_timestamp,
-            producer_id,
-            producer_epoch,
-            base_sequence,
-            record_count,
-        },
-        crc,
+    let head = batch.get(..BATCH_HEADER_LEN).ok_or_else(short)?;
+    let i64_at = |at| read_i64(head, at).ok_or_else(short);
+    let i32_at = |at| read_i32(head, at).ok_or_else(short);
+    let i16_at = |at| read_i16(head, at).ok_or_else(short);
+    Ok(BatchHeader {
+        base_offset: i64_at(BASE_OFFSET_AT)?,
+        batch_length: i32_at(BATCH_LENGTH_AT)?,
+        partition_leader_epoch: i32_at(PARTITION_LEADER_EPOCH_AT)?,
+        attributes: i16_at(ATTRIBUTES_AT)?,
+        last_offset_delta: i32_at(LAST_OFFSET_DELTA_AT)?,
+        base_timestamp: i64_at(BASE_TIMESTAMP_AT)?,
+        max_timestamp: i64_at(MAX_TIMESTAMP_AT)?,
+        producer_id: i64_at(PRODUCER_ID_AT)?,
+        producer_epoch: i16_at(PRODUCER_EPOCH_AT)?,
+        base_sequence: i32_at(BASE_SEQUENCE_AT)?,
+        record_count: i32_at(RECORD_COUNT_AT)?,
     })
 }
 

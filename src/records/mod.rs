@@ -1,15 +1,17 @@
 //! Record batches as they arrive in Produce requests: structural checks (magic 2, lengths,
 //! CRC-32C), bounded decompression of every codec, and the header fields storage needs.
 //!
-//! Layout: [`header`] parses the fixed 61-byte v2 header, `crc` checks CRC-32C,
+//! Layout: [`layout`] says where each header field sits, [`header`] parses the fixed 61-byte
+//! v2 header, [`crc`] checks CRC-32C,
 //! [`decompress`] inflates the records section under a hard output cap, and [`record_walk`]
 //! walks the records' varint framing without allocating.
 
 use bytes::Bytes;
 
-mod crc;
+pub mod crc;
 pub mod decompress;
 pub mod header;
+pub mod layout;
 pub mod record_walk;
 pub(crate) mod varint;
 
@@ -19,8 +21,8 @@ mod tests;
 pub use decompress::{
     COMPRESSION_GZIP, COMPRESSION_LZ4, COMPRESSION_NONE, COMPRESSION_SNAPPY, COMPRESSION_ZSTD,
 };
-pub use header::{BATCH_HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH};
-pub use record_walk::{walk_records, RecordsSummary};
+pub use layout::{BATCH_HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH};
+pub use record_walk::{visit_records, walk_records, RecordView, RecordsSummary};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
@@ -45,6 +47,7 @@ pub enum RecordError {
 pub struct BatchHeader {
     pub base_offset: i64,
     pub batch_length: i32,
+    pub partition_leader_epoch: i32,
     pub attributes: i16,
     pub last_offset_delta: i32,
     pub base_timestamp: i64,
@@ -57,17 +60,17 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     pub fn compression(&self) -> i16 {
-        self.attributes & 0x07
+        self.attributes & layout::COMPRESSION_MASK
     }
     pub fn is_transactional(&self) -> bool {
-        self.attributes & 0x10 != 0
+        self.attributes & layout::TRANSACTIONAL_BIT != 0
     }
     pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
+        self.attributes & layout::CONTROL_BIT != 0
     }
     /// Bit 3: timestamps are broker append times rather than client create times.
     pub fn is_log_append_time(&self) -> bool {
-        self.attributes & 0x08 != 0
+        self.attributes & layout::TIMESTAMP_TYPE_BIT != 0
     }
     /// Offset of the batch's last record (`base_offset + last_offset_delta`), saturating
     /// because the base offset is client-supplied until the broker reassigns it.
@@ -131,28 +134,23 @@ pub fn validate_batches(
 /// prefix included), checking it fits in `rest`. Magic is checked here, before the v2 minimum
 /// length, because legacy message sets are legitimately shorter and deserve the precise error.
 fn batch_size(rest: &[u8]) -> Result<usize, RecordError> {
-    let prefix = rest.get(..header::LOG_OVERHEAD).ok_or_else(|| {
+    let prefix = rest.get(..LOG_OVERHEAD).ok_or_else(|| {
         RecordError::Truncated(format!(
             "{} trailing bytes, fewer than the {}-byte batch prefix",
             rest.len(),
-            header::LOG_OVERHEAD
+            LOG_OVERHEAD
         ))
     })?;
-    let length_bytes = prefix
-        .get(8..12)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    let batch_length = layout::read_i32(prefix, layout::BATCH_LENGTH_AT)
         .ok_or_else(|| RecordError::Truncated("batch length field".to_owned()))?;
-    let batch_length = i32::from_be_bytes(length_bytes);
     if batch_length < 0 {
         return Err(RecordError::Malformed(format!(
             "negative batch length {batch_length}"
         )));
     }
-    let magic = rest
-        .get(header::MAGIC_OFFSET)
-        .map(|&m| m as i8)
+    let magic = layout::read_i8(rest, layout::MAGIC_AT)
         .ok_or_else(|| RecordError::Truncated("batch ends before its magic byte".to_owned()))?;
-    if magic != 2 {
+    if magic != layout::MAGIC_V2 {
         return Err(RecordError::UnsupportedMagic(magic));
     }
     if batch_length < MIN_BATCH_LENGTH {
@@ -162,7 +160,7 @@ fn batch_size(rest: &[u8]) -> Result<usize, RecordError> {
     }
     let size = usize::try_from(batch_length)
         .ok()
-        .and_then(|l| l.checked_add(header::LOG_OVERHEAD))
+        .and_then(|l| l.checked_add(LOG_OVERHEAD))
         .ok_or_else(|| RecordError::Malformed(format!("batch length {batch_length}")))?;
     if size > rest.len() {
         return Err(RecordError::Truncated(format!(
@@ -179,10 +177,9 @@ fn validate_batch(
     max_decompressed: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<BatchHeader, RecordError> {
-    let raw = header::parse_header(batch)?;
+    let h = header::parse_header(batch)?;
     // CRC first: everything after it is only worth interpreting if it arrived intact.
-    crc::verify(batch, raw.crc)?;
-    let h = raw.header;
+    crc::verify(batch)?;
     header::check_counts(&h)?;
     let body = batch
         .get(BATCH_HEADER_LEN..)

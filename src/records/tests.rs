@@ -1,15 +1,7 @@
 //! Tests for batch validation: batches built by `kafka_protocol`'s encoder (the same wire format
 //! real clients send), then damaged in targeted ways.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::io::Write;
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -414,18 +406,13 @@ fn write_zeros(w: &mut impl Write, total: usize) {
     }
 }
 
+/// A bomb fails at the cap. That it stops there rather than after inflating everything is
+/// what [`assert_output_capped`] shows (a bound on memory, not on time: a busy machine is slow,
+/// not wrong).
 fn assert_bomb_rejected(b: &Bytes) {
-    let start = Instant::now();
     assert_eq!(
         validate_batches(b, 16 * MIB).unwrap_err(),
         RecordError::DecompressionLimit(16 * MIB)
-    );
-    // Generous for an unoptimised build on a shared machine; an unbounded decode of 64 MiB
-    // would not fail at all, this guards against gross regressions like decoding it all first.
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        start.elapsed()
     );
 }
 
@@ -464,6 +451,7 @@ fn lz4_bomb() {
     let (body, res) = enc.finish();
     res.unwrap();
     assert_bomb_rejected(&rebuild(&batch(1, Compression::None), 3, &body));
+    assert_output_capped(COMPRESSION_LZ4, &body);
 }
 
 #[test]

@@ -43,20 +43,8 @@ impl<'a> Cursor<'a> {
         self.array::<1>().map(i8::from_be_bytes)
     }
 
-    pub(crate) fn i16(&mut self) -> Option<i16> {
-        self.array::<2>().map(i16::from_be_bytes)
-    }
-
     pub(crate) fn i32(&mut self) -> Option<i32> {
         self.array::<4>().map(i32::from_be_bytes)
-    }
-
-    pub(crate) fn u32(&mut self) -> Option<u32> {
-        self.array::<4>().map(u32::from_be_bytes)
-    }
-
-    pub(crate) fn i64(&mut self) -> Option<i64> {
-        self.array::<8>().map(i64::from_be_bytes)
     }
 
     fn u8(&mut self) -> Option<u8> {
@@ -103,6 +91,17 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Appends `v` as a zigzag varlong (`ByteUtils.writeVarlong`). For values that fit an `i32`
+/// the bytes are exactly those of Kafka's 32-bit varint, so one writer serves both.
+pub(crate) fn write_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VarintError {
     Truncated,
@@ -118,7 +117,6 @@ fn zigzag64(raw: u64) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -167,10 +165,40 @@ mod tests {
     }
 
     #[test]
+    fn written_varints_read_back_as_kafka_reads_them() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            127,
+            300,
+            i64::from(i32::MAX),
+            i64::from(i32::MIN),
+        ] {
+            let mut out = Vec::new();
+            write_varlong(&mut out, v);
+            assert_eq!(Cursor::new(&out).varlong(), Ok(v), "{v}");
+            let narrow = i32::try_from(v).unwrap();
+            assert_eq!(Cursor::new(&out).varint(), Ok(narrow), "{v}");
+        }
+        for v in [i64::MAX, i64::MIN, 1 << 40] {
+            let mut out = Vec::new();
+            write_varlong(&mut out, v);
+            assert_eq!(Cursor::new(&out).varlong(), Ok(v), "{v}");
+        }
+        let mut out = Vec::new();
+        write_varlong(&mut out, -1);
+        assert_eq!(out, [0x01]);
+    }
+
+    #[test]
     fn fixed_width_reads() {
         let mut c = Cursor::new(&[0, 0, 0, 1, 0xff]);
         assert_eq!(c.i32(), Some(1));
-        assert_eq!(c.i16(), None);
+        assert_eq!(c.take(2), None);
         assert_eq!(c.remaining(), 1);
         assert_eq!(c.i8(), Some(-1));
         assert_eq!(c.take(1), None);

@@ -158,7 +158,6 @@ pub fn random_bytes(len: usize) -> Result<Vec<u8>, SaslError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use base64::Engine;
 

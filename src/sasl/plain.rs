@@ -107,7 +107,6 @@ impl PlainServer {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn store() -> CredentialStore {

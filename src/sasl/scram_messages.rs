@@ -199,7 +199,6 @@ pub fn server_final(server_signature: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,5 +1,4 @@
 //! Tests of [`super::ScramServer`]: the RFC 7677 vector, full exchanges, and attacks.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

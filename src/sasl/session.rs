@@ -53,7 +53,6 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sasl::test_client::TestClient;
     use crate::sasl::SUPPORTED_MECHANISMS;

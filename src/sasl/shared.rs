@@ -183,7 +183,6 @@ impl Reloadable for Inner {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::sasl::Mechanism;
 

@@ -183,7 +183,6 @@ pub fn save(store: &CredentialStore, path: &Path) -> Result<(), CredentialError>
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -1,5 +1,4 @@
 //! A minimal SCRAM client for tests: drives full exchanges against [`super::ScramServer`].
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

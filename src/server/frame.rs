@@ -78,7 +78,6 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use tokio::io::AsyncWriteExt;
 

@@ -135,7 +135,6 @@ impl Admission {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
 

@@ -71,7 +71,6 @@ impl LoginThrottle {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,7 +1,6 @@
 //! Small file-system helpers: naming, atomic replacement, directory fsync, error mapping.
 
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::StorageError;
@@ -41,21 +40,10 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new contents:
-/// write a temporary file, fsync it, rename over, fsync the directory.
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new contents
+/// (see [`crate::atomic_file`]).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    };
-    write().map_err(io_err(path))
+    crate::atomic_file::replace(path, bytes, crate::atomic_file::SHARED).map_err(io_err(path))
 }
 
 /// Splits `<topic>-<partition>` from the right (topic names may contain `-`).

@@ -11,7 +11,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::batch::BatchHeader;
+use super::batch::StoredHeader;
 use super::chain::{self, ChainContents, ChainFile, Digest};
 use super::file_cache::FileCache;
 use super::fsutil::{io_err, segment_file};
@@ -52,7 +52,7 @@ impl IndexBuilder {
         }
     }
 
-    fn add(&mut self, pos: u64, header: &BatchHeader) {
+    fn add(&mut self, pos: u64, header: &StoredHeader) {
         if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
             self.push_time(self.max_timestamp);
             let rel = self.rel(header.frame.base_offset);
@@ -82,7 +82,7 @@ pub fn open_segment(
     prev_base: Option<i64>,
     active: bool,
     files: &Arc<FileCache>,
-    on_batch: &mut dyn FnMut(&BatchHeader),
+    on_batch: &mut dyn FnMut(&StoredHeader),
 ) -> Result<Recovered, StorageError> {
     let log_path = segment_file(dir, base, "log");
     let chain_path = segment_file(dir, base, "chain");

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::batch::{BatchHeader, HEADER_LEN};
+use super::batch::{StoredHeader, HEADER_LEN};
 
 const CHUNK: usize = 256 * 1024;
 
@@ -12,7 +12,7 @@ pub enum Scan<'a> {
     /// A batch whose framing fits in the file; `body` is the whole batch when requested.
     Batch {
         pos: u64,
-        header: BatchHeader,
+        header: StoredHeader,
         body: Option<&'a [u8]>,
     },
     /// Clean end of the file.
@@ -71,7 +71,7 @@ impl<'f> BatchScanner<'f> {
         if !self.fill(pos, HEADER_LEN)? {
             return Ok(Scan::Invalid { pos });
         }
-        let Some(header) = self.slice(pos, HEADER_LEN).and_then(BatchHeader::parse) else {
+        let Some(header) = self.slice(pos, HEADER_LEN).and_then(StoredHeader::parse) else {
             return Ok(Scan::Invalid { pos });
         };
         let size = header.frame.size;

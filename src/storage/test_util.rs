@@ -1,31 +1,14 @@
 //! Test helpers: hand-rolled valid v2 record batches and a manager in a tempdir.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::batch::BatchHeader;
+use super::batch::StoredHeader;
 use super::{AppendBatch, FlushPolicy, LogManager, ProducerInfo, StorageConfig};
 
-fn varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
+use crate::records::varint::write_varlong as varint;
 
 /// Parameters of a test batch.
 #[derive(Clone, Copy)]
@@ -111,7 +94,7 @@ pub fn batch_bytes(spec: Spec) -> Vec<u8> {
 }
 
 pub fn append_batch(bytes: &[u8]) -> AppendBatch {
-    let header = BatchHeader::parse(bytes).unwrap();
+    let header = StoredHeader::parse(bytes).unwrap();
     AppendBatch {
         bytes: BytesMut::from(bytes),
         record_count: header.record_count,

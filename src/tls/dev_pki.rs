@@ -4,9 +4,6 @@
 //! Private keys are created with mode 0600 (never written world-readable first), and the
 //! directory gets a `.gitignore` for `*-key.pem`.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -356,42 +353,23 @@ fn ensure_gitignore(dir: &Path) -> Result<(), CertsError> {
     std::fs::write(&path, content).map_err(|source| CertsError::Write { path, source })
 }
 
-/// Creates `path` with its final mode from the start. With `force`, writes a fresh temporary
-/// file and renames it over the old one, so an existing file's looser mode is not inherited.
+/// Writes `path` with its final mode from creation (see [`crate::atomic_file`]). With
+/// `force` an existing file is replaced (its looser mode is not inherited); without, it is an
+/// error.
 fn write_file(path: &Path, content: &[u8], secret: bool, force: bool) -> Result<(), CertsError> {
-    let err = |source| CertsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
     let mode = if secret { 0o600 } else { 0o644 };
-    let target = if force {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        PathBuf::from(tmp)
+    let written = if force {
+        crate::atomic_file::replace(path, content, mode)
     } else {
-        path.to_path_buf()
+        crate::atomic_file::create_new(path, content, mode)
     };
-    if force {
-        match std::fs::remove_file(&target) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
-            _ => {}
-        }
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&target)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => CertsError::Exists {
-                path: path.to_path_buf(),
-            },
-            _ => err(e),
-        })?;
-    file.write_all(content).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    if force {
-        std::fs::rename(&target, path).map_err(err)?;
-    }
-    Ok(())
+    written.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => CertsError::Exists {
+            path: path.to_path_buf(),
+        },
+        _ => CertsError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }

@@ -185,7 +185,6 @@ fn expand(replacement: &str, caps: &regex::Captures<'_>) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -162,7 +162,6 @@ pub fn check_safe(principal: &str) -> Result<(), PrincipalError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 

@@ -101,14 +101,17 @@ pub fn wait_in_file(dir: &Path, event_type: &str, pred: impl Fn(&Value) -> bool)
 }
 
 pub fn client_config(bootstrap: &str, settings: &[(&str, String)]) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("socket.timeout.ms", "5000")
-        .set("reconnect.backoff.ms", "100")
-        .set("reconnect.backoff.max.ms", "500")
-        .set("message.timeout.ms", "10000");
+    let mut c = crate::common::client_config(
+        bootstrap,
+        &[
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("socket.timeout.ms", "5000"),
+            ("reconnect.backoff.ms", "100"),
+            ("reconnect.backoff.max.ms", "500"),
+            ("message.timeout.ms", "10000"),
+        ],
+    );
     for (k, v) in settings {
         c.set(*k, v);
     }

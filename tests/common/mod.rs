@@ -21,12 +21,14 @@ use palisade::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod clients;
 pub mod kafka_cluster;
 pub mod kafka_java;
 pub mod plugins;
 pub mod tansu;
 pub mod wait;
 
+pub use clients::client_config;
 pub use wait::{eventually, wait_for, wait_until};
 
 /// A test config: one PLAINTEXT listener on an ephemeral loopback port, data in `data_dir`.

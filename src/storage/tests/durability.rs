@@ -1,10 +1,4 @@
 //! Group commit, the page-cache policy, fsync failure, shutdown.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use crate::storage::test_util::*;
 use crate::storage::*;

@@ -1,10 +1,4 @@
 //! Appends and reads: offsets, segment rolls, the sparse index, timestamps.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use super::*;
 use crate::storage::batch::BatchFrame;
@@ -95,7 +89,7 @@ async fn log_append_time_rewrites_timestamp_and_crc() {
         .unwrap();
     assert!(info.log_append_time >= fsutil::now_ms() - 60_000);
     let stored = p.read(0, 1000).unwrap().records;
-    let header = batch::BatchHeader::parse(&stored).unwrap();
+    let header = batch::StoredHeader::parse(&stored).unwrap();
     assert_eq!(header.max_timestamp, info.log_append_time);
     assert_ne!(header.attributes & batch::TIMESTAMP_TYPE_BIT, 0);
     assert!(batch::crc_ok(&stored));

@@ -1,11 +1,6 @@
 //! Behaviour tests of the storage engine, on real files in temporary directories.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
+mod batch_header;
 mod durability;
 mod log;
 mod producers;

@@ -1,10 +1,4 @@
 //! Idempotent producer sequence checks.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use crate::storage::test_util::*;
 use crate::storage::*;

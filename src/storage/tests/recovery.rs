@@ -1,10 +1,4 @@
 //! Opening after a crash: torn tails, bad CRCs, lost indexes.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use super::*;
 use crate::storage::test_util::*;

@@ -1,10 +1,4 @@
 //! Retention by size and time, DeleteRecords.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use super::*;
 use crate::storage::test_util::*;

@@ -1,10 +1,4 @@
 //! The offline tamper-evidence check.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use super::*;
 use crate::storage::test_util::*;
