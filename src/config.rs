@@ -592,7 +592,6 @@ pub fn parse_host_port(s: &str) -> Option<(String, i32)> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
 
     #[test]

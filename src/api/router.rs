@@ -1,8 +1,8 @@
 //! The one router: every request frame of a connection, SASL included, goes from its header to
 //! its handler here, and every response leaves through [`ResponseMeta::encode`].
 //!
-//! In order: the header is peeked; an unknown API or a version outside [`APIS`] is refused
-//! before the body is parsed; the connection's [`Login`] gates everything but ApiVersions and
+//! In order: the header is peeked; an unknown API or a version outside the API table
+//! (`protocol::apis`) is refused before the body is parsed; the connection's [`Login`] gates everything but ApiVersions and
 //! SASL before login; the body is decoded; the connection's earlier pipelined produces settle
 //! (every request but a Produce observes all earlier requests' effects, see
 //! [`super::produce::order`]); SASL requests go to the login; a throttled fetch is answered

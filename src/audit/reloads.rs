@@ -196,7 +196,6 @@ pub async fn credentials(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::audit::AuditSection;
 

@@ -386,7 +386,6 @@ fn walk(root: &dyn TableLike, path: &KeyPath) -> (Option<Range<usize>>, Option<R
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]

@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 
 fn ports(first: u16, last: u16, base: i32) -> PortPerNodeSettings {

@@ -23,7 +23,6 @@ pub fn check_size(size: i32, limit: i32) -> Result<usize, SizeError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,6 +1,5 @@
 //! The shared reload logic, on a toy target: a `key = value` file whose generations live in a
 //! [`Slot`]. Every reloadable of the broker goes through the same [`run`] and [`watch`].
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -99,7 +99,6 @@ pub fn encode_request(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use tokio::io::AsyncWriteExt;
 

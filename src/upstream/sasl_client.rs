@@ -300,7 +300,6 @@ fn verify_server_final(message: &[u8], expected: &[u8]) -> Result<(), SaslClient
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
     use crate::sasl::{CredentialStore, PlainServer, ScramServer, Step};
 

@@ -108,7 +108,6 @@ pub fn read_private(path: &Path) -> Result<String, SecretError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

@@ -402,7 +402,6 @@ fn is_dns_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     fn parse(text: &str) -> GatewaySection {

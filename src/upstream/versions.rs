@@ -73,7 +73,6 @@ impl ApiVersionRanges {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
 

@@ -219,7 +219,6 @@ fn failed(shape: Vec<(TopicName, Vec<i32>)>) -> Written {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
