@@ -42,6 +42,12 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new contents
 /// (see [`crate::atomic_file`]).
+/// Removes what a crash between writing and renaming `path`'s replacement left beside it
+/// (each write uses a temporary file of its own name); run when the file is first read.
+pub fn remove_leftovers(path: &Path) -> Result<(), StorageError> {
+    crate::atomic_file::remove_leftovers(path).map_err(io_err(path))
+}
+
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     crate::atomic_file::replace(path, bytes, crate::atomic_file::SHARED).map_err(io_err(path))
 }

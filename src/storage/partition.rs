@@ -15,7 +15,7 @@ use super::batch::{self, BatchFrame};
 use super::chain::{self, Digest};
 use super::file_cache::FileCache;
 use super::flusher::{DirHealth, Flusher, FsyncWait};
-use super::fsutil::{atomic_write, io_err, list_segments, now_ms};
+use super::fsutil::{atomic_write, io_err, list_segments, now_ms, remove_leftovers};
 use super::high_watermark::HighWatermark;
 use super::index::INDEX_INTERVAL_BYTES;
 use super::producer_state::{ProducerStates, SeqCheck};
@@ -95,6 +95,7 @@ impl Partition {
     ) -> Result<Arc<Self>, StorageError> {
         let dir = data_dir.join(format!("{topic}-{index}"));
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        remove_leftovers(&dir.join(LOG_START_CHECKPOINT))?;
         let mut bases = list_segments(&dir).map_err(io_err(&dir))?;
         if bases.is_empty() {
             drop(Segment::create(&dir, 0, &chain::GENESIS, &ctx.files).map_err(io_err(&dir))?);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::fsutil::atomic_write;
+use super::fsutil::{atomic_write, remove_leftovers};
 use super::{StorageError, TopicConfig};
 
 /// Kafka topic configs Palisade stores and returns but does not interpret.
@@ -262,6 +262,7 @@ pub fn topics_path(data_dir: &Path) -> PathBuf {
 
 pub fn load_topics(data_dir: &Path) -> Result<Vec<TopicRecord>, StorageError> {
     let path = topics_path(data_dir);
+    remove_leftovers(&path)?;
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<TopicsFile>(&bytes)
             .map(|f| f.topics)
@@ -301,6 +302,7 @@ pub struct ProducerIdAllocator {
 impl ProducerIdAllocator {
     pub fn open(data_dir: &Path) -> Result<Self, StorageError> {
         let path = data_dir.join("meta").join("producer-ids.json");
+        remove_leftovers(&path)?;
         let reserved_until = match std::fs::read(&path) {
             Ok(bytes) => {
                 serde_json::from_slice::<ProducerIdsFile>(&bytes)

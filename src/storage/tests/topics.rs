@@ -203,3 +203,40 @@ fn failed_creation_leaves_no_directory_and_delete_removes_orphans() {
     assert!(dir.path().join("t-x").exists());
     assert_eq!(mgr.topic("t-1").unwrap().partition_count(), 1);
 }
+
+/// A crash between writing a metadata file's replacement and renaming it leaves the
+/// temporary file behind; opening the log removes every such leftover (topics file, producer
+/// ids, a partition's log-start checkpoint) and nothing else.
+#[tokio::test]
+async fn leftovers_of_an_interrupted_metadata_write_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mgr = open(dir.path());
+        mgr.create_topic("a", 1, TopicConfig::default()).unwrap();
+        mgr.allocate_producer_id().unwrap();
+    }
+    let leftover = |path: std::path::PathBuf| {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        path.with_file_name(format!(".{name}.0123456789abcdef.tmp"))
+    };
+    let meta = dir.path().join("meta");
+    let files = [
+        leftover(meta.join("topics.json")),
+        leftover(meta.join("producer-ids.json")),
+        leftover(dir.path().join("a-0").join("log-start-offset")),
+    ];
+    for f in &files {
+        std::fs::write(f, b"half written").unwrap();
+    }
+    let unrelated = dir.path().join("a-0").join(".keep.tmp");
+    std::fs::write(&unrelated, b"not ours").unwrap();
+    let mgr = open(dir.path());
+    assert_eq!(mgr.topics().len(), 1);
+    for f in &files {
+        assert!(!f.exists(), "{} was left behind", f.display());
+    }
+    assert!(
+        unrelated.exists(),
+        "a file that is no leftover of ours was removed"
+    );
+}
