@@ -562,3 +562,68 @@ fn kafka_consumer_groups_describes_a_group() {
     );
     assert!(!denied.stdout.contains("orders-tools "), "{denied:?}");
 }
+
+/// Topic tags with Kafka's own tools, as policies/README.md says: `kafka-configs` sets a
+/// bracketed list as one `palisade.tags` value; `kafka-topics --create --config
+/// palisade.tags=...` is refused by the tool before anything is sent; a principal without
+/// AlterConfigs on the topic cannot retag it.
+#[test]
+fn kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key() {
+    let b = Broker::start();
+    b.create_topic("scratch", "scratch");
+    let tags = |b: &Broker| -> Vec<String> {
+        let running = b.running.as_ref().unwrap();
+        running
+            .broker
+            .logs
+            .topic("scratch")
+            .unwrap()
+            .tags()
+            .to_vec()
+    };
+    let retag = |user: &str| {
+        b.tool(
+            CONFIGS,
+            user,
+            &[
+                "--alter",
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "scratch",
+                "--add-config",
+                "palisade.tags=[pii,payments]",
+            ],
+        )
+    };
+    let denied = retag("bob");
+    assert!(!denied.success(), "{denied:?}");
+    assert!(
+        denied.output().contains("TopicAuthorizationException"),
+        "{denied:?}"
+    );
+    assert_eq!(tags(&b), ["scratch"]);
+    let altered = retag("admin");
+    assert!(altered.success(), "{altered:?}");
+    assert_eq!(tags(&b), ["pii", "payments"]);
+
+    let refused = b.tool(
+        TOPICS,
+        "admin",
+        &[
+            "--create",
+            "--topic",
+            "tagged-by-tool",
+            "--partitions",
+            "1",
+            "--config",
+            "palisade.tags=pii",
+        ],
+    );
+    assert!(!refused.success(), "{refused:?}");
+    assert!(
+        refused.output().contains("palisade.tags"),
+        "the tool names the key it refuses: {refused:?}"
+    );
+    assert!(!b.topics().contains(&"tagged-by-tool".to_string()));
+}
