@@ -20,15 +20,50 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+/// The whole exchange may take this long; past it (or as soon as tansu exits) the test fails
+/// with what tansu wrote, instead of waiting on a client that waits on a dead broker.
+const WATCHDOG: Duration = Duration::from_secs(240);
+
 #[test]
 fn produces_and_consumes_in_a_group_through_tansu() {
-    let tansu = Tansu::start();
+    let mut tansu = Tansu::start();
+    let bootstrap = tansu.bootstrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(|| exchange(&bootstrap));
+        let _ = done.send(outcome);
+    });
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        match finished.recv_timeout(Duration::from_millis(500)) {
+            Ok(Ok(())) => break,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => {
+                if let Some(exit) = tansu.exited() {
+                    panic!("tansu exited during the test: {exit}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no answer from the clients within {WATCHDOG:?}"
+                );
+            }
+        }
+    }
+
+    // Dropping the helper stops the broker: nothing answers on its port afterwards.
+    let addr = tansu.bootstrap().parse().unwrap();
+    drop(tansu);
+    assert_eq!(metadata_brokers(addr), None);
+}
+
+/// A topic created, 100 records produced with acks=all, read back in a group.
+fn exchange(bootstrap: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", tansu.bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     let topic = NewTopic::new("through-tansu", 1, TopicReplication::Fixed(1));
@@ -40,7 +75,7 @@ fn produces_and_consumes_in_a_group_through_tansu() {
     }
 
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", tansu.bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
         .create()
@@ -62,7 +97,7 @@ fn produces_and_consumes_in_a_group_through_tansu() {
     });
 
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", tansu.bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", "tansu-readers")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
@@ -77,9 +112,4 @@ fn produces_and_consumes_in_a_group_through_tansu() {
         }
     }
     assert_eq!(got, sent);
-
-    // Dropping the helper stops the broker: nothing answers on its port afterwards.
-    let addr = tansu.bootstrap().parse().unwrap();
-    drop(tansu);
-    assert_eq!(metadata_brokers(addr), None);
 }

@@ -31,10 +31,12 @@ pub fn tansu_binary() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-/// A running tansu broker, killed on drop.
+/// A running tansu broker, killed on drop. Its standard error goes to a file, shown when it
+/// exits early.
 pub struct Tansu {
     child: Child,
     port: u16,
+    stderr: tempfile::NamedTempFile,
 }
 
 impl Tansu {
@@ -42,6 +44,7 @@ impl Tansu {
     pub fn start() -> Tansu {
         let port = free_ports(1)[0];
         let url = format!("tcp://127.0.0.1:{port}");
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(tansu_binary())
             .args([
                 "broker",
@@ -54,14 +57,18 @@ impl Tansu {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(stderr.reopen().unwrap()))
             .spawn()
             .expect("spawn tansu");
-        let mut tansu = Tansu { child, port };
+        let mut tansu = Tansu {
+            child,
+            port,
+            stderr,
+        };
         let addr = tansu.bootstrap().parse().unwrap();
         let answered = wait_until(Duration::from_secs(60), || {
-            if let Ok(Some(status)) = tansu.child.try_wait() {
-                panic!("tansu exited while starting: {status}");
+            if let Some(exit) = tansu.exited() {
+                panic!("tansu exited while starting: {exit}");
             }
             metadata_brokers(addr).is_some()
         });
@@ -74,6 +81,21 @@ impl Tansu {
 
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// How tansu ended and the end of what it wrote, if it is no longer running.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok()??;
+        let written = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        let tail: String = written
+            .chars()
+            .rev()
+            .take(4000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Some(format!("{status}; its standard error ends with:\n{tail}"))
     }
 }
 
