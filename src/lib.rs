@@ -41,6 +41,7 @@ pub mod backend;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod frame_io;
 pub mod gateway;
 pub mod group;
 pub mod log_escape;

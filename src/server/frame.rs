@@ -2,14 +2,11 @@
 //! ([`crate::protocol::frame`]), and the body read against the broker's memory budget.
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
+use crate::frame_io::{read_body, read_size, ReadError};
 use crate::memory_budget::{ExceedsBudget, MemoryBudget, Reservation};
 use crate::protocol::frame::{check_size, SizeError};
-
-/// The body buffer starts this small and at most doubles as bytes arrive, so a declared size
-/// costs memory only once the client has sent that much.
-const FIRST_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -42,38 +39,22 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     limit: i32,
     budget: &MemoryBudget,
 ) -> Result<Option<Frame>, FrameError> {
-    let mut prefix = [0u8; 4];
-    let mut filled = 0;
-    while filled < prefix.len() {
-        let rest = prefix.get_mut(filled..).ok_or(FrameError::Truncated)?;
-        let n = reader.read(rest).await?;
-        if n == 0 {
-            return if filled == 0 {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated)
-            };
-        }
-        filled += n;
-    }
-    let len = check_size(i32::from_be_bytes(prefix), limit)?;
+    let Some(size) = read_size(reader).await? else {
+        return Ok(None);
+    };
+    let len = check_size(size, limit)?;
     let reservation = budget.reserve(len).await?;
-    let mut body: Vec<u8> = Vec::new();
-    while body.len() < len {
-        if body.len() == body.capacity() {
-            let grown = body.capacity().saturating_mul(2).max(FIRST_CHUNK).min(len);
-            body.reserve_exact(grown.saturating_sub(body.len()));
-        }
-        let want = body.capacity().min(len).saturating_sub(body.len());
-        let n = (&mut *reader).take(want as u64).read_buf(&mut body).await?;
-        if n == 0 {
-            return Err(FrameError::Truncated);
+    let body = read_body(reader, len).await?;
+    Ok(Some(Frame { body, reservation }))
+}
+
+impl From<ReadError> for FrameError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => FrameError::Truncated,
+            ReadError::Io(e) => FrameError::Io(e),
         }
     }
-    Ok(Some(Frame {
-        body: Bytes::from(body),
-        reservation,
-    }))
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
-/// The body buffer starts this small and at most doubles as bytes arrive.
-const FIRST_CHUNK: usize = 64 * 1024;
+use crate::frame_io::{read_body, read_size, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -30,21 +29,9 @@ pub async fn read_response<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: i32,
 ) -> Result<Option<Bytes>, FrameError> {
-    let mut prefix = [0u8; 4];
-    let mut filled = 0;
-    while filled < prefix.len() {
-        let rest = prefix.get_mut(filled..).ok_or(FrameError::Truncated)?;
-        let n = reader.read(rest).await?;
-        if n == 0 {
-            return if filled == 0 {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated)
-            };
-        }
-        filled += n;
-    }
-    let size = i32::from_be_bytes(prefix);
+    let Some(size) = read_size(reader).await? else {
+        return Ok(None);
+    };
     let len = match size {
         s if s < 0 => return Err(FrameError::Negative(s)),
         // Every response starts with a 4-byte correlation id.
@@ -52,19 +39,16 @@ pub async fn read_response<R: AsyncRead + Unpin>(
         s if s > limit => return Err(FrameError::TooLarge { size: s, limit }),
         s => usize::try_from(s).map_err(|_| FrameError::Negative(s))?,
     };
-    let mut body: Vec<u8> = Vec::new();
-    while body.len() < len {
-        if body.len() == body.capacity() {
-            let grown = body.capacity().saturating_mul(2).max(FIRST_CHUNK).min(len);
-            body.reserve_exact(grown.saturating_sub(body.len()));
-        }
-        let want = body.capacity().min(len).saturating_sub(body.len());
-        let n = (&mut *reader).take(want as u64).read_buf(&mut body).await?;
-        if n == 0 {
-            return Err(FrameError::Truncated);
+    Ok(Some(read_body(reader, len).await?))
+}
+
+impl From<ReadError> for FrameError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => FrameError::Truncated,
+            ReadError::Io(e) => FrameError::Io(e),
         }
     }
-    Ok(Some(Bytes::from(body)))
 }
 
 /// The correlation id every response begins with.

@@ -10,9 +10,9 @@ use kafka_protocol::messages::{
     DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::Local;
+use crate::api::str_bytes as s;
 use crate::storage::TopicConfig;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -21,10 +21,6 @@ const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
-
-fn s(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
-}
 
 pub(super) fn describe(local: &Local, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let defaults: Vec<(String, String)> = local.topic_defaults.entries();

@@ -16,19 +16,15 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 
 use super::Local;
 use crate::api::errors::storage_error;
+use crate::api::str_bytes;
 use crate::backend::Call;
 use crate::storage::{LogManager, StorageError, Topic, TopicConfig};
 
 /// A refusal: the Kafka error and a message for the client.
 type Refusal = (ResponseError, String);
-
-fn str_bytes(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
-}
 
 async fn off_runtime<T: Send + 'static>(
     local: &Local,
