@@ -88,21 +88,34 @@ pub fn client_config(bootstrap: &str, client: &[(&str, &str)]) -> ClientConfig {
     c
 }
 
+/// The librdkafka settings of every throughput producer (besides `acks`), for the tools to print.
+pub const PRODUCER_SETTINGS: &[(&str, &str)] = &[
+    ("linger.ms", "5"),
+    ("batch.size", "1000000"),
+    ("queue.buffering.max.messages", "1000000"),
+    ("queue.buffering.max.kbytes", "1048576"),
+    ("compression.type", "none"),
+];
+
+/// The librdkafka settings of the throughput consumer (besides `group.id` and auto-commit off).
+pub const CONSUMER_SETTINGS: &[(&str, &str)] = &[
+    ("fetch.max.bytes", "52428800"),
+    ("max.partition.fetch.bytes", "10485760"),
+    ("queued.max.messages.kbytes", "1048576"),
+];
+
 fn producer(
     bootstrap: &str,
     client: &[(&str, &str)],
     acks: &str,
     ctx: Latencies,
 ) -> ThreadedProducer<Latencies> {
-    client_config(bootstrap, client)
-        .set("acks", acks)
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .set("compression.type", "none")
-        .create_with_context(ctx)
-        .unwrap()
+    let mut c = client_config(bootstrap, client);
+    c.set("acks", acks);
+    for (k, v) in PRODUCER_SETTINGS {
+        c.set(*k, *v);
+    }
+    c.create_with_context(ctx).unwrap()
 }
 
 pub struct Target<'a> {
@@ -164,7 +177,12 @@ pub fn send_all<'a>(
             }
         }
     }
-    p.flush(flush).unwrap();
+    if let Err(e) = p.flush(flush) {
+        panic!(
+            "{name}: {} of {n} records not delivered within {flush:?}: {e}",
+            p.in_flight_count()
+        );
+    }
     let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(
         ctx.errors.load(Ordering::Relaxed),
@@ -184,14 +202,14 @@ pub fn send_all<'a>(
 
 pub fn consume(name: &str, t: &Target<'_>, n: usize) -> Row {
     let topic = t.topic;
-    let c: BaseConsumer = client_config(t.bootstrap, t.client)
+    let mut config = client_config(t.bootstrap, t.client);
+    config
         .set("group.id", "load-consume")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.max.messages.kbytes", "1048576")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false");
+    for (k, v) in CONSUMER_SETTINGS {
+        config.set(*k, *v);
+    }
+    let c: BaseConsumer = config.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..3 {
         tpl.add_partition_offset(topic, p, Offset::Beginning)

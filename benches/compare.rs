@@ -1,0 +1,238 @@
+//! Palisade against Apache Kafka: the same client (librdkafka via the `rdkafka` crate), the same
+//! workload, the same run.
+//!
+//! `cargo bench --bench compare -- [--messages N] [--size BYTES]`
+//!
+//! Starts, as separate processes on loopback, one Apache Kafka 4.4 broker (one KRaft node,
+//! Kafka's defaults; jars from `.ci/kafka/fetch.sh`) and the release `palisade` binary in broker
+//! mode (dev default config, PLAINTEXT listener) twice: with its default flush policy
+//! (`group-commit`: acks=all waits for an fsync) and with `page-cache` (Kafka's behaviour: no
+//! fsync before the ack). Every server gets an untimed warm-up (the JVM compiles its hot paths),
+//! then each step runs on every server in turn, so that load from elsewhere on the machine
+//! falls on all of them alike:
+//!
+//! - produce acks=1 and acks=all: N records of SIZE bytes (1 KiB by default) over 3
+//!   partitions, as fast as the producer goes; msgs/s, MB/s, and p50/p99 latency from send to
+//!   delivery report;
+//! - consume: the acks=all topic read back from the beginning; msgs/s and MB/s.
+//!
+//! For each step it reads the server's CPU time (`/proc/PID/stat`, every thread) before and
+//! after: CPU ms per MB moved (the same number as millicores per MB/s). At the end, each server's
+//! resident memory (`/proc/PID/status`): the peak (VmHWM), now (VmRSS), and after start-up. Each
+//! figure is printed for every server with its ratio against Kafka.
+//!
+//! A [`servers::Server`] is a bootstrap address, a pid and a name; the workload runs against
+//! any of them, so another kind of server (a gateway in front of Kafka) is one more constructor.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/servers/mod.rs"]
+mod servers;
+mod support;
+
+use servers::{process::Memory, Server};
+use support::{consume, create, produce, t, Row};
+
+/// Topics every server gets: 3 partitions, replication factor 1.
+const TOPICS: [&str; 3] = ["warmup", "acks1", "acksall"];
+
+/// One step of the workload.
+#[derive(Clone, Copy)]
+enum Step {
+    ProduceAcks1,
+    ProduceAcksAll,
+    Consume,
+}
+
+impl Step {
+    const ALL: [Step; 3] = [Step::ProduceAcks1, Step::ProduceAcksAll, Step::Consume];
+
+    fn label(self) -> &'static str {
+        match self {
+            Step::ProduceAcks1 => "produce acks=1",
+            Step::ProduceAcksAll => "produce acks=all",
+            Step::Consume => "consume",
+        }
+    }
+
+    fn run(self, server: &Server, messages: usize, size: usize) -> Row {
+        let name = format!("{} {}", server.name, self.label());
+        match self {
+            Step::ProduceAcks1 => {
+                produce(&name, &t(&server.bootstrap, "acks1"), "1", messages, size)
+            }
+            Step::ProduceAcksAll => produce(
+                &name,
+                &t(&server.bootstrap, "acksall"),
+                "all",
+                messages,
+                size,
+            ),
+            Step::Consume => consume(&name, &t(&server.bootstrap, "acksall"), messages),
+        }
+    }
+}
+
+/// A step's result on one server, with the server's CPU time per MB moved.
+struct Measured {
+    row: Row,
+    cpu_ms_per_mb: f64,
+}
+
+fn measure(step: Step, server: &Server, messages: usize, size: usize) -> Measured {
+    let before = server.cpu_seconds();
+    let row = step.run(server, messages, size);
+    let cpu = server.cpu_seconds() - before;
+    let mb = (messages * size) as f64 / 1e6;
+    Measured {
+        row,
+        cpu_ms_per_mb: cpu * 1000.0 / mb,
+    }
+}
+
+/// Everything measured on one server.
+struct Results {
+    steps: Vec<Measured>,
+    idle: Memory,
+    end: Memory,
+}
+
+/// One line of the table: a figure's value on every server.
+struct Figure {
+    name: String,
+    values: Vec<f64>,
+}
+
+fn figures(results: &[Results]) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let mut push = |name: String, value: &dyn Fn(&Results) -> f64| {
+        out.push(Figure {
+            name,
+            values: results.iter().map(value).collect(),
+        });
+    };
+    for (i, step) in Step::ALL.iter().enumerate() {
+        let label = step.label();
+        push(format!("{label}: MB/s"), &|r| r.steps[i].row.mb_per_s);
+        push(format!("{label}: msgs/s"), &|r| r.steps[i].row.msgs_per_s);
+        if !matches!(step, Step::Consume) {
+            push(format!("{label}: p50 ms"), &|r| r.steps[i].row.p50_ms);
+            push(format!("{label}: p99 ms"), &|r| r.steps[i].row.p99_ms);
+        }
+        push(format!("{label}: server CPU ms/MB"), &|r| {
+            r.steps[i].cpu_ms_per_mb
+        });
+    }
+    push("RSS peak, VmHWM (MB)".into(), &|r| r.end.peak_mb);
+    push("RSS at end, VmRSS (MB)".into(), &|r| r.end.now_mb);
+    push("RSS after start-up (MB)".into(), &|r| r.idle.now_mb);
+    out
+}
+
+/// Prints every figure for every server, then each server's ratio against the first.
+fn print_table(servers: &[Server], figures: &[Figure]) {
+    let Some(base) = servers.first() else {
+        return;
+    };
+    let mut header = format!("{:<34}", "figure");
+    for s in servers {
+        header.push_str(&format!(" {:>20}", s.name));
+    }
+    for s in &servers[1..] {
+        header.push_str(&format!(" {:>28}", format!("{}/{}", s.name, base.name)));
+    }
+    println!("{header}");
+    for f in figures {
+        let mut line = format!("{:<34}", f.name);
+        for v in &f.values {
+            let digits = if v.abs() >= 100.0 { 0 } else { 2 };
+            line.push_str(&format!(" {v:>20.digits$}"));
+        }
+        for v in &f.values[1..] {
+            line.push_str(&format!(" {:>28.2}", v / f.values[0]));
+        }
+        println!("{line}");
+    }
+}
+
+fn settings(list: &[(&str, &str)]) -> String {
+    list.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    let Some((a, rt)) = support::setup() else {
+        return;
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let servers = [
+        servers::kafka::start("kafka", dirs[0].path()),
+        servers::palisade::start("palisade", dirs[1].path(), &[]),
+        servers::palisade::start(
+            "palisade page-cache",
+            dirs[2].path(),
+            &[("flush = \"group-commit\"", "flush = \"page-cache\"")],
+        ),
+    ];
+    let idle: Vec<Memory> = servers.iter().map(Server::memory).collect();
+    for s in &servers {
+        for topic in TOPICS {
+            create(&rt, &s.bootstrap, topic);
+        }
+    }
+
+    println!(
+        "compare: {} messages of {} bytes per step, 3 partitions, replication factor 1, loopback, \
+         {} cores shared by client and servers",
+        a.messages,
+        a.size,
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!(
+        "producer: {}; consumer: {}",
+        settings(support::PRODUCER_SETTINGS),
+        settings(support::CONSUMER_SETTINGS)
+    );
+    for s in &servers {
+        println!("{}: {} (pid {})", s.name, s.settings, s.pid);
+    }
+
+    let warm_up = (a.messages / 10).clamp(1, 50_000);
+    for s in &servers {
+        produce("warm-up", &t(&s.bootstrap, "warmup"), "1", warm_up, a.size);
+    }
+    let mut results: Vec<Vec<Measured>> = servers.iter().map(|_| Vec::new()).collect();
+    for step in Step::ALL {
+        for (s, out) in servers.iter().zip(results.iter_mut()) {
+            let measured = measure(step, s, a.messages, a.size);
+            // Progress, so that a run that fails later still shows what it measured.
+            eprintln!(
+                "{}: {:.1} MB/s, server CPU {:.1} ms/MB",
+                measured.row.name, measured.row.mb_per_s, measured.cpu_ms_per_mb
+            );
+            out.push(measured);
+        }
+    }
+    let results: Vec<Results> = results
+        .into_iter()
+        .zip(servers.iter().zip(idle))
+        .map(|(steps, (s, idle))| Results {
+            steps,
+            idle,
+            end: s.memory(),
+        })
+        .collect();
+    println!();
+    print_table(&servers, &figures(&results));
+    // Stop the servers before their folders go.
+    drop(servers);
+    drop(dirs);
+}
