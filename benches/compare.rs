@@ -1,20 +1,24 @@
 //! Palisade against Apache Kafka: the same client (librdkafka via the `rdkafka` crate), the same
 //! workload, the same run.
 //!
-//! `cargo bench --bench compare -- [--messages N] [--size BYTES]`
+//! `cargo bench --bench compare -- [--messages N] [--size BYTES] [--rounds R]`
 //!
 //! Starts, as separate processes on loopback, one Apache Kafka 4.4 broker (one KRaft node,
 //! Kafka's defaults; jars from `.ci/kafka/fetch.sh`) and the release `palisade` binary in broker
 //! mode (dev default config, PLAINTEXT listener) twice: with its default flush policy
 //! (`group-commit`: acks=all waits for an fsync) and with `page-cache` (Kafka's behaviour: no
-//! fsync before the ack). Every server gets an untimed warm-up (the JVM compiles its hot paths),
-//! then each step runs on every server in turn, so that load from elsewhere on the machine
-//! falls on all of them alike:
+//! fsync before the ack). Every server gets an untimed warm-up, produce and consume (the JVM
+//! compiles its hot paths), then each step runs on every server in turn, so that load from
+//! elsewhere on the machine falls on all of them alike:
 //!
 //! - produce acks=1 and acks=all: N records of SIZE bytes (1 KiB by default) over 3
 //!   partitions, as fast as the producer goes; msgs/s, MB/s, and p50/p99 latency from send to
 //!   delivery report;
 //! - consume: the acks=all topic read back from the beginning; msgs/s and MB/s.
+//!
+//! With `--rounds R` the steps run R times over (round after round) and each step's figures
+//! are those of its round with the median MB/s: other load on a shared machine moves single
+//! runs a lot.
 //!
 //! For each step it reads the server's CPU time (`/proc/PID/stat`, every thread) before and
 //! after: CPU ms per MB moved (the same number as millicores per MB/s). At the end, each server's
@@ -96,6 +100,22 @@ fn measure(step: Step, server: &Server, messages: usize, size: usize) -> Measure
     }
 }
 
+/// The round with the median throughput (its other figures with it).
+fn median(mut rounds: Vec<Measured>) -> Measured {
+    rounds.sort_by(|a, b| a.row.mb_per_s.total_cmp(&b.row.mb_per_s));
+    rounds.swap_remove(rounds.len() / 2)
+}
+
+/// `--rounds R` (default 1): how many times every step runs on every server.
+fn rounds() -> usize {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.windows(2)
+        .find(|w| w[0] == "--rounds")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// Everything measured on one server.
 struct Results {
     steps: Vec<Measured>,
@@ -172,6 +192,7 @@ fn main() {
     let Some((a, rt)) = support::setup() else {
         return;
     };
+    let rounds = rounds();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let servers = [
         servers::kafka::start("kafka", dirs[0].path()),
@@ -190,8 +211,8 @@ fn main() {
     }
 
     println!(
-        "compare: {} messages of {} bytes per step, 3 partitions, replication factor 1, loopback, \
-         {} cores shared by client and servers",
+        "compare: {} messages of {} bytes per step, median of {rounds} round(s), 3 partitions, \
+         replication factor 1, loopback, {} cores shared by client and servers",
         a.messages,
         a.size,
         std::thread::available_parallelism().map_or(0, usize::from)
@@ -208,24 +229,31 @@ fn main() {
     let warm_up = (a.messages / 10).clamp(1, 50_000);
     for s in &servers {
         produce("warm-up", &t(&s.bootstrap, "warmup"), "1", warm_up, a.size);
+        consume("warm-up", &t(&s.bootstrap, "warmup"), warm_up);
     }
-    let mut results: Vec<Vec<Measured>> = servers.iter().map(|_| Vec::new()).collect();
-    for step in Step::ALL {
-        for (s, out) in servers.iter().zip(results.iter_mut()) {
-            let measured = measure(step, s, a.messages, a.size);
-            // Progress, so that a run that fails later still shows what it measured.
-            eprintln!(
-                "{}: {:.1} MB/s, server CPU {:.1} ms/MB",
-                measured.row.name, measured.row.mb_per_s, measured.cpu_ms_per_mb
-            );
-            out.push(measured);
+    // results[server][step]: one measurement per round.
+    let mut results: Vec<Vec<Vec<Measured>>> = servers
+        .iter()
+        .map(|_| Step::ALL.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for _ in 0..rounds {
+        for (i, step) in Step::ALL.into_iter().enumerate() {
+            for (s, out) in servers.iter().zip(results.iter_mut()) {
+                let measured = measure(step, s, a.messages, a.size);
+                // Progress, so that a run that fails later still shows what it measured.
+                eprintln!(
+                    "{}: {:.1} MB/s, server CPU {:.1} ms/MB",
+                    measured.row.name, measured.row.mb_per_s, measured.cpu_ms_per_mb
+                );
+                out[i].push(measured);
+            }
         }
     }
     let results: Vec<Results> = results
         .into_iter()
         .zip(servers.iter().zip(idle))
         .map(|(steps, (s, idle))| Results {
-            steps,
+            steps: steps.into_iter().map(median).collect(),
             idle,
             end: s.memory(),
         })
