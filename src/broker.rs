@@ -30,6 +30,9 @@ pub struct Broker {
     pub memory: crate::memory_budget::MemoryBudget,
     /// What serves a request once the layers in front have passed it (`crate::backend`).
     pub backend: Arc<dyn crate::backend::Backend>,
+    /// Gateway mode: the upstream cluster and the node ports (`None` in broker mode).
+    pub gateway: Option<crate::gateway::serve::GatewayPlan>,
+    upstream: Option<Arc<crate::backend::upstream::Upstream>>,
     _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -55,6 +58,8 @@ pub enum StartError {
     Plugins(#[from] crate::plugin::PluginError),
     #[error("client quotas: {0}")]
     Quotas(String),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::serve::GatewayStartError),
 }
 
 impl Broker {
@@ -108,13 +113,21 @@ impl Broker {
             }
         };
         let memory = crate::memory_budget::MemoryBudget::new(config.limits.memory_budget_bytes);
-        let backend = Arc::new(crate::backend::local::Local::new(
-            logs.clone(),
-            groups.clone(),
-            memory.clone(),
-            &config,
-            topic_defaults.clone(),
-        ));
+        let (backend, gateway, upstream): (Arc<dyn crate::backend::Backend>, _, _) =
+            if config.gateway.is_enabled() {
+                let (upstream, plan) =
+                    crate::gateway::serve::open(&config).inspect_err(|_| audit.close())?;
+                (upstream.clone(), Some(plan), Some(upstream))
+            } else {
+                let local = crate::backend::local::Local::new(
+                    logs.clone(),
+                    groups.clone(),
+                    memory.clone(),
+                    &config,
+                    topic_defaults.clone(),
+                );
+                (Arc::new(local), None, None)
+            };
         Ok(Arc::new(Broker {
             audit,
             metrics,
@@ -131,6 +144,8 @@ impl Broker {
             quotas,
             memory,
             backend,
+            gateway,
+            upstream,
             _policy_watcher: policy_watcher,
         }))
     }
@@ -179,6 +194,9 @@ impl Running {
     /// Opens the broker and starts serving every listener.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let broker = Broker::open(config)?;
+        if let (Some(plan), Some(upstream)) = (&broker.gateway, &broker.upstream) {
+            plan.start(upstream).await;
+        }
         let listeners = crate::server::bind(&broker.config, &broker.credentials).await?;
         let addresses = listeners
             .iter()

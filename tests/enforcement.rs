@@ -73,6 +73,7 @@ fn context(broker: &Broker, api_key: ApiKey, api_version: i16, caller: Caller) -
         advertised_host: "127.0.0.1".into(),
         advertised_port: 9092,
         decisions: palisade::audit::RequestDecisions::new(broker.audit.clone()),
+        lane: palisade::backend::Lane::default(),
     }
 }
 

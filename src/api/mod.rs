@@ -50,6 +50,8 @@ pub struct RequestContext {
     /// The request's audited authorization decisions, written as a few grouped events when
     /// the request (this context) ends.
     pub decisions: crate::audit::RequestDecisions,
+    /// The connection's lane to the backend.
+    pub lane: crate::backend::Lane,
 }
 
 impl RequestContext {
@@ -60,6 +62,7 @@ impl RequestContext {
             caller: &self.caller,
             advertised_host: &self.advertised_host,
             advertised_port: self.advertised_port,
+            lane: &self.lane,
         }
     }
 }

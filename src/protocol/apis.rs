@@ -6,7 +6,7 @@
 use kafka_protocol::messages::ApiKey;
 
 /// One served API and its version range (never wider than `kafka-protocol` can encode).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiEntry {
     pub key: ApiKey,
     pub min: i16,

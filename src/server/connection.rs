@@ -87,6 +87,7 @@ pub async fn serve<S>(
     let audit_session = crate::request::FirstUse::default();
     let mut order = AppendOrder::default();
     let mut quota_cache = crate::quota::QuotaCache::default();
+    let lane = crate::backend::Lane::new(info.upstream_node);
     let mut muted_until: Option<tokio::time::Instant> = None;
     let close = loop {
         if let Some(until) = muted_until.take() {
@@ -134,6 +135,7 @@ pub async fn serve<S>(
             audit_session: &audit_session,
             order: &mut order,
             quotas: &mut quota_cache,
+            lane: &lane,
         };
         let routed = match router::route(&broker, connection, frame).await {
             Ok(routed) => routed,

@@ -1,0 +1,312 @@
+//! Gateway mode seen from outside: a real Apache Kafka cluster (three KRaft nodes,
+//! `common::kafka_cluster`), a Palisade gateway in front of it, and real clients (librdkafka
+//! through `rdkafka`) on both sides: through the gateway, and directly on the cluster to see
+//! what the upstream really holds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use common::kafka_cluster::KafkaCluster;
+use common::plugins::install;
+use common::wait::wait_for;
+use common::BackgroundBroker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long anything in these tests may take on a busy two-core machine.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// `n` consecutive free loopback ports: the gateway's node ports (node ids 1..=n).
+fn free_port_block(n: u16) -> u16 {
+    for attempt in 0..200u32 {
+        let base = 21000 + u16::try_from((std::process::id() * 7 + attempt * 131) % 20000).unwrap();
+        let held: Vec<_> = (base..base + n)
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports");
+}
+
+/// A gateway in front of `cluster`, its data in `dir`, `extra` replacements applied on top.
+fn gateway(cluster: &KafkaCluster, dir: &Path, extra: &[(&str, &str)]) -> BackgroundBroker {
+    let bootstrap = format!("bootstrap_servers = [{:?}]", cluster.bootstrap());
+    let base = free_port_block(3);
+    let port_base = format!("port_base = {base}");
+    let mut all: Vec<(&str, &str)> = vec![
+        (
+            "# bootstrap_servers = [\"kafka-1.internal:9093\", \"kafka-2.internal:9093\"]",
+            &bootstrap,
+        ),
+        ("port_base = 19092", &port_base),
+        ("node_id_base = 0", "node_id_base = 1"),
+    ];
+    all.extend_from_slice(extra);
+    BackgroundBroker::start(dir, &all)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Creates `topic` on the cluster itself (one partition, three replicas).
+fn create_upstream_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(3));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in runtime()
+        .block_on(admin.create_topics([&new], &options))
+        .unwrap()
+    {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err(e) => panic!("create {topic}: {e:?}"),
+        }
+    }
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap()
+}
+
+/// Sends one record; the offset, or the error the client got.
+fn send(p: &FutureProducer, topic: &str, value: &[u8]) -> Result<i64, KafkaError> {
+    runtime()
+        .block_on(p.send(
+            FutureRecord::<(), [u8]>::to(topic).payload(value),
+            Duration::from_secs(30),
+        ))
+        .map(|delivery| delivery.offset)
+        .map_err(|(e, _)| e)
+}
+
+/// Every value of partition 0 of `topic`, read from offset 0 until `expected` arrived (or
+/// the deadline passed: then what arrived).
+fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while values.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            values.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    values
+}
+
+/// The high watermark of partition 0 of `topic` on the cluster itself.
+fn upstream_end(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    wait_for(LIMIT, || {
+        consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .ok()
+            .map(|(_, high)| high)
+    })
+    .expect("the upstream's watermarks")
+}
+
+#[test]
+fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upstream_addresses() {
+    let cluster = KafkaCluster::shared();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(cluster, &dir.path().join("data"), &[]);
+    let through = gw.bootstrap();
+
+    // Metadata through the gateway: three brokers, each at a gateway port, none upstream.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &through)
+        .create()
+        .unwrap();
+    let metadata = wait_for(LIMIT, || {
+        consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .ok()
+            .filter(|m| m.brokers().len() == 3)
+    })
+    .expect("metadata through the gateway lists three brokers");
+    let upstream_ports: BTreeSet<i32> = (1..=3)
+        .map(|id| {
+            let address = cluster.node_address(id);
+            address.rsplit_once(':').unwrap().1.parse().unwrap()
+        })
+        .collect();
+    let ids: BTreeSet<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+    assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+    for b in metadata.brokers() {
+        assert_eq!(b.host(), "127.0.0.1");
+        assert!(
+            !upstream_ports.contains(&b.port()),
+            "broker {} advertised at its upstream port {}",
+            b.id(),
+            b.port()
+        );
+    }
+
+    // Produce through the gateway (auto-created by the gateway's front), acks=all.
+    let topic = "gw-orders";
+    let p = producer(&through);
+    for i in 0..50 {
+        send(&p, topic, format!("order-{i}").as_bytes()).unwrap();
+    }
+    // The upstream holds them (read directly), and a group reads them through the gateway.
+    assert_eq!(upstream_end(&cluster.bootstrap(), topic), 50);
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &through)
+        .set("group.id", "gw-group")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    group.subscribe(&[topic]).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while seen.len() < 50 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = group.poll(Duration::from_millis(200)) {
+            seen.insert(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(seen.len(), 50, "the group read {seen:?}");
+    group
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    // The group's offset is on the upstream: its own coordinator answers for it.
+    let committed = group
+        .committed(Duration::from_secs(30))
+        .unwrap()
+        .find_partition(topic, 0)
+        .unwrap()
+        .offset();
+    assert_eq!(committed, Offset::Offset(50));
+}
+
+#[test]
+fn a_produce_cedar_denies_never_reaches_the_upstream() {
+    let cluster = KafkaCluster::shared();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+    for f in ["allow-all.cedar", "schema.cedarschema"] {
+        std::fs::copy(fixture.join(f), policies.join(f)).unwrap();
+    }
+    std::fs::write(
+        policies.join("no-secrets.cedar"),
+        "@id(\"no-secret-writes\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when { resource.name == \"gw-secret\" };\n",
+    )
+    .unwrap();
+    let policy_line = common::policy_dir_line(&policies);
+    let gw = gateway(
+        cluster,
+        &dir.path().join("data"),
+        &[(&common::allow_all_policy_dir(), &policy_line)],
+    );
+    create_upstream_topic(&cluster.bootstrap(), "gw-secret");
+    create_upstream_topic(&cluster.bootstrap(), "gw-open");
+    let p = producer(&gw.bootstrap());
+    let refused = send(&p, "gw-secret", b"leak").unwrap_err();
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{refused:?}"
+    );
+    // The same client writes the topic it may write: the gateway and upstream work...
+    send(&p, "gw-open", b"fine").unwrap();
+    assert_eq!(upstream_end(&cluster.bootstrap(), "gw-open"), 1);
+    // ...and the denied record never reached the cluster.
+    assert_eq!(upstream_end(&cluster.bootstrap(), "gw-secret"), 0);
+}
+
+const SCHEMA_MANIFEST: &str = r#"
+topics = ["gw-schema*"]
+hooks = ["produce"]
+[config.schema]
+type = "object"
+required = ["id"]
+properties = { id = { type = "string" } }
+"#;
+
+#[test]
+fn json_schema_rejects_at_the_gateway_and_the_upstream_only_holds_valid_records() {
+    let cluster = KafkaCluster::shared();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    install(&folder, "json-schema", "json-schema", SCHEMA_MANIFEST);
+    let folder_line = format!("dir = {:?}", folder.display().to_string());
+    let keyring_line = format!(
+        "keyring = {:?}",
+        dir.path().join("keyring.json").display().to_string()
+    );
+    let gw = gateway(
+        cluster,
+        &dir.path().join("data"),
+        &[
+            ("dir = \"plugins\"", &folder_line),
+            ("keyring = \"keyring.json\"", &keyring_line),
+        ],
+    );
+    let topic = "gw-schema-orders";
+    create_upstream_topic(&cluster.bootstrap(), topic);
+    let p = producer(&gw.bootstrap());
+    send(&p, topic, br#"{"id":"a"}"#).unwrap();
+    let refused = send(&p, topic, b"{not json").unwrap_err();
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::InvalidRecord),
+        "{refused:?}"
+    );
+    send(&p, topic, br#"{"id":"b"}"#).unwrap();
+    // The cluster holds exactly the two valid records, read directly.
+    let upstream = read_all(&cluster.bootstrap(), topic, 2);
+    assert_eq!(
+        upstream,
+        vec![br#"{"id":"a"}"#.to_vec(), br#"{"id":"b"}"#.to_vec()]
+    );
+    assert_eq!(upstream_end(&cluster.bootstrap(), topic), 2);
+}
