@@ -310,3 +310,102 @@ fn json_schema_rejects_at_the_gateway_and_the_upstream_only_holds_valid_records(
     );
     assert_eq!(upstream_end(&cluster.bootstrap(), topic), 2);
 }
+
+/// The leader and in-sync replicas of partition 0 of `topic`, as the cluster reports them.
+fn leader_and_isr(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let partition = metadata.topics().first()?.partitions().first()?;
+    (partition.error().is_none() && partition.leader() >= 0)
+        .then(|| (partition.leader(), partition.isr().to_vec()))
+}
+
+/// Produces `values` through `p` to partition 0 of `topic`, all in flight at once; each
+/// value with what the client was told.
+fn produce_all(p: &FutureProducer, topic: &str, values: &[String]) -> Vec<Result<(), KafkaError>> {
+    let rt = runtime();
+    let sent: Vec<_> = values
+        .iter()
+        .map(|v| {
+            p.send_result(FutureRecord::<(), _>::to(topic).partition(0).payload(v))
+                .map_err(|(e, _)| e)
+                .unwrap()
+        })
+        .collect();
+    rt.block_on(async {
+        let mut acked = Vec::new();
+        for delivery in sent {
+            acked.push(delivery.await.unwrap().map(|_| ()).map_err(|(e, _)| e));
+        }
+        acked
+    })
+}
+
+#[test]
+fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_and_restarted() {
+    let cluster = KafkaCluster::shared();
+    let _alone = cluster.disrupt();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(cluster, &dir.path().join("data"), &[]);
+    let topic = "gw-survives-kill";
+    create_upstream_topic(&cluster.bootstrap(), topic);
+    wait_for(LIMIT, || {
+        leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.len() == 3)
+    })
+    .expect("the new topic has three in-sync replicas");
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    let before: Vec<String> = (0..100).map(|i| format!("a{i}")).collect();
+    for r in produce_all(&p, topic, &before) {
+        r.unwrap();
+    }
+
+    // The leader dies hard while the client keeps producing through the gateway: the
+    // gateway answers retriable errors for the dead node, the client finds the new leader in
+    // the gateway's Metadata and goes on.
+    let (leader, _) = leader_and_isr(&cluster.bootstrap(), topic).unwrap();
+    cluster.kill(leader);
+    let after: Vec<String> = (0..100).map(|i| format!("b{i}")).collect();
+    let results = produce_all(&p, topic, &after);
+    let acked_after: Vec<String> = after
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(v, _)| v.clone())
+        .collect();
+    assert_eq!(
+        acked_after.len(),
+        100,
+        "two of three replicas stay in sync: every record is acknowledged ({:?})",
+        results.iter().find(|r| r.is_err())
+    );
+    cluster.restart(leader);
+    wait_for(LIMIT, || {
+        leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.contains(&leader))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "node {leader} did not rejoin:\n{}",
+            cluster.log_tail(leader)
+        )
+    });
+
+    // Read directly from the cluster: everything acknowledged, once, in order.
+    let expected: Vec<Vec<u8>> = before
+        .iter()
+        .chain(&acked_after)
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    assert_eq!(read_all(&cluster.bootstrap(), topic, 200), expected);
+    // And through the gateway, after the restart, the same.
+    assert_eq!(read_all(&gw.bootstrap(), topic, 200), expected);
+}

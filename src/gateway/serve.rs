@@ -7,6 +7,10 @@
 //! the development default (`port_base` 19092), the PLAINTEXT listener's node 0 is on 19092,
 //! the SASL_SSL listener's on 19192, the SSL listener's on 19292. Metadata seen through a
 //! listener names that listener's node ports.
+//!
+//! With `addressing = "sni"`, a TLS listener serves every node on its own port instead, by the
+//! server name `broker-<id>.<sni_domain>` ([`super::sni`]); listeners without TLS keep their
+//! node ports.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -14,7 +18,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::addressing::{AddressMap, PortPerNodeSettings, PortRange};
+use super::addressing::{AddressMap, PortPerNodeSettings, PortRange, SniDomain, SniSettings};
 use super::node_ports::NodePortListeners;
 use crate::backend::upstream::Upstream;
 use crate::config::Config;
@@ -29,6 +33,8 @@ pub struct GatewayPlan {
     pub cluster: Arc<UpstreamCluster>,
     /// Per listener name, its node ports.
     ranges: HashMap<String, Arc<PortRange>>,
+    /// Per TLS listener in SNI addressing, its node names.
+    sni: HashMap<String, SniDomain>,
     bind_ip: IpAddr,
 }
 
@@ -52,11 +58,6 @@ pub fn open(config: &Config) -> Result<(Arc<Upstream>, GatewayPlan), GatewayStar
     if !problems.is_empty() {
         return Err(GatewayStartError::Settings(problems.join("; ")));
     }
-    if section.addressing == Addressing::Sni {
-        return Err(GatewayStartError::Settings(
-            "`addressing = \"sni\"` is not served yet; use \"port\"".to_string(),
-        ));
-    }
     let identities = Arc::new(UpstreamIdentities::load(section)?);
     let cluster = Arc::new(UpstreamCluster::from_settings(section, &identities)?);
     let bind_ip: IpAddr = section.bind_host.parse().map_err(|_| {
@@ -67,7 +68,36 @@ pub fn open(config: &Config) -> Result<(Arc<Upstream>, GatewayPlan), GatewayStar
     })?;
     let mut ranges = HashMap::new();
     let mut maps = HashMap::new();
+    let mut sni = HashMap::new();
     for (k, listener) in config.listeners.iter().enumerate() {
+        if let (Addressing::Sni, Some(_), Some(domain)) =
+            (section.addressing, &listener.tls, &section.sni_domain)
+        {
+            // A TLS listener in SNI addressing: every node on its one port, by name.
+            let advertised_port = listener
+                .advertised
+                .as_deref()
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(listener.bind.port());
+            let settings = SniSettings {
+                domain: domain.clone(),
+                advertised_port,
+            };
+            let failed = |e: super::addressing::AddressMapError| GatewayStartError::Ports {
+                listener: listener.name.clone(),
+                message: e.to_string(),
+            };
+            maps.insert(
+                listener.name.clone(),
+                AddressMap::sni(&settings).map_err(failed)?,
+            );
+            sni.insert(
+                listener.name.clone(),
+                SniDomain::new(&settings).map_err(failed)?,
+            );
+            continue;
+        }
         let offset = u16::try_from(k)
             .ok()
             .and_then(|k| k.checked_mul(NODE_PORTS_PER_LISTENER))
@@ -111,12 +141,18 @@ pub fn open(config: &Config) -> Result<(Arc<Upstream>, GatewayPlan), GatewayStar
         GatewayPlan {
             cluster,
             ranges,
+            sni,
             bind_ip,
         },
     ))
 }
 
 impl GatewayPlan {
+    /// The node names of `listener`, when it routes by SNI.
+    pub fn sni_domain(&self, listener: &str) -> Option<&SniDomain> {
+        self.sni.get(listener)
+    }
+
     /// Learns the cluster (a failure is logged: the gateway serves, answering retriable
     /// errors, and keeps trying) and keeps following it.
     pub async fn start(&self, upstream: &Upstream) {

@@ -18,16 +18,36 @@ use crate::tls::TlsReloader;
 /// accept time, so rotated certificates apply to new connections only.
 async fn serve_tls(
     stream: tokio::net::TcpStream,
-    info: ConnectionInfo,
+    mut info: ConnectionInfo,
     broker: Arc<Broker>,
     policy: SessionPolicy,
     tls: &TlsReloader,
     accepted_at: Instant,
     shutdown: watch::Receiver<bool>,
 ) {
-    let accepted = tokio::time::timeout(policy.auth_timeout, tls.acceptor().accept(stream)).await;
+    // A gateway's SNI listener routes by the server name, refused in the handshake when it
+    // names no node.
+    let sni = broker
+        .gateway
+        .as_ref()
+        .and_then(|g| g.sni_domain(&info.listener));
+    let handshake = async {
+        match sni {
+            None => tls.acceptor().accept(stream).await.map(|s| (s, None)),
+            Some(domain) => crate::gateway::sni::accept(stream, domain, tls.current())
+                .await
+                .map(|c| (c.stream, Some(c.route)))
+                .map_err(|e| std::io::Error::other(e.to_string())),
+        }
+    };
+    let accepted = tokio::time::timeout(policy.auth_timeout, handshake).await;
     let stream = match accepted {
-        Ok(Ok(s)) => s,
+        Ok(Ok((s, route))) => {
+            if let Some(crate::gateway::addressing::Route::Node(node)) = route {
+                info.upstream_node = Some(node);
+            }
+            s
+        }
         Ok(Err(e)) => {
             tracing::warn!(peer = %info.peer, listener = %info.listener, "TLS handshake failed: {e}");
             return;
