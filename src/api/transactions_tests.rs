@@ -741,6 +741,11 @@ async fn the_router_serves_every_transaction_api_through_its_front() {
         assert_eq!(format!("{response:?}").split('(').next(), Some(asked));
         let last = f.backend.requests().pop();
         assert_eq!(last, Some(sample(entry.key)), "{:?}", entry.key);
+        // Counted under its own name in the request metrics.
+        assert_eq!(
+            crate::metrics::api_name(entry.key),
+            format!("{:?}", entry.key)
+        );
     }
     assert_eq!(f.backend.requests().len(), TRANSACTION_APIS.len());
 }
