@@ -22,6 +22,7 @@ pub mod quota_gate;
 pub mod router;
 pub mod scram_credentials;
 pub mod topics;
+pub mod transactions;
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;

@@ -260,7 +260,7 @@ pub async fn handle(
 ) -> Result<Reply, RouteError> {
     use super::{
         acls, client_quotas, cluster, configs, delete_records, fetch, list_offsets, metadata,
-        produce, producer_id, scram_credentials, topics,
+        produce, producer_id, scram_credentials, topics, transactions,
     };
     let response = match body {
         RequestKind::ApiVersions(r) => {
@@ -339,6 +339,22 @@ pub async fn handle(
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(groups::delete(broker, ctx, r).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions(broker, ctx, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets(broker, ctx, r).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(transactions::end(broker, ctx, r).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(transactions::offset_commit(broker, ctx, r).await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(transactions::describe(broker, ctx, r).await)
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(transactions::list(broker, ctx, r).await)
         }
         _ => return Err(RouteError::NoHandler(ctx.api_key)),
     };

@@ -12,9 +12,17 @@
 pub mod lane;
 pub mod local;
 pub mod produce;
+#[cfg(test)]
+pub mod recording;
 pub mod upstream;
 
 use futures::future::BoxFuture;
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
@@ -157,6 +165,12 @@ typed_calls! {
     init_producer_id: InitProducerId(InitProducerIdRequest) -> InitProducerIdResponse;
     describe_configs: DescribeConfigs(DescribeConfigsRequest) -> DescribeConfigsResponse;
     incremental_alter_configs: IncrementalAlterConfigs(IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse;
+    add_partitions_to_txn: AddPartitionsToTxn(AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse;
+    add_offsets_to_txn: AddOffsetsToTxn(AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse;
+    end_txn: EndTxn(EndTxnRequest) -> EndTxnResponse;
+    txn_offset_commit: TxnOffsetCommit(TxnOffsetCommitRequest) -> TxnOffsetCommitResponse;
+    describe_transactions: DescribeTransactions(DescribeTransactionsRequest) -> DescribeTransactionsResponse;
+    list_transactions: ListTransactions(ListTransactionsRequest) -> ListTransactionsResponse;
 }
 
 impl BackendError {

@@ -18,8 +18,9 @@ pub use family::{Counter, Family, Gauge, Histogram, Render};
 /// The name of a Kafka API as a label value (`Produce`, `Fetch` ...), without allocating.
 pub fn api_name(key: kafka_protocol::messages::ApiKey) -> &'static str {
     static NAMES: std::sync::LazyLock<Vec<(i16, String)>> = std::sync::LazyLock::new(|| {
-        crate::protocol::apis::APIS
-            .iter()
+        use crate::protocol::apis::{APIS, TRANSACTION_APIS};
+        APIS.iter()
+            .chain(TRANSACTION_APIS)
             .map(|e| (e.key as i16, format!("{:?}", e.key)))
             .collect()
     });

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 
 use crate::gateway::api_versions::gateway_api_versions;
 use crate::gateway::rewrite::{version_caps, NodeEndpoints};
-use crate::protocol::apis::{ApiEntry, APIS};
+use crate::protocol::apis::{ApiEntry, APIS, TRANSACTION_APIS};
 use crate::upstream::ApiVersionRanges;
 
 /// APIs the layers in front answer themselves in gateway mode: the upstream never sees them.
@@ -89,7 +89,8 @@ impl GatewayApis {
     }
 }
 
-/// Every API the gateway serves.
+/// Every API the gateway serves: the broker's, and transactions, which the upstream's
+/// coordinators run.
 fn served() -> impl Iterator<Item = ApiEntry> {
-    APIS.iter().copied()
+    APIS.iter().chain(TRANSACTION_APIS).copied()
 }
