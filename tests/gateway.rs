@@ -2,6 +2,9 @@
 //! `common::kafka_cluster`), a Palisade gateway in front of it, and real clients (librdkafka
 //! through `rdkafka`) on both sides: through the gateway, and directly on the cluster to see
 //! what the upstream really holds.
+//!
+//! `tests/gateway-against.sh HOST:PORT` runs these tests against any cluster instead (its
+//! topics get a unique suffix; the tests that kill brokers are skipped there).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -33,6 +36,59 @@ use rdkafka::{Offset, TopicPartitionList};
 /// How long anything in these tests may take on a busy two-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
 
+/// The cluster behind the gateway: the shared three-node cluster this binary starts, or the
+/// one `PALISADE_UPSTREAM` names, which these tests never disrupt.
+enum Upstream {
+    Ours(&'static KafkaCluster),
+    Theirs(String),
+}
+
+fn upstream() -> Upstream {
+    match std::env::var("PALISADE_UPSTREAM") {
+        Ok(bootstrap) if !bootstrap.is_empty() => Upstream::Theirs(bootstrap),
+        _ => Upstream::Ours(KafkaCluster::shared()),
+    }
+}
+
+impl Upstream {
+    fn bootstrap(&self) -> String {
+        match self {
+            Upstream::Ours(c) => c.bootstrap(),
+            Upstream::Theirs(b) => b.clone(),
+        }
+    }
+
+    /// Held by tests that do not disrupt the cluster (others may run meanwhile).
+    fn calm(&self) -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+        match self {
+            Upstream::Ours(c) => Some(c.calm()),
+            Upstream::Theirs(_) => None,
+        }
+    }
+
+    /// The cluster, for a test that kills its brokers: only ours.
+    fn ours(&self) -> &'static KafkaCluster {
+        match self {
+            Upstream::Ours(c) => c,
+            Upstream::Theirs(b) => panic!(
+                "this test kills brokers and runs only against the cluster it starts, not {b}"
+            ),
+        }
+    }
+}
+
+/// `name`, unique to this run (a cluster of someone else's may hold topics of earlier runs).
+fn unique(name: &str) -> String {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("{}-{nanos}", std::process::id())
+    });
+    format!("{name}-{run}")
+}
+
 /// `n` consecutive free loopback ports: the gateway's node ports (node ids 1..=n).
 fn free_port_block(n: u16) -> u16 {
     for attempt in 0..200u32 {
@@ -48,9 +104,15 @@ fn free_port_block(n: u16) -> u16 {
 }
 
 /// A gateway in front of `cluster`, its data in `dir`, `extra` replacements applied on top.
-fn gateway(cluster: &KafkaCluster, dir: &Path, extra: &[(&str, &str)]) -> BackgroundBroker {
-    let bootstrap = format!("bootstrap_servers = [{:?}]", cluster.bootstrap());
-    let base = free_port_block(3);
+fn gateway(upstream: &Upstream, dir: &Path, extra: &[(&str, &str)]) -> BackgroundBroker {
+    let servers: Vec<String> = upstream
+        .bootstrap()
+        .split(',')
+        .map(|s| format!("{s:?}"))
+        .collect();
+    let bootstrap = format!("bootstrap_servers = [{}]", servers.join(", "));
+    // Node ids 0..=15 get ports: the clusters these tests meet number their nodes from 0 or 1.
+    let base = free_port_block(16);
     let port_base = format!("port_base = {base}");
     let mut all: Vec<(&str, &str)> = vec![
         (
@@ -58,7 +120,6 @@ fn gateway(cluster: &KafkaCluster, dir: &Path, extra: &[(&str, &str)]) -> Backgr
             &bootstrap,
         ),
         ("port_base = 19092", &port_base),
-        ("node_id_base = 0", "node_id_base = 1"),
     ];
     all.extend_from_slice(extra);
     BackgroundBroker::start(dir, &all)
@@ -151,13 +212,27 @@ fn upstream_end(bootstrap: &str, topic: &str) -> i64 {
 
 #[test]
 fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upstream_addresses() {
-    let cluster = KafkaCluster::shared();
+    let cluster = upstream();
     let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(cluster, &dir.path().join("data"), &[]);
+    let gw = gateway(&cluster, &dir.path().join("data"), &[]);
     let through = gw.bootstrap();
 
-    // Metadata through the gateway: three brokers, each at a gateway port, none upstream.
+    // Metadata through the gateway: the upstream's brokers, one to one, each at a gateway
+    // port, none at its own address.
+    let direct: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let upstream_brokers = direct
+        .fetch_metadata(None, Duration::from_secs(30))
+        .unwrap();
+    let upstream_ids: BTreeSet<i32> = upstream_brokers.brokers().iter().map(|b| b.id()).collect();
+    let upstream_ports: BTreeSet<i32> = upstream_brokers
+        .brokers()
+        .iter()
+        .map(|b| b.port())
+        .collect();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &through)
         .create()
@@ -166,17 +241,11 @@ fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upst
         consumer
             .fetch_metadata(None, Duration::from_secs(5))
             .ok()
-            .filter(|m| m.brokers().len() == 3)
+            .filter(|m| m.brokers().len() == upstream_ids.len())
     })
-    .expect("metadata through the gateway lists three brokers");
-    let upstream_ports: BTreeSet<i32> = (1..=3)
-        .map(|id| {
-            let address = cluster.node_address(id);
-            address.rsplit_once(':').unwrap().1.parse().unwrap()
-        })
-        .collect();
+    .expect("metadata through the gateway lists every upstream broker");
     let ids: BTreeSet<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
-    assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+    assert_eq!(ids, upstream_ids);
     for b in metadata.brokers() {
         assert_eq!(b.host(), "127.0.0.1");
         assert!(
@@ -188,7 +257,7 @@ fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upst
     }
 
     // Produce through the gateway (auto-created by the gateway's front), acks=all.
-    let topic = "gw-orders";
+    let topic = &unique("gw-orders");
     let p = producer(&through);
     for i in 0..50 {
         send(&p, topic, format!("order-{i}").as_bytes()).unwrap();
@@ -197,7 +266,7 @@ fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upst
     assert_eq!(upstream_end(&cluster.bootstrap(), topic), 50);
     let group: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &through)
-        .set("group.id", "gw-group")
+        .set("group.id", unique("gw-group"))
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
@@ -225,7 +294,7 @@ fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upst
 
 #[test]
 fn a_produce_cedar_denies_never_reaches_the_upstream() {
-    let cluster = KafkaCluster::shared();
+    let cluster = upstream();
     let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
@@ -234,35 +303,36 @@ fn a_produce_cedar_denies_never_reaches_the_upstream() {
     for f in ["allow-all.cedar", "schema.cedarschema"] {
         std::fs::copy(fixture.join(f), policies.join(f)).unwrap();
     }
+    let (secret, open) = (unique("gw-secret"), unique("gw-open"));
     std::fs::write(
         policies.join("no-secrets.cedar"),
-        "@id(\"no-secret-writes\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when { resource.name == \"gw-secret\" };\n",
+        format!("@id(\"no-secret-writes\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when {{ resource.name == {secret:?} }};\n"),
     )
     .unwrap();
     let policy_line = common::policy_dir_line(&policies);
     let gw = gateway(
-        cluster,
+        &cluster,
         &dir.path().join("data"),
         &[(&common::allow_all_policy_dir(), &policy_line)],
     );
-    create_upstream_topic(&cluster.bootstrap(), "gw-secret");
-    create_upstream_topic(&cluster.bootstrap(), "gw-open");
+    create_upstream_topic(&cluster.bootstrap(), &secret);
+    create_upstream_topic(&cluster.bootstrap(), &open);
     let p = producer(&gw.bootstrap());
-    let refused = send(&p, "gw-secret", b"leak").unwrap_err();
+    let refused = send(&p, &secret, b"leak").unwrap_err();
     assert_eq!(
         refused.rdkafka_error_code(),
         Some(RDKafkaErrorCode::TopicAuthorizationFailed),
         "{refused:?}"
     );
     // The same client writes the topic it may write: the gateway and upstream work...
-    send(&p, "gw-open", b"fine").unwrap();
-    assert_eq!(upstream_end(&cluster.bootstrap(), "gw-open"), 1);
+    send(&p, &open, b"fine").unwrap();
+    assert_eq!(upstream_end(&cluster.bootstrap(), &open), 1);
     // ...and the denied record never reached the cluster.
-    assert_eq!(upstream_end(&cluster.bootstrap(), "gw-secret"), 0);
+    assert_eq!(upstream_end(&cluster.bootstrap(), &secret), 0);
 }
 
 const SCHEMA_MANIFEST: &str = r#"
-topics = ["gw-schema*"]
+topics = ["gw-schema-*"]
 hooks = ["produce"]
 [config.schema]
 type = "object"
@@ -272,7 +342,7 @@ properties = { id = { type = "string" } }
 
 #[test]
 fn json_schema_rejects_at_the_gateway_and_the_upstream_only_holds_valid_records() {
-    let cluster = KafkaCluster::shared();
+    let cluster = upstream();
     let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("plugins");
@@ -284,14 +354,14 @@ fn json_schema_rejects_at_the_gateway_and_the_upstream_only_holds_valid_records(
         dir.path().join("keyring.json").display().to_string()
     );
     let gw = gateway(
-        cluster,
+        &cluster,
         &dir.path().join("data"),
         &[
             ("dir = \"plugins\"", &folder_line),
             ("keyring = \"keyring.json\"", &keyring_line),
         ],
     );
-    let topic = "gw-schema-orders";
+    let topic = &unique("gw-schema-orders");
     create_upstream_topic(&cluster.bootstrap(), topic);
     let p = producer(&gw.bootstrap());
     send(&p, topic, br#"{"id":"a"}"#).unwrap();
@@ -346,11 +416,12 @@ fn produce_all(p: &FutureProducer, topic: &str, values: &[String]) -> Vec<Result
 
 #[test]
 fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_and_restarted() {
-    let cluster = KafkaCluster::shared();
+    let up = upstream();
+    let cluster = up.ours();
     let _alone = cluster.disrupt();
     let dir = tempfile::tempdir().unwrap();
-    let gw = gateway(cluster, &dir.path().join("data"), &[]);
-    let topic = "gw-survives-kill";
+    let gw = gateway(&up, &dir.path().join("data"), &[]);
+    let topic = &unique("gw-survives-kill");
     create_upstream_topic(&cluster.bootstrap(), topic);
     wait_for(LIMIT, || {
         leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.len() == 3)

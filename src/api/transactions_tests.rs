@@ -113,6 +113,7 @@ impl Front {
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
             decisions: crate::audit::RequestDecisions::new(self.broker.audit.clone()),
+            lane: crate::backend::Lane::default(),
         }
     }
 

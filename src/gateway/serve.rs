@@ -115,7 +115,14 @@ pub fn open(config: &Config) -> Result<(Arc<Upstream>, GatewayPlan), GatewayStar
                 .unwrap_or_else(|| listener.bind.ip().to_string())
         });
         let settings = PortPerNodeSettings {
-            bootstrap_port: listener.bind.port(),
+            // The listener's own port; an ephemeral one (0) is not known before it is bound,
+            // and serving needs none: node ports route by their own port, not by this one.
+            bootstrap_port: match listener.bind.port() {
+                0 => first_port
+                    .checked_sub(1)
+                    .unwrap_or(last_port.saturating_add(1)),
+                port => port,
+            },
             first_port,
             last_port,
             node_id_base: section.node_id_base,
