@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::kafka_cluster::KafkaCluster;
 use common::wait::wait_for;
 use palisade::audit::chain::{hash_line, GENESIS};
+use palisade::audit::upstream_topic::{Pending, UpstreamTopic, Wanted};
 use palisade::audit::{Audit, AuditSection, Event, EventType, Outcome};
 use palisade::metrics::Metrics;
 use palisade::upstream::{ConnectOptions, UpstreamCluster};
@@ -285,4 +286,60 @@ fn lines_recorded_while_the_upstream_is_down_arrive_once_and_a_full_backlog_drop
     assert_eq!(lines_of(&all, "bounded"), bounded_file[20..]);
     assert_eq!(counter(&bounded_metrics.audit_topic_dropped, &[]), 20);
     assert_eq!(counter(&bounded_metrics.audit_events, &["topic"]), 10);
+}
+
+/// A batch sent again after its answer was lost (the retry after a dropped connection) is
+/// written once: the resend carries the same producer id and sequence numbers, and the broker
+/// recognises it. Also after reconnecting and finding the leader again.
+#[test]
+fn a_batch_sent_again_is_written_once() {
+    let cluster = cluster();
+    let _calm = cluster.calm();
+    let bootstrap = cluster.bootstrap();
+    let upstream = Arc::new(UpstreamCluster::new(
+        vec![bootstrap.clone()],
+        ConnectOptions::plaintext(),
+        Duration::from_secs(30),
+    ));
+    let mut topic = UpstreamTopic::new(
+        upstream,
+        Wanted {
+            replication_factor: 0,
+            retention_ms: RETENTION_MS,
+        },
+    );
+    let lines: Vec<String> = (0..3)
+        .map(|i| format!(r#"{{"reason":"resent","n":{i}}}"#))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The topic may still be getting its leader when this test runs first.
+        let deadline = Instant::now() + LIMIT;
+        while let Err(e) = topic.prepare().await {
+            assert!(
+                Instant::now() < deadline,
+                "the audit topic never became writable: {e:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut batch = Pending::new(lines.iter().cloned().map(Into::into).collect());
+        topic.produce(&mut batch).await.unwrap();
+        topic.produce(&mut batch).await.unwrap();
+        topic.reset();
+        topic.prepare().await.unwrap();
+        topic.produce(&mut batch).await.unwrap();
+        // The next batch follows on: the producer's sequence moved past the first one.
+        let mut next = Pending::new(vec![r#"{"reason":"resent","n":3}"#.into()]);
+        topic.produce(&mut next).await.unwrap();
+    });
+    let mut expected = lines;
+    expected.push(r#"{"reason":"resent","n":3}"#.to_string());
+    assert_eq!(wait_for_lines(&bootstrap, "resent", 4), expected);
+    assert_eq!(
+        lines_of(&read_topic(&bootstrap).unwrap(), "resent"),
+        expected
+    );
 }

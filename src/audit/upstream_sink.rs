@@ -30,6 +30,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// While the upstream stays unwritable, a warning at most this often (the rest at debug).
 const WARN_EVERY: Duration = Duration::from_secs(30);
+/// Failures in a row logged at debug only before the first warning.
+const QUIET_FAILURES: u32 = 3;
 
 /// Between the audit writer and the `audit-upstream` thread.
 struct Control {
@@ -248,7 +250,7 @@ impl Shipper {
                     let written = pending.lines.len() as u64;
                     self.pending = None;
                     self.metrics.audit_events.with(&["topic"]).add(written);
-                    if self.failures > 0 {
+                    if self.failures >= QUIET_FAILURES {
                         tracing::info!(
                             topic = AUDIT_TOPIC,
                             failures = self.failures,
@@ -256,6 +258,7 @@ impl Shipper {
                         );
                     }
                     self.failures = 0;
+                    self.last_warn = None;
                 }
                 Err(failure) => self.failed(failure).await,
             }
@@ -281,7 +284,11 @@ impl Shipper {
                 self.failures = self.failures.saturating_add(1);
                 let waiting =
                     self.backlog.len() + self.pending.as_ref().map_or(0, |p| p.lines.len());
-                if self.failures == 1 || self.last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                // A broker still starting answers a moment of retriable errors: warn from the
+                // third failure in a row (about 300 ms), then every WARN_EVERY.
+                if self.failures >= QUIET_FAILURES
+                    && self.last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY)
+                {
                     self.last_warn = Some(Instant::now());
                     tracing::warn!(
                         topic = AUDIT_TOPIC,
