@@ -14,7 +14,8 @@
 //! - [`file_sink`]: `audit-<N>.jsonl` files, size-based rotation, fsync policy.
 //! - [`topic_target`]: where the audit topic lives: [`topic_sink`] (broker mode, the local
 //!   log, written through storage) or [`upstream_sink`] (gateway mode, the upstream cluster:
-//!   a bounded [`backlog`] and a writer thread; [`upstream_topic`] speaks Kafka to it).
+//!   a bounded [`backlog`] and a writer thread; [`upstream_topic`] speaks Kafka to it,
+//!   [`upstream_topic_setup`] creates or checks the topic there).
 //! - [`batch`]: audit lines as record batches, for both.
 //! - [`protect`]: which topic is the audit topic; the rule that no client may produce to,
 //!   delete, trim or reconfigure it is enforced with every other decision (`api::access`).
@@ -39,6 +40,7 @@ pub mod topic_sink;
 pub mod topic_target;
 pub mod upstream_sink;
 pub mod upstream_topic;
+pub mod upstream_topic_setup;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The gateway's conversation with the upstream cluster about the audit topic, used by
-//! [`super::upstream_sink`]: find the leader of its one partition (Metadata), create the topic
-//! when it is missing or check the existing one (CreateTopics, DescribeConfigs), become an
+//! [`super::upstream_sink`]: find the leader of its one partition (Metadata), have the topic
+//! created when it is missing or checked once ([`super::upstream_topic_setup`]), become an
 //! idempotent producer (InitProducerId) and write batches (Produce, acks=all).
 //!
 //! It keeps one connection of its own, logged in as the service account with the cluster's
@@ -19,42 +19,28 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DescribeConfigsRequest, InitProducerIdRequest, MetadataRequest,
-    MetadataResponse, ProduceRequest, RequestKind, ResponseKind, TopicName,
+    ApiKey, InitProducerIdRequest, MetadataRequest, MetadataResponse, ProduceRequest, RequestKind,
+    ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::batch::{self, Producer};
+use super::upstream_topic_setup::{self as setup, Wanted};
 use super::AUDIT_TOPIC;
 use crate::upstream::{ConnectOptions, Connection, Node, UpstreamCluster, UpstreamError};
 
 /// The client id of the audit writer's requests (seen in the upstream's request logs).
-const CLIENT_ID: &str = "palisade-gateway-audit";
+pub(super) const CLIENT_ID: &str = "palisade-gateway-audit";
 /// Metadata v1 and later: a topic list means those topics only.
 const METADATA: VersionRange = VersionRange { min: 1, max: 12 };
-const CREATE_TOPICS: VersionRange = VersionRange { min: 2, max: 7 };
-const DESCRIBE_CONFIGS: VersionRange = VersionRange { min: 1, max: 4 };
 const INIT_PRODUCER_ID: VersionRange = VersionRange { min: 0, max: 4 };
 /// Produce v3 and later carry record batches v2; v13 names topics by id only.
 const PRODUCE: VersionRange = VersionRange { min: 3, max: 12 };
-/// DescribeConfigs resource type of a topic.
-const TOPIC_RESOURCE: i8 = 2;
 /// Metadata asked while a topic the gateway just created gets its leader.
 const LEADER_WAIT_TRIES: u32 = 20;
-
-/// What the audit topic should look like on the upstream.
-#[derive(Debug, Clone, Copy)]
-pub struct Wanted {
-    /// 0: min(3, the upstream's brokers).
-    pub replication_factor: i16,
-    /// `retention.ms` (-1 = forever).
-    pub retention_ms: i64,
-}
 
 /// Why a step did not succeed.
 #[derive(Debug)]
@@ -67,14 +53,14 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn retry(reason: impl Into<String>) -> Self {
+    pub(super) fn retry(reason: impl Into<String>) -> Self {
         Failure::Retry {
             reason: reason.into(),
             stale: false,
         }
     }
 
-    fn stale(reason: impl Into<String>) -> Self {
+    pub(super) fn stale(reason: impl Into<String>) -> Self {
         Failure::Retry {
             reason: reason.into(),
             stale: true,
@@ -150,13 +136,6 @@ impl UpstreamTopic {
         self.conn = None;
         self.leader_known = false;
         self.cluster.request_refresh();
-    }
-
-    /// Whether a batch can be sent now without any set-up.
-    pub fn is_ready(&self) -> bool {
-        self.leader_known
-            && self.conn.as_ref().is_some_and(Connection::is_usable)
-            && (!self.idempotent || self.producer.is_some())
     }
 
     /// Connects, finds (or creates) the topic and its leader, and becomes a producer.
@@ -330,7 +309,10 @@ impl UpstreamTopic {
             match topic.error_code.err() {
                 None => {}
                 Some(ResponseError::UnknownTopicOrPartition) if !created => {
-                    self.create(brokers.len()).await?;
+                    let timeout_ms = i32::try_from(self.options.request_timeout.as_millis() / 2)
+                        .unwrap_or(i32::MAX);
+                    setup::create(self.connection()?, self.wanted, brokers.len(), timeout_ms)
+                        .await?;
                     created = true;
                     self.checked = true;
                     continue;
@@ -354,8 +336,14 @@ impl UpstreamTopic {
                     .iter()
                     .find(|p| p.partition_index == 0)
                     .map_or(0, |p| p.replica_nodes.len());
-                self.check(topic.partitions.len(), replicas, brokers.len())
-                    .await;
+                setup::check(
+                    self.connection()?,
+                    self.wanted,
+                    topic.partitions.len(),
+                    replicas,
+                    brokers.len(),
+                )
+                .await;
             }
             let leader = topic
                 .partitions
@@ -378,140 +366,6 @@ impl UpstreamTopic {
         Err(Failure::stale(
             "partition 0 of the audit topic has no leader yet",
         ))
-    }
-
-    fn replication_factor(&self, brokers: usize) -> i16 {
-        match self.wanted.replication_factor {
-            0 => i16::try_from(brokers.clamp(1, 3)).unwrap_or(3),
-            n => n,
-        }
-    }
-
-    /// CreateTopics: one partition, the wanted replication, deletion by retention only.
-    async fn create(&self, brokers: usize) -> Result<(), Failure> {
-        let conn = self.connection()?;
-        let version = version(conn, ApiKey::CreateTopics, CREATE_TOPICS)?;
-        let replication_factor = self.replication_factor(brokers);
-        let config = |name: &'static str, value: String| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_value(Some(StrBytes::from_string(value)))
-        };
-        let request = CreateTopicsRequest::default()
-            .with_timeout_ms(
-                i32::try_from(self.options.request_timeout.as_millis() / 2).unwrap_or(i32::MAX),
-            )
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(topic_name())
-                .with_num_partitions(1)
-                .with_replication_factor(replication_factor)
-                .with_configs(vec![
-                    config("cleanup.policy", "delete".into()),
-                    config("retention.ms", self.wanted.retention_ms.to_string()),
-                    config("message.timestamp.type", "LogAppendTime".into()),
-                ])]);
-        let result = match conn
-            .call(
-                version,
-                Some(CLIENT_ID),
-                &RequestKind::CreateTopics(request),
-            )
-            .await?
-        {
-            ResponseKind::CreateTopics(r) => r
-                .topics
-                .into_iter()
-                .find(|t| t.name.0.as_str() == AUDIT_TOPIC)
-                .ok_or_else(|| Failure::stale("the CreateTopics response omits the audit topic"))?,
-            _ => return Err(Failure::stale("not a CreateTopics response")),
-        };
-        match result.error_code.err() {
-            None => {
-                tracing::info!(
-                    topic = AUDIT_TOPIC,
-                    replication_factor,
-                    retention_ms = self.wanted.retention_ms,
-                    "created the audit topic on the upstream cluster"
-                );
-                Ok(())
-            }
-            Some(ResponseError::TopicAlreadyExists) => Ok(()),
-            Some(e) => Err(Failure::retry(format!(
-                "creating the audit topic on the upstream (replication factor {replication_factor}): {e:?}{}",
-                result
-                    .error_message
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            ))),
-        }
-    }
-
-    /// Warns about an existing audit topic that differs from what the gateway would create;
-    /// the upstream's operators own its config, so nothing is changed.
-    async fn check(&self, partitions: usize, replicas: usize, brokers: usize) {
-        let mut differences = Vec::new();
-        if partitions != 1 {
-            differences.push(format!(
-                "{partitions} partitions (the gateway writes partition 0 only)"
-            ));
-        }
-        let wanted_rf = usize::try_from(self.replication_factor(brokers)).unwrap_or(0);
-        if replicas < wanted_rf {
-            differences.push(format!("replication factor {replicas}, below {wanted_rf}"));
-        }
-        match self.configs().await {
-            Ok(configs) => differences.extend(config_differences(&configs, self.wanted)),
-            Err(e) => differences.push(format!("its configs could not be read: {e}")),
-        }
-        for difference in differences {
-            tracing::warn!(
-                topic = AUDIT_TOPIC,
-                "the audit topic on the upstream differs from what the gateway would create: {difference}"
-            );
-        }
-    }
-
-    async fn configs(&self) -> Result<BTreeMap<String, String>, String> {
-        let conn = self.connection().map_err(|_| "no connection".to_string())?;
-        let version = version(conn, ApiKey::DescribeConfigs, DESCRIBE_CONFIGS).map_err(|_| {
-            format!(
-                "DescribeConfigs unsupported ({})",
-                conn.versions().describe(ApiKey::DescribeConfigs)
-            )
-        })?;
-        let request = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(TOPIC_RESOURCE)
-                .with_resource_name(StrBytes::from_static_str(AUDIT_TOPIC))
-                .with_configuration_keys(Some(vec![
-                    StrBytes::from_static_str("cleanup.policy"),
-                    StrBytes::from_static_str("retention.ms"),
-                ])),
-        ]);
-        let response = conn
-            .call(
-                version,
-                Some(CLIENT_ID),
-                &RequestKind::DescribeConfigs(request),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let ResponseKind::DescribeConfigs(response) = response else {
-            return Err("not a DescribeConfigs response".into());
-        };
-        let result = response
-            .results
-            .into_iter()
-            .next()
-            .ok_or("an empty DescribeConfigs response")?;
-        if let Some(e) = result.error_code.err() {
-            return Err(format!("DescribeConfigs: {e:?}"));
-        }
-        Ok(result
-            .configs
-            .into_iter()
-            .filter_map(|c| Some((c.name.to_string(), c.value?.to_string())))
-            .collect())
     }
 
     /// InitProducerId without a transactional id: an idempotent producer.
@@ -566,35 +420,12 @@ impl UpstreamTopic {
     }
 }
 
-/// Differences of `configs` (name to value) from what the gateway creates.
-pub fn config_differences(configs: &BTreeMap<String, String>, wanted: Wanted) -> Vec<String> {
-    let mut out = Vec::new();
-    match configs.get("cleanup.policy").map(String::as_str) {
-        Some("delete") | None => {}
-        Some(other) => out.push(format!("cleanup.policy `{other}` (wanted `delete`)")),
-    }
-    if let Some(value) = configs.get("retention.ms") {
-        let shorter = match value.parse::<i64>() {
-            Ok(-1) => false,
-            Ok(ms) => wanted.retention_ms == -1 || ms < wanted.retention_ms,
-            Err(_) => true,
-        };
-        if shorter {
-            out.push(format!(
-                "retention.ms `{value}`, shorter than audit.topic_retention_ms = {}",
-                wanted.retention_ms
-            ));
-        }
-    }
-    out
-}
-
-fn topic_name() -> TopicName {
+pub(super) fn topic_name() -> TopicName {
     TopicName(StrBytes::from_static_str(AUDIT_TOPIC))
 }
 
 /// The highest version of `api` both ends speak.
-fn version(conn: &Connection, api: ApiKey, ours: VersionRange) -> Result<i16, Failure> {
+pub(super) fn version(conn: &Connection, api: ApiKey, ours: VersionRange) -> Result<i16, Failure> {
     conn.versions().highest_common(api, ours).ok_or_else(|| {
         Failure::retry(format!(
             "the upstream offers {api:?} {}, the gateway needs v{}-v{}",
@@ -620,42 +451,5 @@ async fn metadata(conn: &Connection) -> Result<MetadataResponse, Failure> {
     {
         ResponseKind::Metadata(r) => Ok(r),
         _ => Err(Failure::stale("not a Metadata response")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn a_compacted_or_shorter_lived_topic_is_reported() {
-        let year = Wanted {
-            replication_factor: 0,
-            retention_ms: 31_536_000_000,
-        };
-        let ok = configs(&[
-            ("cleanup.policy", "delete"),
-            ("retention.ms", "31536000000"),
-        ]);
-        assert!(config_differences(&ok, year).is_empty());
-        let forever = configs(&[("cleanup.policy", "delete"), ("retention.ms", "-1")]);
-        assert!(config_differences(&forever, year).is_empty());
-        let bad = configs(&[("cleanup.policy", "compact"), ("retention.ms", "86400000")]);
-        let found = config_differences(&bad, year);
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[0].contains("compact") && found[1].contains("86400000"));
-        // Forever is wanted: any finite retention is shorter.
-        let keep = Wanted {
-            replication_factor: 0,
-            retention_ms: -1,
-        };
-        assert_eq!(config_differences(&ok, keep).len(), 1);
     }
 }
