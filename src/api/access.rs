@@ -250,3 +250,95 @@ impl PolicyOracle for PluginAccess {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AUDIT_TOPIC;
+    use crate::principal::{AuthMethod, Principal};
+    use crate::request::FirstUse;
+    use crate::storage::StorageConfig;
+
+    fn caller(name: &str, method: AuthMethod) -> Caller {
+        Caller {
+            principal: Principal {
+                name: name.into(),
+                method,
+            },
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            listener: "PLAINTEXT".into(),
+            tls: false,
+            client_id: None,
+            audit_session: FirstUse::default(),
+        }
+    }
+
+    /// The rule is decided here, before any backend is asked, on the topic's name alone: in
+    /// gateway mode the audit topic lives on the upstream and the local log has no such topic,
+    /// and every change is still refused to everyone (super user, anonymous, named user) even
+    /// under a policy that permits everything.
+    #[test]
+    fn the_audit_topic_is_read_only_to_every_client_whatever_the_backend() {
+        let policies =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+        let authorizer = Authorizer::load(&policies, ["admin"]).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let logs = LogManager::open(StorageConfig::new(data.path())).unwrap();
+        assert!(logs.topic(AUDIT_TOPIC).is_none());
+        let audit = Audit::disabled();
+        let point = Point {
+            authorizer: &authorizer,
+            logs: &logs,
+            audit: &audit,
+        };
+        let changes = [
+            (ApiKey::Produce, Action::Write),
+            (ApiKey::DeleteTopics, Action::Delete),
+            (ApiKey::DeleteRecords, Action::Delete),
+            (ApiKey::IncrementalAlterConfigs, Action::AlterConfigs),
+            (ApiKey::CreatePartitions, Action::Alter),
+            (ApiKey::CreateTopics, Action::Create),
+        ];
+        for who in [
+            caller("admin", AuthMethod::Sasl("SCRAM-SHA-512")),
+            caller("ANONYMOUS", AuthMethod::Anonymous),
+            caller("alice", AuthMethod::Mtls),
+        ] {
+            let name = who.principal.name.clone();
+            let ask = |api, action, topic| {
+                let resource = Resource::Topic {
+                    name: topic,
+                    tags: &[],
+                };
+                enforce(point, &who, Asker::Api(api), &name, action, resource, None)
+            };
+            for (api, action) in changes {
+                assert!(
+                    !ask(api, action, AUDIT_TOPIC),
+                    "{name} {action} the audit topic"
+                );
+                // The same question about another topic is allowed: the refusal is the rule's.
+                assert!(ask(api, action, "orders"), "{name} {action} orders");
+            }
+            // Reading it is left to policy (here: permitted).
+            assert!(
+                ask(ApiKey::Fetch, Action::Read, AUDIT_TOPIC),
+                "{name} reads"
+            );
+            // So is a plugin's question: the rule applies to it too.
+            let resource = Resource::Topic {
+                name: AUDIT_TOPIC,
+                tags: &[],
+            };
+            assert!(!enforce(
+                point,
+                &who,
+                Asker::Plugin("probe"),
+                &name,
+                Action::Write,
+                resource,
+                None
+            ));
+        }
+    }
+}

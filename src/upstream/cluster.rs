@@ -164,6 +164,17 @@ impl UpstreamCluster {
         ))
     }
 
+    /// The configured bootstrap servers (`host:port` each).
+    pub fn bootstrap_servers(&self) -> &[String] {
+        &self.bootstrap
+    }
+
+    /// How this cluster's connections are made (TLS, the service account, timeouts), for a
+    /// part of the gateway that keeps a connection of its own (the audit topic writer).
+    pub fn connect_options(&self) -> &ConnectOptions {
+        &self.options
+    }
+
     /// The node map as last learned.
     pub fn nodes(&self) -> Arc<NodeMap> {
         Arc::clone(&self.map.borrow())
