@@ -87,13 +87,27 @@ impl Broker {
             .map(Arc::new)
             .map_err(StartError::Quotas)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let audit = crate::audit::Audit::start(
-            &config.audit,
-            &config.storage.data_dir,
-            &logs,
-            &topic_defaults,
-            metrics.clone(),
-        )?;
+        // Gateway mode: the upstream backend (nothing dialled yet), whose cluster also keeps
+        // the audit topic.
+        let gateway = match config.gateway.is_enabled() {
+            true => Some(crate::gateway::serve::open(&config)?),
+            false => None,
+        };
+        let audit = match &gateway {
+            Some((_, plan)) => crate::audit::Audit::start_gateway(
+                &config.audit,
+                &config.storage.data_dir,
+                plan.cluster.clone(),
+                metrics.clone(),
+            )?,
+            None => crate::audit::Audit::start(
+                &config.audit,
+                &config.storage.data_dir,
+                &logs,
+                &topic_defaults,
+                metrics.clone(),
+            )?,
+        };
         // Plugins' `authorize` calls are decided at the broker's one enforcement point.
         let plugins = crate::plugin::PluginHost::builder(&config.plugins, &config.storage.data_dir)
             .audit(audit.clone(), metrics.clone())
@@ -114,9 +128,7 @@ impl Broker {
         };
         let memory = crate::memory_budget::MemoryBudget::new(config.limits.memory_budget_bytes);
         let (backend, gateway, upstream): (Arc<dyn crate::backend::Backend>, _, _) =
-            if config.gateway.is_enabled() {
-                let (upstream, plan) =
-                    crate::gateway::serve::open(&config).inspect_err(|_| audit.close())?;
+            if let Some((upstream, plan)) = gateway {
                 (upstream.clone(), Some(plan), Some(upstream))
             } else {
                 let local = crate::backend::local::Local::new(
