@@ -480,3 +480,91 @@ fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_an
     // And through the gateway, after the restart, the same.
     assert_eq!(read_all(&gw.bootstrap(), topic, 200), expected);
 }
+
+#[test]
+fn a_transaction_committed_and_one_aborted_pass_through_and_read_committed_sees_only_the_first() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&cluster, &dir.path().join("data"), &[]);
+    let topic = &unique("gw-txn");
+    create_upstream_topic(&cluster.bootstrap(), topic);
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("transactional.id", unique("gw-txn-producer"))
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(60);
+    p.init_transactions(timeout).unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        p.send(
+            BaseRecord::<(), str>::to(topic)
+                .partition(0)
+                .payload(&format!("kept-{i}")),
+        )
+        .unwrap();
+    }
+    p.commit_transaction(timeout).unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        p.send(
+            BaseRecord::<(), str>::to(topic)
+                .partition(0)
+                .payload(&format!("aborted-{i}")),
+        )
+        .unwrap();
+    }
+    p.flush(timeout).unwrap();
+    p.abort_transaction(timeout).unwrap();
+    p.begin_transaction().unwrap();
+    p.send(
+        BaseRecord::<(), str>::to(topic)
+            .partition(0)
+            .payload("last"),
+    )
+    .unwrap();
+    p.commit_transaction(timeout).unwrap();
+
+    // read_committed, through the gateway: the committed records, none of the aborted ones.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("group.id", unique("gw-txn-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !values.iter().any(|v| v == "last") && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    let mut expected: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
+    expected.push("last".to_string());
+    assert_eq!(values, expected);
+}
+
+#[test]
+fn a_palisade_broker_serves_as_the_upstream_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_broker = BackgroundBroker::start(&dir.path().join("upstream"), &[]);
+    let up = Upstream::Theirs(upstream_broker.bootstrap());
+    let gw = gateway(&up, &dir.path().join("gateway"), &[]);
+    let topic = &unique("gw-on-palisade");
+    let p = producer(&gw.bootstrap());
+    for i in 0..20 {
+        send(&p, topic, format!("r{i}").as_bytes()).unwrap();
+    }
+    let expected: Vec<Vec<u8>> = (0..20).map(|i| format!("r{i}").into_bytes()).collect();
+    assert_eq!(read_all(&upstream_broker.bootstrap(), topic, 20), expected);
+    assert_eq!(read_all(&gw.bootstrap(), topic, 20), expected);
+}
