@@ -297,12 +297,7 @@ fn a_produce_cedar_denies_never_reaches_the_upstream() {
     let cluster = upstream();
     let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
-    for f in ["allow-all.cedar", "schema.cedarschema"] {
-        std::fs::copy(fixture.join(f), policies.join(f)).unwrap();
-    }
+    let policies = editable_policies(dir.path());
     let (secret, open) = (unique("gw-secret"), unique("gw-open"));
     std::fs::write(
         policies.join("no-secrets.cedar"),
@@ -567,4 +562,271 @@ fn a_palisade_broker_serves_as_the_upstream_too() {
     let expected: Vec<Vec<u8>> = (0..20).map(|i| format!("r{i}").into_bytes()).collect();
     assert_eq!(read_all(&upstream_broker.bootstrap(), topic, 20), expected);
     assert_eq!(read_all(&gw.bootstrap(), topic, 20), expected);
+}
+
+/// A copy of the allow-all policies in `dir`, which a test then edits.
+fn editable_policies(dir: &Path) -> std::path::PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+    for f in ["allow-all.cedar", "schema.cedarschema"] {
+        std::fs::copy(fixture.join(f), policies.join(f)).unwrap();
+    }
+    policies
+}
+
+#[test]
+fn a_policy_change_stops_a_consumer_in_the_middle_of_its_fetches() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = editable_policies(dir.path());
+    let policy_line = common::policy_dir_line(&policies);
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[(&common::allow_all_policy_dir(), &policy_line)],
+    );
+    let (closing, open) = (unique("gw-closing"), unique("gw-still-open"));
+    create_upstream_topic(&cluster.bootstrap(), &closing);
+    create_upstream_topic(&cluster.bootstrap(), &open);
+    let direct = producer(&cluster.bootstrap());
+    send(&direct, &closing, b"before").unwrap();
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("group.id", unique("gw-policy-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&closing, 0, Offset::Beginning)
+        .unwrap();
+    tpl.add_partition_offset(&open, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let first = wait_for(LIMIT, || match c.poll(Duration::from_millis(200)) {
+        Some(Ok(m)) => Some(m.payload().unwrap().to_vec()),
+        _ => None,
+    });
+    assert_eq!(first.as_deref(), Some(&b"before"[..]));
+
+    // The policy changes while the consumer keeps fetching: its next fetches of the topic are
+    // refused at the gateway.
+    std::fs::write(
+        policies.join("closing.cedar"),
+        format!("@id(\"no-more-reading\")\nforbid(principal, action == Palisade::Action::\"Read\", resource is Palisade::Topic) when {{ resource.name == {closing:?} }};\n"),
+    )
+    .unwrap();
+    let refused = wait_for(LIMIT, || match c.poll(Duration::from_millis(200)) {
+        Some(Err(e))
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed) =>
+        {
+            Some(())
+        }
+        _ => None,
+    });
+    assert!(refused.is_some(), "the consumer was never refused");
+    // Written upstream after the refusal: the closed topic's record never comes through, the
+    // open topic's (written after it) does, so fetching went on meanwhile.
+    send(&direct, &closing, b"after").unwrap();
+    send(&direct, &open, b"control").unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !got.iter().any(|v: &Vec<u8>| v == b"control") && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            got.push(m.payload().unwrap().to_vec());
+        }
+    }
+    assert!(
+        got.iter().any(|v| v == b"control"),
+        "the open topic stopped too: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|v| v == b"after"),
+        "a refused topic was read: {got:?}"
+    );
+}
+
+/// Host names resolved to loopback through `/etc/hosts` while this lives (needs root, as CI
+/// runs; the lines are removed on drop).
+struct HostsEntries {
+    marker: String,
+}
+
+impl HostsEntries {
+    fn add(names: &[String]) -> HostsEntries {
+        let marker = format!("# palisade-test {}", unique("sni"));
+        let current = std::fs::read_to_string("/etc/hosts").unwrap();
+        let line = format!("127.0.0.1 {} {marker}\n", names.join(" "));
+        std::fs::write("/etc/hosts", format!("{current}{line}")).unwrap_or_else(|e| {
+            panic!(
+                "the SNI test resolves broker names through /etc/hosts and must run as root: {e}"
+            )
+        });
+        HostsEntries { marker }
+    }
+}
+
+impl Drop for HostsEntries {
+    fn drop(&mut self) {
+        if let Ok(current) = std::fs::read_to_string("/etc/hosts") {
+            let kept: String = current
+                .lines()
+                .filter(|l| !l.contains(&self.marker))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write("/etc/hosts", kept);
+        }
+    }
+}
+
+/// Runs kcat with `args`; its exit status and standard output.
+fn kcat(args: &[&str], input: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kcat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (.ci/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(input) = input {
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let domain = "gw.palisade.test";
+    // A wildcard certificate for the domain, from a CA kcat trusts.
+    let ca = palisade::tls::DevCa::generate("sni test CA").unwrap();
+    let wildcard = format!("*.{domain}");
+    let server = ca
+        .issue_server(&format!("bootstrap.{domain}"), &[wildcard.as_str()])
+        .unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca_file = certs.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    std::fs::write(
+        certs.join("server.pem"),
+        format!("{}{}", server.cert_pem, ca.cert_pem()),
+    )
+    .unwrap();
+    std::fs::write(certs.join("server-key.pem"), &server.key_pem).unwrap();
+    let mut names: Vec<String> = (0..16).map(|id| format!("broker-{id}.{domain}")).collect();
+    names.push(format!("bootstrap.{domain}"));
+    let _hosts = HostsEntries::add(&names);
+
+    // The one listener is TLS, on a port known before it is bound (it is advertised).
+    let port = free_port_block(1);
+    let bind = format!("bind = \"127.0.0.1:{port}\"");
+    let ssl = format!(
+        "protocol = \"SSL\"\n[listeners.tls]\ncert = {:?}\nkey = {:?}\nclient_auth = \"none\"\n",
+        certs.join("server.pem").display().to_string(),
+        certs.join("server-key.pem").display().to_string()
+    );
+    let sni_domain = format!("sni_domain = {domain:?}");
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[
+            ("bind = \"127.0.0.1:0\"", &bind),
+            ("protocol = \"PLAINTEXT\"\n", &ssl),
+            ("addressing = \"port\"", "addressing = \"sni\""),
+            ("# sni_domain = \"kafka.example.com\"", &sni_domain),
+        ],
+    );
+    let _ = gw.bootstrap();
+    let bootstrap = format!("bootstrap.{domain}:{port}");
+    let ca_path = ca_file.display().to_string();
+    let tls = ["-X", "security.protocol=ssl", "-X"];
+    let ca_location = format!("ssl.ca.location={ca_path}");
+    let with_tls = |rest: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec!["-b".into(), bootstrap.clone()];
+        args.extend(tls.iter().map(|s| s.to_string()));
+        args.push(ca_location.clone());
+        args.extend(rest.iter().map(|s| s.to_string()));
+        args
+    };
+    let run = |rest: &[&str], input: Option<&str>| {
+        let args = with_tls(rest);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kcat(&args, input)
+    };
+
+    // Metadata names every node by its SNI name on the one port.
+    let (ok, listing) = run(&["-L", "-m", "30"], None);
+    assert!(ok, "{listing}");
+    assert!(
+        listing.contains(&format!("broker-1.{domain}:{port}")),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&cluster.bootstrap().split(',').next().unwrap().to_string()),
+        "{listing}"
+    );
+
+    // Produce and consume through the names.
+    let topic = unique("gw-sni");
+    create_upstream_topic(&cluster.bootstrap(), &topic);
+    let lines: Vec<String> = (0..10).map(|i| format!("sni-{i}")).collect();
+    let (ok, out) = run(
+        &["-P", "-t", &topic, "-p", "0"],
+        Some(&(lines.join("\n") + "\n")),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &[
+            "-C",
+            "-t",
+            &topic,
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-m",
+            "60",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), lines);
+
+    // No name (an IP address) or a name the gateway does not serve: refused in the handshake.
+    let by_ip = format!("127.0.0.1:{port}");
+    let (ok, out) = kcat(
+        &[
+            "-b",
+            &by_ip,
+            "-X",
+            "security.protocol=ssl",
+            "-X",
+            &ca_location,
+            "-X",
+            "ssl.endpoint.identification.algorithm=none",
+            "-L",
+            "-m",
+            "10",
+        ],
+        None,
+    );
+    assert!(!ok, "a connection without a server name was served: {out}");
 }
