@@ -52,6 +52,22 @@ impl Backend for Recording {
         self.seen.lock().push(request.clone());
         self.inner.serve(call, request)
     }
+
+    fn produce<'a>(
+        &'a self,
+        call: Call<'a>,
+        request: palisade::backend::produce::ProduceBatches,
+    ) -> BoxFuture<'a, palisade::backend::produce::ProduceAck> {
+        self.inner.produce(call, request)
+    }
+
+    fn has_topic(&self, name: &str) -> Option<bool> {
+        self.inner.has_topic(name)
+    }
+
+    fn apis(&self) -> Arc<[palisade::protocol::apis::ApiEntry]> {
+        self.inner.apis()
+    }
 }
 
 struct Front {
@@ -100,6 +116,7 @@ impl Front {
             },
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
+            lane: palisade::backend::Lane::default(),
             decisions: palisade::audit::RequestDecisions::new(self.broker.audit.clone()),
         }
     }
@@ -422,4 +439,124 @@ async fn the_local_backend_refuses_tags_sent_to_it() {
         ResponseError::InvalidConfig.code()
     );
     assert!(f.broker.logs.topic("direct").is_none());
+}
+
+/// Through a gateway in front of a real Apache Kafka cluster (which refuses unknown topic
+/// configs): a topic created with tags by a real client exists upstream without them, the
+/// gateway keeps them in its file and shows them in DescribeConfigs, and deleting the topic
+/// through the gateway forgets them.
+#[test]
+fn a_gateway_keeps_tags_the_kafka_cluster_behind_it_never_sees() {
+    use common::kafka_cluster::KafkaCluster;
+    use rdkafka::admin::{
+        AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
+    };
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use std::time::Duration;
+
+    let cluster = KafkaCluster::shared();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let servers: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
+    let bootstrap = format!("bootstrap_servers = {servers:?}");
+    let port_base = format!("port_base = {}", free_port_block(3));
+    // A gateway listener's own port is its bootstrap address: a fixed one, not 0.
+    let listener_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("bind = \"127.0.0.1:{listener_port}\"");
+    let gw = common::BackgroundBroker::start(
+        &data,
+        &[
+            (
+                "# bootstrap_servers = [\"kafka-1.internal:9093\", \"kafka-2.internal:9093\"]",
+                &bootstrap,
+            ),
+            ("port_base = 19092", &port_base),
+            ("node_id_base = 0", "node_id_base = 1"),
+            ("bind = \"127.0.0.1:0\"", &bind),
+        ],
+    );
+    let admin = |servers: &str| -> AdminClient<DefaultClientContext> {
+        ClientConfig::new()
+            .set("bootstrap.servers", servers)
+            .create()
+            .unwrap()
+    };
+    let through = admin(&gw.bootstrap());
+    let direct = admin(&cluster.bootstrap());
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let topic = "gw-tagged";
+
+    let tagged =
+        NewTopic::new(topic, 1, TopicReplication::Fixed(3)).set(TAGS_CONFIG, "pii,payments");
+    let created = gw
+        .rt
+        .block_on(through.create_topics([&tagged], &options))
+        .unwrap();
+    assert!(
+        created[0].is_ok(),
+        "Kafka would refuse the key: {created:?}"
+    );
+    let broker = &gw.running.as_ref().unwrap().broker;
+    assert_eq!(*broker.topic_tags.get(topic), ["pii", "payments"]);
+
+    let describe = |client: &AdminClient<DefaultClientContext>| -> Vec<(String, Option<String>)> {
+        let results = gw
+            .rt
+            .block_on(client.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+            .unwrap();
+        let resource = results.into_iter().next().unwrap().unwrap();
+        resource
+            .entries
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect()
+    };
+    let seen_through = describe(&through);
+    assert!(
+        seen_through.contains(&(TAGS_CONFIG.to_string(), Some("pii,payments".to_string()))),
+        "{seen_through:?}"
+    );
+    assert!(
+        seen_through.iter().any(|(name, _)| name == "retention.ms"),
+        "the upstream's own configs are there too: {seen_through:?}"
+    );
+    let seen_direct = describe(&direct);
+    assert!(
+        seen_direct.iter().any(|(name, _)| name == "retention.ms"),
+        "the topic exists upstream: {seen_direct:?}"
+    );
+    assert!(
+        !seen_direct.iter().any(|(name, _)| name == TAGS_CONFIG),
+        "{seen_direct:?}"
+    );
+    let file = std::fs::read_to_string(data.join(FILE_NAME)).unwrap();
+    assert!(file.contains(topic), "{file}");
+
+    let deleted = gw
+        .rt
+        .block_on(through.delete_topics(&[topic], &options))
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    assert!(broker.topic_tags.get(topic).is_empty());
+    let file = std::fs::read_to_string(data.join(FILE_NAME)).unwrap();
+    assert!(!file.contains(topic), "{file}");
+}
+
+/// `n` consecutive free loopback ports: the gateway's node ports (node ids 1..=n).
+fn free_port_block(n: u16) -> u16 {
+    for base in (30_000u16..40_000).step_by(97) {
+        let held: Vec<_> = (base..base + n)
+            .map_while(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports");
 }
