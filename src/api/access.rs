@@ -257,7 +257,6 @@ mod tests {
     use crate::audit::AUDIT_TOPIC;
     use crate::principal::{AuthMethod, Principal};
     use crate::request::FirstUse;
-    use crate::storage::StorageConfig;
 
     fn caller(name: &str, method: AuthMethod) -> Caller {
         Caller {
@@ -283,12 +282,13 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
         let authorizer = Authorizer::load(&policies, ["admin"]).unwrap();
         let data = tempfile::tempdir().unwrap();
-        let logs = LogManager::open(StorageConfig::new(data.path())).unwrap();
-        assert!(logs.topic(AUDIT_TOPIC).is_none());
+        // Gateway mode's tag store: it knows nothing of the audit topic.
+        let tags = crate::topic_tags::file::FileTags::open(data.path()).unwrap();
+        assert!(tags.get(AUDIT_TOPIC).is_empty());
         let audit = Audit::disabled();
         let point = Point {
             authorizer: &authorizer,
-            logs: &logs,
+            tags: &tags,
             audit: &audit,
         };
         let changes = [
