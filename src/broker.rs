@@ -33,6 +33,8 @@ pub struct Broker {
     /// Gateway mode: the upstream cluster and the node ports (`None` in broker mode).
     pub gateway: Option<crate::gateway::serve::GatewayPlan>,
     upstream: Option<Arc<crate::backend::upstream::Upstream>>,
+    /// Topic tags, kept in front of the backend (`crate::topic_tags`).
+    pub topic_tags: Arc<dyn crate::topic_tags::TagStore>,
     _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -60,6 +62,8 @@ pub enum StartError {
     Quotas(String),
     #[error(transparent)]
     Gateway(#[from] crate::gateway::serve::GatewayStartError),
+    #[error(transparent)]
+    TopicTags(#[from] crate::topic_tags::TagError),
 }
 
 impl Broker {
@@ -87,6 +91,14 @@ impl Broker {
             .map(Arc::new)
             .map_err(StartError::Quotas)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        // Kept in front of the backend: an upstream cluster refuses the tag config.
+        let topic_tags: Arc<dyn crate::topic_tags::TagStore> = if config.gateway.is_enabled() {
+            Arc::new(crate::topic_tags::file::FileTags::open(
+                &config.storage.data_dir,
+            )?)
+        } else {
+            Arc::new(crate::topic_tags::local::LocalTags::new(logs.clone()))
+        };
         // Gateway mode: the upstream backend (nothing dialled yet), whose cluster also keeps
         // the audit topic.
         let gateway = match config.gateway.is_enabled() {
@@ -113,7 +125,7 @@ impl Broker {
             .audit(audit.clone(), metrics.clone())
             .oracle(Box::new(crate::api::access::PluginAccess::new(
                 authorizer.clone(),
-                logs.clone(),
+                topic_tags.clone(),
                 audit.clone(),
             )))
             .open()
@@ -158,6 +170,7 @@ impl Broker {
             backend,
             gateway,
             upstream,
+            topic_tags,
             _policy_watcher: policy_watcher,
         }))
     }

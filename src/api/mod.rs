@@ -21,6 +21,7 @@ pub mod producer_id;
 pub mod quota_gate;
 pub mod router;
 pub mod scram_credentials;
+pub mod topic_tags;
 pub mod topics;
 pub mod transactions;
 
