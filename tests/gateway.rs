@@ -89,10 +89,15 @@ fn unique(name: &str) -> String {
     format!("{name}-{run}")
 }
 
-/// `n` consecutive free loopback ports: the gateway's node ports (node ids 1..=n).
+/// `n` consecutive free loopback ports: a gateway's node ports. Each call of this process
+/// gets a block no other call got (the ports are free when checked, and tests of one binary
+/// run side by side).
 fn free_port_block(n: u16) -> u16 {
-    for attempt in 0..200u32 {
-        let base = 21000 + u16::try_from((std::process::id() * 7 + attempt * 131) % 20000).unwrap();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..400 {
+        let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = (std::process::id() * 13 + call * 17) % 1000;
+        let base = 21000 + u16::try_from(slot).unwrap() * 20;
         let held: Vec<_> = (base..base + n)
             .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();

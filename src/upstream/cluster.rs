@@ -309,13 +309,7 @@ impl UpstreamCluster {
                 last: state.last_error.clone(),
             });
         }
-        let options = match credential {
-            Some(c) => ConnectOptions {
-                credential: Some(Arc::clone(c)),
-                ..self.options.clone()
-            },
-            None => self.options.clone(),
-        };
+        let options = self.options_for(credential);
         match Connection::connect(&address, &options).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
@@ -336,6 +330,17 @@ impl UpstreamCluster {
 }
 
 impl UpstreamCluster {
+    /// The connect options of a login as `credential` (`None`: the service account).
+    fn options_for(&self, credential: Option<&Arc<Credential>>) -> ConnectOptions {
+        match credential {
+            Some(c) => ConnectOptions {
+                credential: Some(Arc::clone(c)),
+                ..self.options.clone()
+            },
+            None => self.options.clone(),
+        }
+    }
+
     /// A new connection to `node_id` of its own, logged in as `credential` (`None`: the
     /// service account): a client connection's lane. Several are dialled at once; a node that
     /// failed recently is not dialled again before its backoff has passed.
@@ -362,13 +367,7 @@ impl UpstreamCluster {
                 });
             }
         }
-        let options = match credential {
-            Some(c) => ConnectOptions {
-                credential: Some(Arc::clone(c)),
-                ..self.options.clone()
-            },
-            None => self.options.clone(),
-        };
+        let options = self.options_for(credential);
         let result = Connection::connect(&address, &options).await;
         let mut health = self.lane_health.lock();
         match &result {

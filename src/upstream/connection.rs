@@ -127,6 +127,14 @@ struct Outgoing {
     waiter: Option<Waiter>,
 }
 
+/// A request body ready to send.
+struct Encoded {
+    api: ApiKey,
+    body: BytesMut,
+    /// False for a Produce with acks = 0, which Kafka never answers.
+    expects_response: bool,
+}
+
 /// A request queued on a connection ([`Connection::submit`]), its response to come.
 pub struct Submitted {
     connection: Arc<Connection>,
@@ -287,22 +295,11 @@ impl Connection {
         client_id: Option<&str>,
         request: &RequestKind,
     ) -> Result<Option<ResponseKind>, UpstreamError> {
-        let api = super::request_key::api_key_of(request).ok_or_else(|| {
-            UpstreamError::UnknownRequestKind {
-                address: self.address.clone(),
-            }
-        })?;
-        self.check_version(api, version)?;
-        let expects_response = !matches!(request, RequestKind::Produce(p) if p.acks == 0);
-        let mut body = BytesMut::new();
-        request
-            .encode(&mut body, version)
-            .map_err(|e| UpstreamError::Encode {
-                address: self.address.clone(),
-                api,
-                version,
-                message: e.to_string(),
-            })?;
+        let Encoded {
+            api,
+            body,
+            expects_response,
+        } = self.encode(version, request)?;
         let Some(mut response) = self
             .send_raw(api, version, client_id, &body, expects_response)
             .await?
@@ -354,6 +351,32 @@ impl Connection {
             Ok(result) => result,
             Err(_) => Err(self.timed_out(api)),
         }
+    }
+
+    /// A typed request's body, refused here when its version is one the upstream does not
+    /// accept.
+    fn encode(&self, version: i16, request: &RequestKind) -> Result<Encoded, UpstreamError> {
+        let api = super::request_key::api_key_of(request).ok_or_else(|| {
+            UpstreamError::UnknownRequestKind {
+                address: self.address.clone(),
+            }
+        })?;
+        self.check_version(api, version)?;
+        let expects_response = !matches!(request, RequestKind::Produce(p) if p.acks == 0);
+        let mut body = BytesMut::new();
+        request
+            .encode(&mut body, version)
+            .map_err(|e| UpstreamError::Encode {
+                address: self.address.clone(),
+                api,
+                version,
+                message: e.to_string(),
+            })?;
+        Ok(Encoded {
+            api,
+            body,
+            expects_response,
+        })
     }
 
     /// A version the upstream does not accept is refused here, never sent.
@@ -469,22 +492,11 @@ impl Connection {
         client_id: Option<&str>,
         request: &RequestKind,
     ) -> Result<Submitted, UpstreamError> {
-        let api = super::request_key::api_key_of(request).ok_or_else(|| {
-            UpstreamError::UnknownRequestKind {
-                address: self.address.clone(),
-            }
-        })?;
-        self.check_version(api, version)?;
-        let expects_response = !matches!(request, RequestKind::Produce(p) if p.acks == 0);
-        let mut body = BytesMut::new();
-        request
-            .encode(&mut body, version)
-            .map_err(|e| UpstreamError::Encode {
-                address: self.address.clone(),
-                api,
-                version,
-                message: e.to_string(),
-            })?;
+        let Encoded {
+            api,
+            body,
+            expects_response,
+        } = self.encode(version, request)?;
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let reply = match tokio::time::timeout_at(
             deadline,
