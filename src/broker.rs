@@ -30,6 +30,11 @@ pub struct Broker {
     pub memory: crate::memory_budget::MemoryBudget,
     /// What serves a request once the layers in front have passed it (`crate::backend`).
     pub backend: Arc<dyn crate::backend::Backend>,
+    /// Gateway mode: the upstream cluster and the node ports (`None` in broker mode).
+    pub gateway: Option<crate::gateway::serve::GatewayPlan>,
+    upstream: Option<Arc<crate::backend::upstream::Upstream>>,
+    /// Topic tags, kept in front of the backend (`crate::topic_tags`).
+    pub topic_tags: Arc<dyn crate::topic_tags::TagStore>,
     _policy_watcher: Option<crate::authz::PolicyWatcher>,
     pub node_id: i32,
     pub cluster_id: String,
@@ -55,6 +60,10 @@ pub enum StartError {
     Plugins(#[from] crate::plugin::PluginError),
     #[error("client quotas: {0}")]
     Quotas(String),
+    #[error(transparent)]
+    Gateway(#[from] crate::gateway::serve::GatewayStartError),
+    #[error(transparent)]
+    TopicTags(#[from] crate::topic_tags::TagError),
 }
 
 impl Broker {
@@ -82,19 +91,41 @@ impl Broker {
             .map(Arc::new)
             .map_err(StartError::Quotas)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let audit = crate::audit::Audit::start(
-            &config.audit,
-            &config.storage.data_dir,
-            &logs,
-            &topic_defaults,
-            metrics.clone(),
-        )?;
+        // Kept in front of the backend: an upstream cluster refuses the tag config.
+        let topic_tags: Arc<dyn crate::topic_tags::TagStore> = if config.gateway.is_enabled() {
+            Arc::new(crate::topic_tags::file::FileTags::open(
+                &config.storage.data_dir,
+            )?)
+        } else {
+            Arc::new(crate::topic_tags::local::LocalTags::new(logs.clone()))
+        };
+        // Gateway mode: the upstream backend (nothing dialled yet), whose cluster also keeps
+        // the audit topic.
+        let gateway = match config.gateway.is_enabled() {
+            true => Some(crate::gateway::serve::open(&config)?),
+            false => None,
+        };
+        let audit = match &gateway {
+            Some((_, plan)) => crate::audit::Audit::start_gateway(
+                &config.audit,
+                &config.storage.data_dir,
+                plan.cluster.clone(),
+                metrics.clone(),
+            )?,
+            None => crate::audit::Audit::start(
+                &config.audit,
+                &config.storage.data_dir,
+                &logs,
+                &topic_defaults,
+                metrics.clone(),
+            )?,
+        };
         // Plugins' `authorize` calls are decided at the broker's one enforcement point.
         let plugins = crate::plugin::PluginHost::builder(&config.plugins, &config.storage.data_dir)
             .audit(audit.clone(), metrics.clone())
             .oracle(Box::new(crate::api::access::PluginAccess::new(
                 authorizer.clone(),
-                logs.clone(),
+                topic_tags.clone(),
                 audit.clone(),
             )))
             .open()
@@ -108,13 +139,19 @@ impl Broker {
             }
         };
         let memory = crate::memory_budget::MemoryBudget::new(config.limits.memory_budget_bytes);
-        let backend = Arc::new(crate::backend::local::Local::new(
-            logs.clone(),
-            groups.clone(),
-            memory.clone(),
-            &config,
-            topic_defaults.clone(),
-        ));
+        let (backend, gateway, upstream): (Arc<dyn crate::backend::Backend>, _, _) =
+            if let Some((upstream, plan)) = gateway {
+                (upstream.clone(), Some(plan), Some(upstream))
+            } else {
+                let local = crate::backend::local::Local::new(
+                    logs.clone(),
+                    groups.clone(),
+                    memory.clone(),
+                    &config,
+                    topic_defaults.clone(),
+                );
+                (Arc::new(local), None, None)
+            };
         Ok(Arc::new(Broker {
             audit,
             metrics,
@@ -131,6 +168,9 @@ impl Broker {
             quotas,
             memory,
             backend,
+            gateway,
+            upstream,
+            topic_tags,
             _policy_watcher: policy_watcher,
         }))
     }
@@ -179,6 +219,9 @@ impl Running {
     /// Opens the broker and starts serving every listener.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let broker = Broker::open(config)?;
+        if let (Some(plan), Some(upstream)) = (&broker.gateway, &broker.upstream) {
+            plan.start(upstream).await;
+        }
         let listeners = crate::server::bind(&broker.config, &broker.credentials).await?;
         let addresses = listeners
             .iter()

@@ -21,6 +21,9 @@
 //! - [`gateway`]: gateway mode's addressing: a port or an SNI name per upstream node, and every
 //!   broker address in upstream responses rewritten to the gateway's.
 //!
+//! [`topic_tags`]: the tags policies key on, kept in front of the backend (in the log's
+//! topic configs in broker mode, in a file of their own in gateway mode).
+//!
 //! Who asks: [`principal`] (an identity and how it was established) and [`request::Caller`]
 //! (that identity with its connection), read by [`api::access`] (the one authorization
 //! enforcement point), [`authz`], [`audit`] and [`plugin`].
@@ -59,4 +62,5 @@ pub mod sasl;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod topic_tags;
 pub mod upstream;

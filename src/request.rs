@@ -23,6 +23,9 @@ pub struct ConnectionInfo {
     /// The address and port the client connected to, advertised back in Metadata.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// In gateway mode, the upstream node this connection stands for (its port or SNI name);
+    /// `None` for the bootstrap address and in broker mode.
+    pub upstream_node: Option<i32>,
 }
 
 /// Who sent a request, and how it reached the broker.

@@ -7,9 +7,9 @@
 //!    (and a failed assertion in debug builds, so tests find it);
 //! 2. refuses every change of the audit topic, super users included, and leaves reading it to
 //!    policy alone (no super user bypass);
-//! 3. asks the Cedar [`Authorizer`] otherwise, with the topic's tags looked up here (the
-//!    topic's `palisade.tags` config; a topic that does not exist has none, so a policy keyed
-//!    on tags cannot reveal its existence);
+//! 3. asks the Cedar [`Authorizer`] otherwise, with the topic's tags looked up here (in the
+//!    [`TagStore`]; a topic that does not exist has none, so a policy keyed on tags cannot
+//!    reveal its existence);
 //! 4. counts and audits the decision ([`crate::audit::decisions`]): a request's decisions as a
 //!    few grouped events when it ends, a plugin's once per connection, topic and answer.
 //!
@@ -26,7 +26,7 @@ use crate::authz::{api_map, Action, Authorizer, Decision, Request, Resource};
 use crate::broker::Broker;
 use crate::plugin::oracle::{PolicyOracle, Question};
 use crate::request::Caller;
-use crate::storage::LogManager;
+use crate::topic_tags::TagStore;
 
 /// Who asks on the caller's behalf.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +41,7 @@ pub enum Asker<'a> {
 #[derive(Clone, Copy)]
 pub struct Point<'a> {
     pub authorizer: &'a Authorizer,
-    pub logs: &'a LogManager,
+    pub tags: &'a dyn TagStore,
     pub audit: &'a Audit,
 }
 
@@ -49,16 +49,14 @@ impl<'a> Point<'a> {
     pub fn of(broker: &'a Broker) -> Self {
         Point {
             authorizer: &broker.authorizer,
-            logs: &broker.logs,
+            tags: &*broker.topic_tags,
             audit: &broker.audit,
         }
     }
 
     /// The tags of topic `name` (empty when it does not exist).
     pub fn topic_tags(&self, name: &str) -> Arc<[String]> {
-        self.logs
-            .topic(name)
-            .map_or_else(|| Arc::from(Vec::new()), |t| t.tags())
+        self.tags.get(name)
     }
 }
 
@@ -207,15 +205,17 @@ impl<'a> Access<'a> {
 /// rule, audited). An unknown action is a deny.
 pub struct PluginAccess {
     authorizer: Arc<Authorizer>,
-    logs: Arc<LogManager>,
+    tags: Arc<dyn TagStore>,
     audit: Audit,
 }
 
 impl PluginAccess {
-    pub fn new(authorizer: Arc<Authorizer>, logs: Arc<LogManager>, audit: Audit) -> Self {
+    /// `tags` must be the broker's own store ([`Broker::topic_tags`]): plugins' questions are
+    /// decided on the same tags as the requests'.
+    pub fn new(authorizer: Arc<Authorizer>, tags: Arc<dyn TagStore>, audit: Audit) -> Self {
         PluginAccess {
             authorizer,
-            logs,
+            tags,
             audit,
         }
     }
@@ -232,7 +232,7 @@ impl PolicyOracle for PluginAccess {
         };
         let point = Point {
             authorizer: &self.authorizer,
-            logs: &self.logs,
+            tags: &*self.tags,
             audit: &self.audit,
         };
         let tags = point.topic_tags(question.topic);
@@ -248,5 +248,97 @@ impl PolicyOracle for PluginAccess {
             },
             None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AUDIT_TOPIC;
+    use crate::principal::{AuthMethod, Principal};
+    use crate::request::FirstUse;
+
+    fn caller(name: &str, method: AuthMethod) -> Caller {
+        Caller {
+            principal: Principal {
+                name: name.into(),
+                method,
+            },
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            listener: "PLAINTEXT".into(),
+            tls: false,
+            client_id: None,
+            audit_session: FirstUse::default(),
+        }
+    }
+
+    /// The rule is decided here, before any backend is asked, on the topic's name alone: in
+    /// gateway mode the audit topic lives on the upstream and the local log has no such topic,
+    /// and every change is still refused to everyone (super user, anonymous, named user) even
+    /// under a policy that permits everything.
+    #[test]
+    fn the_audit_topic_is_read_only_to_every_client_whatever_the_backend() {
+        let policies =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+        let authorizer = Authorizer::load(&policies, ["admin"]).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        // Gateway mode's tag store: it knows nothing of the audit topic.
+        let tags = crate::topic_tags::file::FileTags::open(data.path()).unwrap();
+        assert!(tags.get(AUDIT_TOPIC).is_empty());
+        let audit = Audit::disabled();
+        let point = Point {
+            authorizer: &authorizer,
+            tags: &tags,
+            audit: &audit,
+        };
+        let changes = [
+            (ApiKey::Produce, Action::Write),
+            (ApiKey::DeleteTopics, Action::Delete),
+            (ApiKey::DeleteRecords, Action::Delete),
+            (ApiKey::IncrementalAlterConfigs, Action::AlterConfigs),
+            (ApiKey::CreatePartitions, Action::Alter),
+            (ApiKey::CreateTopics, Action::Create),
+        ];
+        for who in [
+            caller("admin", AuthMethod::Sasl("SCRAM-SHA-512")),
+            caller("ANONYMOUS", AuthMethod::Anonymous),
+            caller("alice", AuthMethod::Mtls),
+        ] {
+            let name = who.principal.name.clone();
+            let ask = |api, action, topic| {
+                let resource = Resource::Topic {
+                    name: topic,
+                    tags: &[],
+                };
+                enforce(point, &who, Asker::Api(api), &name, action, resource, None)
+            };
+            for (api, action) in changes {
+                assert!(
+                    !ask(api, action, AUDIT_TOPIC),
+                    "{name} {action} the audit topic"
+                );
+                // The same question about another topic is allowed: the refusal is the rule's.
+                assert!(ask(api, action, "orders"), "{name} {action} orders");
+            }
+            // Reading it is left to policy (here: permitted).
+            assert!(
+                ask(ApiKey::Fetch, Action::Read, AUDIT_TOPIC),
+                "{name} reads"
+            );
+            // So is a plugin's question: the rule applies to it too.
+            let resource = Resource::Topic {
+                name: AUDIT_TOPIC,
+                tags: &[],
+            };
+            assert!(!enforce(
+                point,
+                &who,
+                Asker::Plugin("probe"),
+                &name,
+                Action::Write,
+                resource,
+                None
+            ));
+        }
     }
 }

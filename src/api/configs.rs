@@ -5,7 +5,10 @@
 //!
 //! Retagging (`palisade.tags`) moves a topic between policies, so it is decided here too: the
 //! principal must also be allowed to alter the topic as it will be tagged, so nobody tags a
-//! topic out of a forbid or into another team's permits.
+//! topic out of a forbid or into another team's permits. Tags are kept here as well, never by
+//! the backend ([`super::topic_tags`]): a retag is taken out of the request, the rest is
+//! forwarded, and the tags are stored once the backend applied it; DescribeConfigs shows them
+//! beside the backend's configs.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -18,17 +21,18 @@ use kafka_protocol::messages::{
 };
 
 use super::access::Access;
+use super::topic_tags;
 use super::RequestContext;
 use crate::audit::{Event, Origin};
 use crate::authz::Action;
 use crate::backend;
 use crate::broker::Broker;
-use crate::storage::{parse_tags, TAGS_CONFIG};
+use crate::topic_tags::TopicTags;
+use kafka_protocol::protocol::StrBytes;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const OP_SET: i8 = 0;
-const OP_DELETE: i8 = 1;
 
 use super::str_bytes as s;
 
@@ -73,6 +77,12 @@ pub async fn describe(
         .iter()
         .map(|r| (r.resource_type, r.resource_name.clone()))
         .collect();
+    // The keys each topic was described with: its tags are added to the backend's answer.
+    let keys: Vec<(StrBytes, Option<Vec<StrBytes>>)> = allowed
+        .iter()
+        .filter(|r| r.resource_type == RESOURCE_TOPIC)
+        .map(|r| (r.resource_name.clone(), r.configuration_keys.clone()))
+        .collect();
     req.resources = allowed;
     let mut response = if asked.is_empty() {
         DescribeConfigsResponse::default()
@@ -92,20 +102,17 @@ pub async fn describe(
             }
         }
     };
+    for result in response
+        .results
+        .iter_mut()
+        .filter(|r| r.resource_type == RESOURCE_TOPIC)
+    {
+        if let Some((_, wanted)) = keys.iter().find(|(n, _)| *n == result.resource_name) {
+            topic_tags::describe(broker, result, wanted.as_deref());
+        }
+    }
     response.results.extend(refused);
     response
-}
-
-/// The tags `r`'s changes leave the topic with, when they touch `palisade.tags`.
-fn new_tags(broker: &Broker, r: &AlterConfigsResource) -> Option<Vec<String>> {
-    r.configs
-        .iter()
-        .filter(|c| c.name.as_str() == TAGS_CONFIG)
-        .fold(None, |_, c| match c.config_operation {
-            OP_SET => Some(parse_tags(c.value.as_deref().unwrap_or_default())),
-            OP_DELETE => Some(broker.topic_defaults.tags().to_vec()),
-            _ => None,
-        })
 }
 
 pub async fn incremental_alter(
@@ -134,7 +141,7 @@ pub async fn incremental_alter(
         } else if !access.topic(Action::AlterConfigs, &name) {
             Some(not_authorized())
         } else {
-            match new_tags(broker, &r) {
+            match topic_tags::requested_by_alter(&r) {
                 Some(tags)
                     if *tags != *access.topic_tags(&name)
                         && !access.topic_tagged(Action::AlterConfigs, &name, &tags) =>
@@ -157,26 +164,74 @@ pub async fn incremental_alter(
     }
     let validate_only = req.validate_only;
     let asked = allowed.clone();
-    req.resources = allowed;
-    let mut response = if asked.is_empty() {
+    // Retags leave the request here; a resource that only retags is not forwarded.
+    let mut retags: Vec<(StrBytes, TopicTags)> = Vec::new();
+    let mut retag_only: Vec<StrBytes> = Vec::new();
+    let mut forwarded: Vec<AlterConfigsResource> = Vec::with_capacity(allowed.len());
+    for mut r in allowed {
+        match topic_tags::take_from_alter(&mut r) {
+            Err(refusal) => refused.push(answer(&r, Err(refusal))),
+            Ok(None) => forwarded.push(r),
+            Ok(Some(tags)) => {
+                retags.push((r.resource_name.clone(), tags));
+                if r.configs.is_empty() {
+                    retag_only.push(r.resource_name);
+                } else {
+                    forwarded.push(r);
+                }
+            }
+        }
+    }
+    let backend_failed = |r: &AlterConfigsResource, e: &backend::BackendError| {
+        answer(r, Err((e.code(), e.to_string())))
+    };
+    let mut response = if forwarded.is_empty() {
         IncrementalAlterConfigsResponse::default()
     } else {
+        let sent = forwarded.clone();
+        req.resources = forwarded;
         match backend::incremental_alter_configs(&*broker.backend, ctx.call(), req).await {
             Ok(response) => response,
             Err(e) => {
                 tracing::warn!(principal = %ctx.principal, "alter configs failed: {e}");
-                let failed = asked.iter().map(|r| {
-                    AlterConfigsResourceResponse::default()
-                        .with_resource_type(r.resource_type)
-                        .with_resource_name(r.resource_name.clone())
-                        .with_error_code(e.code().code())
-                        .with_error_message(Some(s(e.to_string())))
-                });
+                let failed = sent.iter().map(|r| backend_failed(r, &e));
                 IncrementalAlterConfigsResponse::default().with_responses(failed.collect())
             }
         }
     };
+    if !retag_only.is_empty() {
+        let known = topic_tags::known_topics(broker, ctx, &retag_only).await;
+        for (i, name) in retag_only.into_iter().enumerate() {
+            let r = AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(name);
+            response.responses.push(match &known {
+                Ok(known) if known.get(i).copied().unwrap_or(false) => answer(&r, Ok(())),
+                Ok(_) => {
+                    let message = format!("unknown topic `{}`", r.resource_name.as_str());
+                    answer(&r, Err((ResponseError::UnknownTopicOrPartition, message)))
+                }
+                Err(e) => {
+                    tracing::warn!(principal = %ctx.principal, "alter configs failed: {e}");
+                    backend_failed(&r, e)
+                }
+            });
+        }
+    }
     if !validate_only {
+        for (name, tags) in &retags {
+            let Some(done) = response
+                .responses
+                .iter_mut()
+                .find(|d| d.error_code == 0 && d.resource_name == *name)
+            else {
+                continue;
+            };
+            if let Err((code, message)) = topic_tags::retag(broker, name, tags) {
+                done.error_code = code.code();
+                done.error_message = Some(s(message));
+            }
+        }
         for done in response.responses.iter().filter(|r| r.error_code == 0) {
             let Some(r) = asked.iter().find(|r| r.resource_name == done.resource_name) else {
                 continue;
@@ -199,4 +254,20 @@ pub async fn incremental_alter(
     }
     response.responses.extend(refused);
     response
+}
+
+/// `r`'s answer made here: success, or a refusal with its message.
+fn answer(
+    r: &AlterConfigsResource,
+    outcome: Result<(), topic_tags::Refusal>,
+) -> AlterConfigsResourceResponse {
+    let response = AlterConfigsResourceResponse::default()
+        .with_resource_type(r.resource_type)
+        .with_resource_name(r.resource_name.clone());
+    match outcome {
+        Ok(()) => response,
+        Err((code, message)) => response
+            .with_error_code(code.code())
+            .with_error_message(Some(s(message))),
+    }
 }

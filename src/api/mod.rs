@@ -21,7 +21,9 @@ pub mod producer_id;
 pub mod quota_gate;
 pub mod router;
 pub mod scram_credentials;
+pub mod topic_tags;
 pub mod topics;
+pub mod transactions;
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
@@ -50,6 +52,8 @@ pub struct RequestContext {
     /// The request's audited authorization decisions, written as a few grouped events when
     /// the request (this context) ends.
     pub decisions: crate::audit::RequestDecisions,
+    /// The connection's lane to the backend.
+    pub lane: crate::backend::Lane,
 }
 
 impl RequestContext {
@@ -60,6 +64,7 @@ impl RequestContext {
             caller: &self.caller,
             advertised_host: &self.advertised_host,
             advertised_port: self.advertised_port,
+            lane: &self.lane,
         }
     }
 }

@@ -22,17 +22,24 @@ pub async fn handle(
             .with_error_code(code.code())
     };
     let access = Access::new(broker, ctx);
-    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+    let transactional = req.transactional_id.as_ref().filter(|t| !t.is_empty());
+    if let Some(id) = transactional {
         if !access.transactional_id(Action::Write, id) {
             return refused(ResponseError::TransactionalIdAuthorizationFailed);
         }
     } else if !access.cluster(Action::IdempotentWrite) {
         return refused(ResponseError::ClusterAuthorizationFailed);
     }
+    let transactional = transactional.is_some();
     backend::init_producer_id(&*broker.backend, ctx.call(), req)
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(principal = %ctx.principal, "init producer id failed: {e}");
-            refused(e.code())
+            // A transactional producer looks its coordinator up again on this code.
+            refused(if transactional {
+                e.group_code()
+            } else {
+                e.code()
+            })
         })
 }

@@ -24,7 +24,6 @@ use super::produce::order::AppendOrder;
 use super::{api_versions, groups, quota_gate, RequestContext};
 use crate::broker::Broker;
 use crate::principal::Principal;
-use crate::protocol::apis::lookup;
 use crate::protocol::codec::{self, CodecError, HeaderPrefix};
 use crate::request::{Caller, ConnectionInfo, FirstUse};
 
@@ -62,6 +61,7 @@ pub struct Conn<'a, L> {
     pub audit_session: &'a FirstUse,
     pub order: &'a mut AppendOrder,
     pub quotas: &'a mut crate::quota::QuotaCache,
+    pub lane: &'a crate::backend::Lane,
 }
 
 /// A handler's answer.
@@ -145,13 +145,18 @@ pub async fn route<L: Login>(
         audit_session,
         order,
         quotas,
+        lane,
     } = conn;
     let HeaderPrefix {
         api_key,
         api_version,
         correlation_id,
     } = codec::peek_header(&frame)?;
-    let entry = lookup(api_key).ok_or(RouteError::UnknownApi(api_key))?;
+    let table = broker.backend.apis();
+    let entry = *table
+        .iter()
+        .find(|e| e.key as i16 == api_key)
+        .ok_or(RouteError::UnknownApi(api_key))?;
     // Before login only the SASL APIs pass; the body of anything else is never parsed.
     login.gate(entry.key).map_err(RouteError::Gate)?;
     let meta = ResponseMeta {
@@ -163,7 +168,7 @@ pub async fn route<L: Login>(
         if entry.key == ApiKey::ApiVersions {
             // Kafka answers an ApiVersions it cannot parse with v0 and its own ranges so the
             // client can retry with a version both sides know.
-            let body = ResponseKind::ApiVersions(api_versions::unsupported_version());
+            let body = ResponseKind::ApiVersions(api_versions::unsupported_version(&table));
             return Ok(Routed::reply(ResponseMeta { version: 0, ..meta }, body));
         }
         return Err(RouteError::UnsupportedVersion {
@@ -214,6 +219,7 @@ pub async fn route<L: Login>(
         advertised_host: info.advertised_host.clone(),
         advertised_port: info.advertised_port,
         decisions: crate::audit::RequestDecisions::new(broker.audit.clone()),
+        lane: lane.clone(),
     };
     if let Some((body, mute)) = quota_gate::before_fetch(broker, &ctx, quotas, &mut request.body) {
         return Ok(Routed {
@@ -254,10 +260,12 @@ pub async fn handle(
 ) -> Result<Reply, RouteError> {
     use super::{
         acls, client_quotas, cluster, configs, delete_records, fetch, list_offsets, metadata,
-        produce, producer_id, scram_credentials, topics,
+        produce, producer_id, scram_credentials, topics, transactions,
     };
     let response = match body {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(api_versions::handle(&broker.backend.apis(), r))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, ctx, r).await),
         RequestKind::Produce(r) => {
             return Ok(match produce::handle(broker, ctx, r, order).await {
@@ -331,6 +339,22 @@ pub async fn handle(
         }
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(groups::delete(broker, ctx, r).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions(broker, ctx, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets(broker, ctx, r).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(transactions::end(broker, ctx, r).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(transactions::offset_commit(broker, ctx, r).await)
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(transactions::describe(broker, ctx, r).await)
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(transactions::list(broker, ctx, r).await)
         }
         _ => return Err(RouteError::NoHandler(ctx.api_key)),
     };

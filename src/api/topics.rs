@@ -1,7 +1,9 @@
 //! CreateTopics, DeleteTopics, CreatePartitions and topic auto-creation, in front of the
 //! backend: Create (on the cluster, or on the topic as it will be tagged), Delete and Alter on
 //! each topic, decided before existence is revealed; a refused topic never reaches the
-//! backend. Every topic created or deleted is audited here.
+//! backend. Every topic created or deleted is audited here. Topic tags are kept here too
+//! ([`super::topic_tags`]): taken out of a creation before it is forwarded, stored once the
+//! backend created the topic, forgotten when it deleted it.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -16,12 +18,13 @@ use kafka_protocol::messages::{
 };
 
 use super::access::Access;
+use super::topic_tags;
 use super::{str_bytes, RequestContext};
 use crate::audit::{Event, Origin};
 use crate::authz::Action;
 use crate::backend;
 use crate::broker::Broker;
-use crate::storage::{parse_tags, TAGS_CONFIG};
+use crate::topic_tags::TopicTags;
 
 /// Creates a topic with the broker defaults on first use, when the config allows it and the
 /// principal may create it (Create on the cluster or on the topic, as Kafka asks); otherwise
@@ -35,7 +38,8 @@ pub async fn auto_create(
     if !broker.config.broker.auto_create_topics {
         return Err(ResponseError::UnknownTopicOrPartition);
     }
-    if !may_create(access, name, &broker.topic_defaults.tags()) {
+    // An auto-created topic has no tags.
+    if !may_create(access, name, &[]) {
         return Err(ResponseError::TopicAuthorizationFailed);
     }
     let ctx = access.context();
@@ -61,6 +65,7 @@ pub async fn auto_create(
         .map_or(ResponseError::UnknownServerError.code(), |t| t.error_code);
     match ResponseError::try_from_code(code) {
         None => {
+            topic_tags::settle_created(broker, name, &TopicTags::none()).map_err(|(e, _)| e)?;
             tracing::info!(topic = name, partitions, "auto-created topic");
             broker.audit.record(
                 Event::topic_created(&Origin::of_request(ctx), name, partitions)
@@ -84,16 +89,6 @@ fn denied(action: &str, name: &str) -> String {
     format!("not authorized to {action} topic `{name}`")
 }
 
-/// The tags a topic will carry: its `palisade.tags` config in the request, else the default.
-fn tags_of(broker: &Broker, t: &CreatableTopic) -> Vec<String> {
-    t.configs
-        .iter()
-        .rev()
-        .find(|c| c.name.as_str() == TAGS_CONFIG)
-        .map(|c| parse_tags(c.value.as_deref().unwrap_or_default()))
-        .unwrap_or_else(|| broker.topic_defaults.tags().to_vec())
-}
-
 pub async fn create(
     broker: &Broker,
     ctx: &RequestContext,
@@ -106,24 +101,42 @@ pub async fn create(
     let (allowed, refused): (Vec<CreatableTopic>, Vec<CreatableTopic>) =
         std::mem::take(&mut req.topics)
             .into_iter()
-            .partition(|t| may_create(&access, &t.name.0, &tags_of(broker, t)));
-    let refused = refused.into_iter().map(|t| {
-        let message = denied("create", &t.name.0);
+            .partition(|t| may_create(&access, &t.name.0, &topic_tags::requested_at_creation(t)));
+    let refusal = |name: TopicName, (code, message): topic_tags::Refusal| {
         let result = CreatableTopicResult::default()
-            .with_name(t.name)
-            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            .with_name(name)
+            .with_error_code(code.code());
         if v >= 1 {
             result.with_error_message(Some(str_bytes(message)))
         } else {
             result
         }
-    });
+    };
+    let mut refused: Vec<CreatableTopicResult> = refused
+        .into_iter()
+        .map(|t| {
+            let message = denied("create", &t.name.0);
+            refusal(t.name, (ResponseError::TopicAuthorizationFailed, message))
+        })
+        .collect();
+    // The tags leave the request here: the backend creates the topic without them.
+    let mut forwarded = Vec::with_capacity(allowed.len());
+    let mut tags: Vec<(TopicName, TopicTags)> = Vec::with_capacity(allowed.len());
+    for mut t in allowed {
+        match topic_tags::take_from_creation(&mut t) {
+            Ok(asked) => {
+                tags.push((t.name.clone(), asked));
+                forwarded.push(t);
+            }
+            Err(invalid) => refused.push(refusal(t.name, invalid)),
+        }
+    }
     let validate_only = req.validate_only;
-    let asked: Vec<(TopicName, i32)> = allowed
+    let asked: Vec<(TopicName, i32)> = forwarded
         .iter()
         .map(|t| (t.name.clone(), t.num_partitions))
         .collect();
-    req.topics = allowed;
+    req.topics = forwarded;
     let mut response = if req.topics.is_empty() {
         CreateTopicsResponse::default()
     } else {
@@ -141,7 +154,22 @@ pub async fn create(
         }
     };
     if !validate_only {
-        for created in response.topics.iter().filter(|t| t.error_code == 0) {
+        for created in response.topics.iter_mut().filter(|t| t.error_code == 0) {
+            let none = TopicTags::none();
+            let asked_tags = tags
+                .iter()
+                .find(|(name, _)| *name == created.name)
+                .map_or(&none, |(_, t)| t);
+            // The topic exists whatever happens to its tags: audited below either way.
+            match topic_tags::settle_created(broker, &created.name.0, asked_tags) {
+                Ok(()) => topic_tags::show_created(created, asked_tags),
+                Err((code, message)) => {
+                    created.error_code = code.code();
+                    if v >= 1 {
+                        created.error_message = Some(str_bytes(message));
+                    }
+                }
+            }
             // v5+ answers the count; before, the request's (or the default) is what was made.
             let partitions = if v >= 5 {
                 created.num_partitions
@@ -185,6 +213,12 @@ pub async fn delete(
             .collect()
     };
     let names = resolve_ids(broker, ctx, &targets).await;
+    let resolved: Vec<(uuid::Uuid, TopicName)> = targets
+        .iter()
+        .zip(&names)
+        .filter_map(|(t, name)| Some((t.topic_id, name.clone()?)))
+        .filter(|(id, _)| !id.is_nil())
+        .collect();
     let mut allowed = Vec::new();
     let mut refused = Vec::new();
     for (t, name) in targets.into_iter().zip(names) {
@@ -225,7 +259,18 @@ pub async fn delete(
         }
     };
     for deleted in response.responses.iter().filter(|t| t.error_code == 0) {
-        if let Some(name) = &deleted.name {
+        // A topic deleted by id may come back without its name: the one resolved above.
+        let name = deleted.name.as_ref().or_else(|| {
+            resolved
+                .iter()
+                .find(|(id, _)| *id == deleted.topic_id)
+                .map(|(_, name)| name)
+        });
+        if let Some(name) = name {
+            // Tags left behind would be inherited by a topic created later under this name.
+            if let Err(e) = broker.topic_tags.remove(&name.0) {
+                tracing::error!(topic = %name.0, "a deleted topic's tags could not be removed: {e}");
+            }
             broker
                 .audit
                 .record(Event::topic_deleted(&Origin::of_request(ctx), &name.0));

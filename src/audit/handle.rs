@@ -1,5 +1,6 @@
 //! [`Audit`]: the handle every part of the broker records events through, and the writer
-//! thread behind it that chains events and writes them to the file and topic sinks.
+//! thread behind it that chains events and writes them to the file and topic sinks (the topic
+//! in the local log, or on the upstream cluster in gateway mode).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,10 +12,11 @@ use super::event::Event;
 use super::file_sink::FileSink;
 use super::queue::{Pushed, Queue};
 use super::settings::{AuditSection, DataOperations};
-use super::topic_sink::TopicSink;
+use super::topic_target::{TopicAt, TopicTarget};
 use super::AuditError;
 use crate::metrics::Metrics;
 use crate::storage::{LogManager, TopicConfig};
+use crate::upstream::UpstreamCluster;
 
 /// Cheap to clone; a disabled handle (no sink configured) records nothing.
 #[derive(Clone, Default)]
@@ -45,7 +47,7 @@ struct Writer {
     queue: Arc<Queue>,
     head: ChainHead,
     file: Option<FileSink>,
-    topic: Option<TopicSink>,
+    topic: Option<TopicTarget>,
     metrics: Arc<Metrics>,
 }
 
@@ -58,13 +60,39 @@ impl Audit {
         }
     }
 
-    /// Opens the sinks `settings` asks for and starts the writer thread. The audit topic is
-    /// created in `logs` when the topic sink is on.
+    /// Broker mode: opens the sinks `settings` asks for and starts the writer thread. The
+    /// audit topic is created in `logs` when the topic sink is on.
     pub fn start(
         settings: &AuditSection,
         data_dir: &std::path::Path,
         logs: &LogManager,
         topic_defaults: &TopicConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AuditError> {
+        let at = TopicAt::Local {
+            logs,
+            defaults: topic_defaults,
+        };
+        Self::start_at(settings, data_dir, at, metrics)
+    }
+
+    /// Gateway mode: as [`Audit::start`], with the audit topic on the upstream `cluster`,
+    /// written as its service account (see [`super::upstream_sink`]). Returns without
+    /// reaching the upstream: the topic is created or checked by the sink's own thread, which
+    /// keeps trying while the upstream is unreachable. The file sink, when on, stays local.
+    pub fn start_gateway(
+        settings: &AuditSection,
+        data_dir: &std::path::Path,
+        cluster: Arc<UpstreamCluster>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AuditError> {
+        Self::start_at(settings, data_dir, TopicAt::Upstream(cluster), metrics)
+    }
+
+    fn start_at(
+        settings: &AuditSection,
+        data_dir: &std::path::Path,
+        topic_at: TopicAt<'_>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AuditError> {
         if !settings.file && !settings.topic {
@@ -83,11 +111,7 @@ impl Audit {
             (None, ChainHead::genesis())
         };
         let topic = if settings.topic {
-            Some(TopicSink::open(
-                logs,
-                topic_defaults,
-                settings.topic_retention_ms,
-            )?)
+            Some(TopicTarget::open(topic_at, settings, &metrics)?)
         } else {
             None
         };
@@ -158,7 +182,8 @@ impl Audit {
         self.inner.as_ref().map_or(0, |i| i.queue.len())
     }
 
-    /// Stops accepting events, writes everything queued, syncs and waits for the writer.
+    /// Stops accepting events, writes everything queued, syncs and waits for the writer (in
+    /// gateway mode, at most `audit.upstream_flush_ms` more for the upstream topic).
     pub fn close(&self) {
         let Some(inner) = &self.inner else { return };
         inner.queue.close();
@@ -196,6 +221,9 @@ impl Writer {
                 tracing::error!("audit file sync on shutdown failed: {e}");
             }
         }
+        if let Some(topic) = &mut self.topic {
+            topic.close();
+        }
     }
 
     fn write(&mut self, batch: &[Event]) {
@@ -219,17 +247,8 @@ impl Writer {
                 }
             }
         }
-        if let Some(topic) = &self.topic {
-            match topic.write(&lines) {
-                Ok(()) => self.metrics.audit_events.with(&["topic"]).add(n),
-                Err(e) => {
-                    self.metrics.audit_lost.with(&[]).add(n);
-                    tracing::error!(
-                        lost = n,
-                        "AUDIT EVENTS LOST: writing the audit topic failed: {e}"
-                    );
-                }
-            }
+        if let Some(topic) = &mut self.topic {
+            topic.write(lines, &self.metrics);
         }
     }
 }

@@ -12,7 +12,11 @@
 //!   loss loudly: log + metric + an `audit_events_lost` event in the trail).
 //! - [`chain`]: `seq` and `prev` (SHA-256 of the previous line) on every line.
 //! - [`file_sink`]: `audit-<N>.jsonl` files, size-based rotation, fsync policy.
-//! - [`topic_sink`]: the internal topic [`AUDIT_TOPIC`], written through storage.
+//! - [`topic_target`]: where the audit topic lives: [`topic_sink`] (broker mode, the local
+//!   log, written through storage) or [`upstream_sink`] (gateway mode, the upstream cluster:
+//!   a bounded [`backlog`] and a writer thread; [`upstream_topic`] speaks Kafka to it,
+//!   [`upstream_topic_setup`] creates or checks the topic there).
+//! - [`batch`]: audit lines as record batches, for both.
 //! - [`protect`]: which topic is the audit topic; the rule that no client may produce to,
 //!   delete, trim or reconfigure it is enforced with every other decision (`api::access`).
 //! - [`verify`]: `palisade audit verify`, naming the first altered, removed or reordered event.
@@ -20,6 +24,8 @@
 //!   policies), sent as each swap happens.
 //! - [`settings`]: the `[audit]` config section.
 
+pub mod backlog;
+pub mod batch;
 pub mod chain;
 pub mod decisions;
 pub mod event;
@@ -31,6 +37,10 @@ pub mod queue;
 pub mod reloads;
 pub mod settings;
 pub mod topic_sink;
+pub mod topic_target;
+pub mod upstream_sink;
+pub mod upstream_topic;
+pub mod upstream_topic_setup;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -38,6 +38,17 @@ pub struct AuditSection {
     pub buffer_events: usize,
     /// How long `record` waits for room in a full buffer before counting the event as lost.
     pub full_wait_ms: u64,
+    /// Gateway mode: replication factor of the audit topic the gateway creates on the
+    /// upstream; 0 = min(3, the upstream's brokers).
+    pub upstream_replication_factor: i16,
+    /// Gateway mode: audit lines held for the upstream topic while it cannot be written, at
+    /// most this many; past it the oldest are dropped from the backlog (counted; the file
+    /// keeps them).
+    pub upstream_backlog_events: usize,
+    /// Gateway mode: the same bound in bytes of lines.
+    pub upstream_backlog_bytes: u64,
+    /// Gateway mode: how long a clean shutdown tries to write the backlog to the upstream.
+    pub upstream_flush_ms: u64,
 }
 
 impl Default for AuditSection {
@@ -52,6 +63,10 @@ impl Default for AuditSection {
             data_operations: DataOperations::FirstUse,
             buffer_events: 65_536,
             full_wait_ms: 50,
+            upstream_replication_factor: 0,
+            upstream_backlog_events: 100_000,
+            upstream_backlog_bytes: 32 * 1024 * 1024,
+            upstream_flush_ms: 5_000,
         }
     }
 }
@@ -74,6 +89,18 @@ impl AuditSection {
         }
         if self.full_wait_ms > 10_000 {
             return Err("`audit.full_wait_ms` must be at most 10000".into());
+        }
+        if self.upstream_replication_factor < 0 {
+            return Err("`audit.upstream_replication_factor` must be 0 (automatic) or more".into());
+        }
+        if !(1..=10_000_000).contains(&self.upstream_backlog_events) {
+            return Err("`audit.upstream_backlog_events` must be 1 to 10000000".into());
+        }
+        if !(64 * 1024..=1024 * 1024 * 1024).contains(&self.upstream_backlog_bytes) {
+            return Err("`audit.upstream_backlog_bytes` must be 65536 to 1073741824".into());
+        }
+        if self.upstream_flush_ms > 60_000 {
+            return Err("`audit.upstream_flush_ms` must be at most 60000".into());
         }
         if self.file && self.dir.as_os_str().is_empty() {
             return Err("`audit.dir` is empty".into());
@@ -109,6 +136,18 @@ mod tests {
         assert_eq!(c.audit.topic_retention_ms, 31_536_000_000);
         assert_eq!(c.audit.data_operations, super::DataOperations::FirstUse);
         assert!(c.metrics.bind.unwrap().ip().is_loopback());
+        // A config written before the gateway keys existed loads with their defaults.
+        let older: String = DEFAULT_CONFIG
+            .lines()
+            .filter(|l| !l.starts_with("upstream_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(!older.contains("upstream_backlog_events"));
+        let c = Config::parse(&older, Path::new("a.toml")).unwrap();
+        assert_eq!(c.audit.upstream_replication_factor, 0);
+        assert_eq!(c.audit.upstream_backlog_events, 100_000);
+        assert_eq!(c.audit.upstream_backlog_bytes, 32 << 20);
+        assert_eq!(c.audit.upstream_flush_ms, 5_000);
     }
 
     #[test]
@@ -132,6 +171,26 @@ mod tests {
         assert!(err.contains("sometimes"), "{err}");
         let err = check("buffer_events = 65536", "buffer_events = 0").unwrap_err();
         assert!(err.contains("audit.buffer_events"), "{err}");
+        let err = check(
+            "upstream_backlog_events = 100000",
+            "upstream_backlog_events = 0",
+        )
+        .unwrap_err();
+        assert!(err.contains("audit.upstream_backlog_events"), "{err}");
+        let err = check(
+            "upstream_replication_factor = 0",
+            "upstream_replication_factor = -1",
+        )
+        .unwrap_err();
+        assert!(err.contains("audit.upstream_replication_factor"), "{err}");
+        let err = check(
+            "upstream_backlog_bytes = 33554432",
+            "upstream_backlog_bytes = 100",
+        )
+        .unwrap_err();
+        assert!(err.contains("audit.upstream_backlog_bytes"), "{err}");
+        let err = check("upstream_flush_ms = 5000", "upstream_flush_ms = 600000").unwrap_err();
+        assert!(err.contains("audit.upstream_flush_ms"), "{err}");
         let err = check("full_wait_ms = 50", "full_wait_ms = 50\nfsync_every = 3").unwrap_err();
         assert!(err.contains("fsync_every"), "{err}");
         let err = check("bind = \"127.0.0.1:9644\"", "bind = \"0.0.0.0:9644\"").unwrap_err();

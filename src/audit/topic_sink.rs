@@ -1,24 +1,16 @@
-//! The topic sink: every audit line (with its `seq` and `prev`) is also appended to the
-//! internal topic [`AUDIT_TOPIC`], written by the broker through the storage layer, never
-//! through Produce. The topic has one partition (one total order, as the chain), compaction
+//! The local topic sink (broker mode): every audit line (with its `seq` and `prev`) is also
+//! appended to the internal topic [`AUDIT_TOPIC`], written by the broker through the storage
+//! layer, never through Produce (gateway mode writes it to the upstream instead:
+//! [`super::upstream_sink`]). The topic has one partition (one total order, as the chain), compaction
 //! off and a long retention; Kafka clients may read it where Cedar permits, and no client can
 //! produce to it, delete it, trim it or change its configs (see [`super::protect`]).
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID,
-};
-
-use super::{AuditError, AUDIT_TOPIC};
+use super::{batch, AuditError, AUDIT_TOPIC};
 use crate::storage::{
     AppendBatch, Durability, LogManager, Partition, ProducerInfo, StorageError, TopicConfig,
 };
-
-/// Largest batch written at once (well under the topic's max.message.bytes).
-const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 pub struct TopicSink {
     partition: Arc<Partition>,
@@ -77,59 +69,18 @@ impl TopicSink {
     /// Appends `lines` as record batches (written to the page cache; the storage flusher
     /// makes them durable on its interval).
     pub fn write(&self, lines: &[String]) -> Result<(), AuditError> {
-        let mut start = 0;
-        while start < lines.len() {
-            let mut end = start;
-            let mut size = 0;
-            while let Some(line) = lines.get(end) {
-                if end > start && size + line.len() > MAX_BATCH_BYTES {
-                    break;
-                }
-                size += line.len();
-                end += 1;
-            }
-            self.append(lines.get(start..end).unwrap_or_default())?;
-            start = end;
+        for run in batch::runs(lines, batch::MAX_BATCH_BYTES) {
+            self.append(run)?;
         }
         Ok(())
     }
 
     fn append(&self, lines: &[String]) -> Result<(), AuditError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let records: Vec<Record> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, line)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
-                timestamp_type: TimestampType::Creation,
-                offset: i64::try_from(i).unwrap_or(0),
-                sequence: i32::try_from(i).map_or(-1, |s| s - 1),
-                timestamp: now,
-                key: None,
-                value: Some(Bytes::copy_from_slice(line.as_bytes())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| AuditError::Topic(format!("cannot encode audit batch: {e}")))?;
+        let now = batch::now_ms();
+        let bytes = batch::encode(lines, batch::Producer::NONE, now)?;
         let count = i32::try_from(lines.len()).unwrap_or(i32::MAX);
-        let batch = AppendBatch {
-            bytes: buf,
+        let appended = AppendBatch {
+            bytes,
             record_count: count,
             max_timestamp: now,
             producer: ProducerInfo {
@@ -140,7 +91,7 @@ impl TopicSink {
             },
         };
         self.partition
-            .append_now(batch, Durability::Written)
+            .append_now(appended, Durability::Written)
             .map(drop)
             .map_err(storage)
     }

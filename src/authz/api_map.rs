@@ -70,10 +70,11 @@ const AUTO_CREATE: &[Pair] = &[(Create, Cluster), (Create, Topic)];
 pub fn required(key: ApiKey) -> Option<Check> {
     let check = match key {
         ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Check::NONE,
-        // Writing to a topic that does not exist auto-creates it (when the config allows).
+        // Writing to a topic that does not exist auto-creates it (when the config allows); a
+        // transactional produce also needs Write on its transactional id, as in Kafka.
         ApiKey::Produce => Check {
             when: AUTO_CREATE,
-            ..Check::each(&[(Write, Topic)])
+            ..Check::each(&[(Write, Topic), (Write, TransactionalId)])
         },
         ApiKey::Fetch => Check::each(&[(Read, Topic)]),
         ApiKey::ListOffsets => Check::each(&[(Describe, Topic)]),
@@ -107,6 +108,22 @@ pub fn required(key: ApiKey) -> Option<Check> {
             when: &[(IdempotentWrite, Cluster)],
             ..Check::each(&[(Write, TransactionalId)])
         },
+        // The transaction APIs (gateway mode): Write on the transactional id for every step,
+        // and on what the step touches: each topic added, the group whose offsets join.
+        ApiKey::AddPartitionsToTxn => Check::each(&[(Write, TransactionalId), (Write, Topic)]),
+        ApiKey::AddOffsetsToTxn => Check::each(&[(Write, TransactionalId), (Read, ConsumerGroup)]),
+        ApiKey::EndTxn => Check::each(&[(Write, TransactionalId)]),
+        ApiKey::TxnOffsetCommit => Check::each(&[
+            (Write, TransactionalId),
+            (Read, ConsumerGroup),
+            (Read, Topic),
+        ]),
+        // Transactions the principal may not Describe are refused (named) or left out
+        // (listed); so are the topics of a described one it may not Describe.
+        ApiKey::DescribeTransactions => {
+            Check::each(&[(Describe, TransactionalId), (Describe, Topic)])
+        }
+        ApiKey::ListTransactions => Check::each(&[(Describe, TransactionalId)]),
         ApiKey::DescribeConfigs => {
             Check::each(&[(DescribeConfigs, Topic), (DescribeConfigs, Cluster)])
         }
@@ -134,12 +151,13 @@ pub fn asks(key: ApiKey, action: Action, kind: ResourceKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::apis::APIS;
+    use crate::protocol::apis::{APIS, TRANSACTION_APIS};
 
     #[test]
     fn every_served_api_has_an_entry() {
         let missing: Vec<ApiKey> = APIS
             .iter()
+            .chain(TRANSACTION_APIS)
             .map(|e| e.key)
             .filter(|k| required(*k).is_none())
             .collect();
@@ -151,7 +169,7 @@ mod tests {
 
     #[test]
     fn every_pair_names_an_action_that_applies_to_its_resource() {
-        for entry in APIS {
+        for entry in APIS.iter().chain(TRANSACTION_APIS) {
             let Some(check) = required(entry.key) else {
                 continue;
             };
@@ -169,6 +187,7 @@ mod tests {
     fn only_the_pre_login_apis_need_nothing() {
         let free: Vec<ApiKey> = APIS
             .iter()
+            .chain(TRANSACTION_APIS)
             .map(|e| e.key)
             .filter(|k| required(*k) == Some(Check::NONE))
             .collect();
@@ -184,18 +203,24 @@ mod tests {
 
     #[test]
     fn unknown_apis_fail_closed() {
-        assert_eq!(required(ApiKey::EndTxn), None);
+        // Inter-broker and unserved APIs have no entry, so nothing they ask is allowed.
+        assert_eq!(required(ApiKey::WriteTxnMarkers), None);
         assert_eq!(required(ApiKey::DescribeDelegationToken), None);
-        assert!(!asks(ApiKey::EndTxn, Write, TransactionalId));
+        assert!(!asks(ApiKey::WriteTxnMarkers, Write, TransactionalId));
     }
 
     #[test]
     fn asks_lists_only_the_pairs_of_the_api() {
         assert!(asks(ApiKey::Produce, Write, Topic));
         assert!(asks(ApiKey::Produce, Create, Cluster));
+        assert!(asks(ApiKey::Produce, Write, TransactionalId));
         assert!(!asks(ApiKey::Produce, Read, Topic));
         assert!(asks(ApiKey::FindCoordinator, Describe, TransactionalId));
         assert!(asks(ApiKey::InitProducerId, Write, TransactionalId));
+        assert!(asks(ApiKey::AddPartitionsToTxn, Write, Topic));
+        assert!(!asks(ApiKey::AddPartitionsToTxn, Read, ConsumerGroup));
+        assert!(asks(ApiKey::TxnOffsetCommit, Read, Topic));
+        assert!(!asks(ApiKey::EndTxn, Write, Topic));
         assert!(!asks(ApiKey::Fetch, Alter, Cluster));
     }
 }

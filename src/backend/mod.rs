@@ -9,9 +9,20 @@
 //! (auto-creating a topic, by id or by name) is decided in front of it, and then asked of it
 //! as a request of its own (Metadata, then CreateTopics).
 
+pub mod lane;
 pub mod local;
+pub mod produce;
+#[cfg(test)]
+pub mod recording;
+pub mod upstream;
 
 use futures::future::BoxFuture;
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
@@ -26,6 +37,11 @@ use kafka_protocol::messages::{
     RequestKind, ResponseKind, SyncGroupRequest, SyncGroupResponse,
 };
 
+pub use lane::Lane;
+
+use std::sync::Arc;
+
+use crate::protocol::apis::ApiEntry;
 use crate::request::Caller;
 
 /// One request as a backend sees it: its version, who sent it over which connection, and the
@@ -36,6 +52,8 @@ pub struct Call<'a> {
     pub caller: &'a Caller,
     pub advertised_host: &'a str,
     pub advertised_port: i32,
+    /// The connection's lane: the upstream node it addressed and its upstream connection.
+    pub lane: &'a lane::Lane,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,18 +70,38 @@ pub enum BackendError {
     /// The backend could not be reached or failed while serving (retriable for the client).
     #[error("{0}")]
     Unavailable(String),
+    /// The backend refuses this caller (a principal with no upstream identity, an upstream
+    /// that refused the identity's login): not retriable.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Serves filtered requests: the local log, or an upstream cluster.
 pub trait Backend: Send + Sync {
-    /// Serves one request of any API but Produce (whose appends go through the produce path)
-    /// and the APIs the layers answer themselves (ApiVersions, SASL, ACLs, SCRAM credentials,
+    /// Serves one request of any API but Produce ([`Backend::produce`]) and the APIs the layers answer themselves (ApiVersions, SASL, ACLs, SCRAM credentials,
     /// client quotas).
     fn serve<'a>(
         &'a self,
         call: Call<'a>,
         request: RequestKind,
     ) -> BoxFuture<'a, Result<ResponseKind, BackendError>>;
+
+    /// Hands over a produce's batches, in the connection's append order: the future completes
+    /// once they are appended (or written to the upstream) in that order, and yields the
+    /// acknowledgement, which completes once `acks` is satisfied (see [`produce`]).
+    fn produce<'a>(
+        &'a self,
+        call: Call<'a>,
+        request: produce::ProduceBatches,
+    ) -> BoxFuture<'a, produce::ProduceAck>;
+
+    /// Whether topic `name` exists, when the backend knows without asking anyone (the local
+    /// log); `None` when only a request can tell (an upstream cluster answers for itself).
+    fn has_topic(&self, name: &str) -> Option<bool>;
+
+    /// The APIs and versions served in front of this backend, as ApiVersions advertises them
+    /// and the router accepts them.
+    fn apis(&self) -> Arc<[ApiEntry]>;
 }
 
 /// Typed calls over [`Backend::serve`]: `fetch(backend, call, request)` and so on, each
@@ -127,6 +165,12 @@ typed_calls! {
     init_producer_id: InitProducerId(InitProducerIdRequest) -> InitProducerIdResponse;
     describe_configs: DescribeConfigs(DescribeConfigsRequest) -> DescribeConfigsResponse;
     incremental_alter_configs: IncrementalAlterConfigs(IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse;
+    add_partitions_to_txn: AddPartitionsToTxn(AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse;
+    add_offsets_to_txn: AddOffsetsToTxn(AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse;
+    end_txn: EndTxn(EndTxnRequest) -> EndTxnResponse;
+    txn_offset_commit: TxnOffsetCommit(TxnOffsetCommitRequest) -> TxnOffsetCommitResponse;
+    describe_transactions: DescribeTransactions(DescribeTransactionsRequest) -> DescribeTransactionsResponse;
+    list_transactions: ListTransactions(ListTransactionsRequest) -> ListTransactionsResponse;
 }
 
 impl BackendError {
@@ -136,6 +180,7 @@ impl BackendError {
         use kafka_protocol::error::ResponseError;
         match self {
             BackendError::Unavailable(_) => ResponseError::NotLeaderOrFollower,
+            BackendError::Refused(_) => ResponseError::ClusterAuthorizationFailed,
             BackendError::Unsupported(_) | BackendError::Mismatch { .. } => {
                 ResponseError::UnknownServerError
             }

@@ -38,6 +38,11 @@ pub enum Command {
         /// Path to a TOML config file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Run as a gateway in front of this Kafka cluster (`host:port` of a broker, repeat or
+        /// separate with commas for more), reached over PLAINTEXT unless the config's
+        /// `[gateway]` says otherwise; replaces `gateway.bootstrap_servers`.
+        #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
+        upstream: Vec<String>,
     },
     /// Print or check configuration.
     #[command(subcommand)]
@@ -147,7 +152,7 @@ pub enum CliError {
 /// Runs one subcommand.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
-        Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Serve { config, upstream } => serve::run(config.as_deref(), upstream),
         Command::Config(ConfigCommand::PrintDefault) => {
             print!("{}", crate::config::DEFAULT_CONFIG);
             Ok(ExitCode::SUCCESS)

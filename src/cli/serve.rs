@@ -7,12 +7,19 @@ use super::CliError;
 use crate::broker::Running;
 use crate::config::Config;
 
-pub fn run(config_path: Option<&Path>) -> Result<ExitCode, CliError> {
-    let config = match config_path {
+pub fn run(config_path: Option<&Path>, upstream: Vec<String>) -> Result<ExitCode, CliError> {
+    let mut config = match config_path {
         Some(p) => Config::load(p)?,
         None => Config::dev_default()?,
     };
+    if !upstream.is_empty() {
+        config.gateway.bootstrap_servers = upstream;
+        config.gateway.enabled = Some(true);
+    }
     init_logging(&config);
+    if config.gateway.is_enabled() {
+        tracing::info!(upstream = ?config.gateway.bootstrap_servers, "gateway mode: every request passes the layers here, then goes to the upstream cluster");
+    }
     match config_path {
         Some(p) => tracing::info!(config = %p.display(), "starting palisade"),
         None => tracing::info!(

@@ -8,9 +8,12 @@
 //!   rewriter's, intersected.
 //! - [`sni`]: TLS connections routed by their server name.
 //! - [`node_ports`]: one listener per upstream node, following the set of nodes.
+//! - [`serve`]: gateway mode as `palisade serve` runs it (the backend, each listener's node
+//!   ports).
 
 pub mod addressing;
 pub mod api_versions;
 pub mod node_ports;
 pub mod rewrite;
+pub mod serve;
 pub mod sni;

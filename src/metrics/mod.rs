@@ -18,8 +18,9 @@ pub use family::{Counter, Family, Gauge, Histogram, Render};
 /// The name of a Kafka API as a label value (`Produce`, `Fetch` ...), without allocating.
 pub fn api_name(key: kafka_protocol::messages::ApiKey) -> &'static str {
     static NAMES: std::sync::LazyLock<Vec<(i16, String)>> = std::sync::LazyLock::new(|| {
-        crate::protocol::apis::APIS
-            .iter()
+        use crate::protocol::apis::{APIS, TRANSACTION_APIS};
+        APIS.iter()
+            .chain(TRANSACTION_APIS)
             .map(|e| (e.key as i16, format!("{:?}", e.key)))
             .collect()
     });
@@ -52,6 +53,8 @@ pub struct Metrics {
     pub audit_queue: Family<Gauge>,
     pub audit_backpressure: Family<Counter>,
     pub audit_write_latency: Family<Histogram>,
+    pub audit_topic_backlog: Family<Gauge>,
+    pub audit_topic_dropped: Family<Counter>,
     pub tls_expiry: Family<Gauge>,
 }
 
@@ -149,6 +152,16 @@ impl Metrics {
                 "Time for the writer to write (and fsync) one drained batch of events.",
                 &[],
             ),
+            audit_topic_backlog: Family::new(
+                "palisade_audit_topic_backlog_events",
+                "Gateway mode: audit lines waiting to be written to the audit topic on the upstream.",
+                &[],
+            ),
+            audit_topic_dropped: Family::new(
+                "palisade_audit_topic_dropped_total",
+                "Gateway mode: audit lines dropped from the upstream audit topic's copy (backlog full, refused, or left at shutdown); the audit file keeps them.",
+                &[],
+            ),
             tls_expiry: Family::new(
                 "palisade_tls_expiry_timestamp_seconds",
                 "Unix time at which the soonest-expiring certificate (notAfter) or CRL (nextUpdate) of each kind stops being usable, per listener (kinds: certificate, chain, client_ca, crl).",
@@ -160,7 +173,7 @@ impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        let families: [&dyn Render; 22] = [
+        let families: [&dyn Render; 24] = [
             &self.requests,
             &self.request_latency,
             &self.bytes_in,
@@ -182,6 +195,8 @@ impl Metrics {
             &self.audit_queue,
             &self.audit_backpressure,
             &self.audit_write_latency,
+            &self.audit_topic_backlog,
+            &self.audit_topic_dropped,
             &self.tls_expiry,
         ];
         for f in families {

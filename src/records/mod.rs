@@ -13,6 +13,7 @@ pub mod decompress;
 pub mod header;
 pub mod layout;
 pub mod record_walk;
+pub mod single;
 pub(crate) mod varint;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use decompress::{
 };
 pub use layout::{BATCH_HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH};
 pub use record_walk::{visit_records, walk_records, RecordView, RecordsSummary};
+pub use single::{single_batch, BatchRefusal};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {

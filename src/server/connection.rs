@@ -61,6 +61,11 @@ enum Outgoing {
     Budgeted(Bytes, Reservation),
     Deferred {
         meta: ResponseMeta,
+        /// The request's share of the memory budget, held until its response is written: a
+        /// produce's batches stay in memory until the backend has them (and, forwarded, while
+        /// they wait for the upstream), so a slow backend slows its clients instead of growing
+        /// the process.
+        _request: Reservation,
         response: std::pin::Pin<Box<dyn std::future::Future<Output = ResponseKind> + Send>>,
     },
 }
@@ -87,6 +92,7 @@ pub async fn serve<S>(
     let audit_session = crate::request::FirstUse::default();
     let mut order = AppendOrder::default();
     let mut quota_cache = crate::quota::QuotaCache::default();
+    let lane = crate::backend::Lane::new(info.upstream_node);
     let mut muted_until: Option<tokio::time::Instant> = None;
     let close = loop {
         if let Some(until) = muted_until.take() {
@@ -121,7 +127,7 @@ pub async fn serve<S>(
         // The request's memory stays reserved until it has been handled.
         let frame::Frame {
             body: frame,
-            reservation: _request_memory,
+            reservation: request_memory,
         } = match frame {
             Err(_) => break on_timeout,
             Ok(Ok(Some(f))) => f,
@@ -134,6 +140,7 @@ pub async fn serve<S>(
             audit_session: &audit_session,
             order: &mut order,
             quotas: &mut quota_cache,
+            lane: &lane,
         };
         let routed = match router::route(&broker, connection, frame).await {
             Ok(routed) => routed,
@@ -145,7 +152,7 @@ pub async fn serve<S>(
             close_after,
             mute,
         } = routed;
-        let outgoing = match outgoing(&broker, meta, reply, &mut shutdown).await {
+        let outgoing = match outgoing(&broker, meta, reply, request_memory, &mut shutdown).await {
             Ok(outgoing) => outgoing,
             Err(close) => break close,
         };
@@ -208,7 +215,7 @@ async fn write_responses<W: AsyncWrite>(
         // The reservation is released once the bytes are written (or abandoned).
         let (bytes, _reservation) = match outgoing {
             Outgoing::Budgeted(bytes, reservation) => (bytes, Some(reservation)),
-            Outgoing::Deferred { meta, response } => {
+            Outgoing::Deferred { meta, response, .. } => {
                 let response = response.await;
                 match meta.encode(&response) {
                     Ok(bytes) => (bytes, None),
@@ -235,13 +242,21 @@ async fn outgoing(
     broker: &Broker,
     meta: ResponseMeta,
     reply: Reply,
+    request: Reservation,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<Outgoing>, Close> {
     let body = match reply {
         Reply::None => return Ok(None),
-        Reply::Deferred(response) => return Ok(Some(Outgoing::Deferred { meta, response })),
+        Reply::Deferred(response) => {
+            return Ok(Some(Outgoing::Deferred {
+                meta,
+                _request: request,
+                response,
+            }))
+        }
         Reply::Ready(body) => body,
     };
+    drop(request);
     let bytes = meta
         .encode(&body)
         .map_err(|e| Close::Protocol(e.to_string()))?;

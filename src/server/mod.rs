@@ -98,16 +98,24 @@ pub async fn run(broker: Arc<Broker>, listeners: Vec<Listener>, shutdown: impl F
     let limit = Arc::new(Semaphore::new(max));
     let admission = limits::Admission::new(broker.config.admission_limits());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let gate = listener::Gate {
+        broker: broker.clone(),
+        limit: limit.clone(),
+        admission,
+        shutdown: stop_rx,
+    };
     let mut accepts = Vec::new();
+    let node_ports = crate::gateway::serve::node_ports(&broker, &listeners);
+    for (meta, ports) in node_ports {
+        accepts.push(tokio::spawn(listener::node_accept_loop(
+            meta,
+            ports,
+            gate.clone(),
+        )));
+    }
     for l in listeners {
         tracing::info!(listener = %l.name, address = ?l.socket.local_addr().ok(), "listening");
-        accepts.push(tokio::spawn(listener::accept_loop(
-            l,
-            broker.clone(),
-            limit.clone(),
-            admission.clone(),
-            stop_rx.clone(),
-        )));
+        accepts.push(tokio::spawn(listener::accept_loop(l, gate.clone())));
     }
     shutdown.await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");

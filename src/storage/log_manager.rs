@@ -458,11 +458,29 @@ impl LogManager {
     }
 
     pub fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<(), StorageError> {
-        config.validate()?;
+        self.update_topic_config(name, |current| {
+            *current = config;
+            Ok::<(), StorageError>(())
+        })?
+    }
+
+    /// Reads topic `name`'s config, applies `change` and saves the result, all under the
+    /// admin lock, so two changes of different keys (a retag and a retention change) never
+    /// undo each other. A failed `change` (its error is the inner one) saves nothing.
+    pub fn update_topic_config<E>(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicConfig) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StorageError> {
         let _admin = self.admin.lock();
         let topic = self
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let mut config = topic.config();
+        if let Err(e) = change(&mut config) {
+            return Ok(Err(e));
+        }
+        config.validate()?;
         let tags = config.tags();
         config.warn_if_compaction_requested(name);
         let previous = std::mem::replace(&mut *topic.config.write(), config);
@@ -471,7 +489,7 @@ impl LogManager {
             return Err(err);
         }
         *topic.tags.write() = tags;
-        Ok(())
+        Ok(Ok(()))
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

@@ -111,7 +111,18 @@ pub struct UpstreamCluster {
     refresh_every: Duration,
     map: watch::Sender<Arc<NodeMap>>,
     slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    /// Backoff of the connections dialled for clients' lanes ([`UpstreamCluster::dial`]), per
+    /// node.
+    lane_health: Mutex<HashMap<i32, Health>>,
     refresh_wanted: Notify,
+}
+
+/// A node's recent connect failures, for backoff.
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: String,
 }
 
 impl std::fmt::Debug for UpstreamCluster {
@@ -133,6 +144,7 @@ impl UpstreamCluster {
             refresh_every,
             map: watch::Sender::new(Arc::new(NodeMap::default())),
             slots: Mutex::new(HashMap::new()),
+            lane_health: Mutex::new(HashMap::new()),
             refresh_wanted: Notify::new(),
         }
     }
@@ -150,6 +162,17 @@ impl UpstreamCluster {
             options,
             Duration::from_millis(section.metadata_refresh_ms),
         ))
+    }
+
+    /// The configured bootstrap servers (`host:port` each).
+    pub fn bootstrap_servers(&self) -> &[String] {
+        &self.bootstrap
+    }
+
+    /// How this cluster's connections are made (TLS, the service account, timeouts), for a
+    /// part of the gateway that keeps a connection of its own (the audit topic writer).
+    pub fn connect_options(&self) -> &ConnectOptions {
+        &self.options
     }
 
     /// The node map as last learned.
@@ -173,16 +196,28 @@ impl UpstreamCluster {
         let weak: Weak<Self> = Arc::downgrade(self);
         let every = self.refresh_every;
         tokio::spawn(async move {
+            let mut failures = 0u32;
             loop {
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
+                // After a failure, sooner: a gateway started before its cluster finds it
+                // within seconds.
+                let wait = if failures == 0 {
+                    every
+                } else {
+                    backoff(failures.saturating_add(3)).min(every)
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = cluster.refresh_wanted.notified() => {}
                 }
-                if let Err(e) = cluster.refresh().await {
-                    tracing::warn!(error = %e, "upstream metadata refresh failed");
+                match cluster.refresh().await {
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %e, "upstream metadata refresh failed");
+                    }
                 }
             }
         })
@@ -274,13 +309,7 @@ impl UpstreamCluster {
                 last: state.last_error.clone(),
             });
         }
-        let options = match credential {
-            Some(c) => ConnectOptions {
-                credential: Some(Arc::clone(c)),
-                ..self.options.clone()
-            },
-            None => self.options.clone(),
-        };
+        let options = self.options_for(credential);
         match Connection::connect(&address, &options).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
@@ -297,6 +326,62 @@ impl UpstreamCluster {
                 Err(e)
             }
         }
+    }
+}
+
+impl UpstreamCluster {
+    /// The connect options of a login as `credential` (`None`: the service account).
+    fn options_for(&self, credential: Option<&Arc<Credential>>) -> ConnectOptions {
+        match credential {
+            Some(c) => ConnectOptions {
+                credential: Some(Arc::clone(c)),
+                ..self.options.clone()
+            },
+            None => self.options.clone(),
+        }
+    }
+
+    /// A new connection to `node_id` of its own, logged in as `credential` (`None`: the
+    /// service account): a client connection's lane. Several are dialled at once; a node that
+    /// failed recently is not dialled again before its backoff has passed.
+    pub async fn dial(
+        &self,
+        node_id: i32,
+        credential: Option<&Arc<Credential>>,
+    ) -> Result<Connection, UpstreamError> {
+        let address = self
+            .map
+            .borrow()
+            .nodes
+            .get(&node_id)
+            .map(Node::address)
+            .ok_or(UpstreamError::UnknownNode { node_id })?;
+        let now = Instant::now();
+        if let Some(health) = self.lane_health.lock().get(&node_id) {
+            if let Some(retry_at) = health.retry_at.filter(|at| *at > now) {
+                return Err(UpstreamError::NodeUnavailable {
+                    node_id,
+                    address,
+                    retry_in_ms: u64::try_from((retry_at - now).as_millis()).unwrap_or(u64::MAX),
+                    last: health.last_error.clone(),
+                });
+            }
+        }
+        let options = self.options_for(credential);
+        let result = Connection::connect(&address, &options).await;
+        let mut health = self.lane_health.lock();
+        match &result {
+            Ok(_) => {
+                health.remove(&node_id);
+            }
+            Err(e) => {
+                let h = health.entry(node_id).or_default();
+                h.failures = h.failures.saturating_add(1);
+                h.retry_at = Some(Instant::now() + backoff(h.failures));
+                h.last_error = e.to_string();
+            }
+        }
+        result
     }
 }
 

@@ -127,6 +127,57 @@ struct Outgoing {
     waiter: Option<Waiter>,
 }
 
+/// A request body ready to send.
+struct Encoded {
+    api: ApiKey,
+    body: BytesMut,
+    /// False for a Produce with acks = 0, which Kafka never answers.
+    expects_response: bool,
+}
+
+/// A request queued on a connection ([`Connection::submit`]), its response to come.
+pub struct Submitted {
+    connection: Arc<Connection>,
+    api: ApiKey,
+    version: i16,
+    reply: Option<oneshot::Receiver<Result<Bytes, UpstreamError>>>,
+    deadline: tokio::time::Instant,
+}
+
+impl Submitted {
+    /// The response, within the request timeout counted from submission; `None` for a
+    /// Produce with acks = 0.
+    pub async fn response(self) -> Result<Option<ResponseKind>, UpstreamError> {
+        let Submitted {
+            connection,
+            api,
+            version,
+            reply,
+            deadline,
+        } = self;
+        let Some(reply) = reply else {
+            return Ok(None);
+        };
+        let mut body = match tokio::time::timeout_at(
+            deadline,
+            connection.receive(api, version, reply),
+        )
+        .await
+        {
+            Ok(body) => body?,
+            Err(_) => return Err(connection.timed_out(api)),
+        };
+        ResponseKind::decode(api, &mut body, version)
+            .map(Some)
+            .map_err(|e| UpstreamError::Decode {
+                address: connection.address.clone(),
+                api,
+                version,
+                message: e.to_string(),
+            })
+    }
+}
+
 /// One connection to one upstream broker, logged in, shared by many callers.
 pub struct Connection {
     address: String,
@@ -244,22 +295,11 @@ impl Connection {
         client_id: Option<&str>,
         request: &RequestKind,
     ) -> Result<Option<ResponseKind>, UpstreamError> {
-        let api = super::request_key::api_key_of(request).ok_or_else(|| {
-            UpstreamError::UnknownRequestKind {
-                address: self.address.clone(),
-            }
-        })?;
-        self.check_version(api, version)?;
-        let expects_response = !matches!(request, RequestKind::Produce(p) if p.acks == 0);
-        let mut body = BytesMut::new();
-        request
-            .encode(&mut body, version)
-            .map_err(|e| UpstreamError::Encode {
-                address: self.address.clone(),
-                api,
-                version,
-                message: e.to_string(),
-            })?;
+        let Encoded {
+            api,
+            body,
+            expects_response,
+        } = self.encode(version, request)?;
         let Some(mut response) = self
             .send_raw(api, version, client_id, &body, expects_response)
             .await?
@@ -309,20 +349,34 @@ impl Connection {
         .await
         {
             Ok(result) => result,
-            Err(_) => {
-                // The upstream may answer later, or never: either way this connection's
-                // state is unknown, so it is retired (as Kafka's own clients do).
-                self.close(format!(
-                    "no {api:?} response within {} ms",
-                    timeout.as_millis()
-                ));
-                Err(UpstreamError::Timeout {
-                    address: self.address.clone(),
-                    api,
-                    timeout_ms: millis(timeout),
-                })
-            }
+            Err(_) => Err(self.timed_out(api)),
         }
+    }
+
+    /// A typed request's body, refused here when its version is one the upstream does not
+    /// accept.
+    fn encode(&self, version: i16, request: &RequestKind) -> Result<Encoded, UpstreamError> {
+        let api = super::request_key::api_key_of(request).ok_or_else(|| {
+            UpstreamError::UnknownRequestKind {
+                address: self.address.clone(),
+            }
+        })?;
+        self.check_version(api, version)?;
+        let expects_response = !matches!(request, RequestKind::Produce(p) if p.acks == 0);
+        let mut body = BytesMut::new();
+        request
+            .encode(&mut body, version)
+            .map_err(|e| UpstreamError::Encode {
+                address: self.address.clone(),
+                api,
+                version,
+                message: e.to_string(),
+            })?;
+        Ok(Encoded {
+            api,
+            body,
+            expects_response,
+        })
     }
 
     /// A version the upstream does not accept is refused here, never sent.
@@ -346,6 +400,25 @@ impl Connection {
         body: &[u8],
         expects_response: bool,
     ) -> Result<Option<Bytes>, UpstreamError> {
+        let reply = self
+            .enqueue(api, version, client_id, body, expects_response)
+            .await?;
+        match reply {
+            Some(reply) => self.receive(api, version, reply).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Queues a request for the writer; once this returns, its place in the connection's
+    /// order is fixed. The receiver is `None` when no response is expected.
+    async fn enqueue(
+        &self,
+        api: ApiKey,
+        version: i16,
+        client_id: Option<&str>,
+        body: &[u8],
+        expects_response: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<Bytes, UpstreamError>>>, UpstreamError> {
         let closed = |reason: String| UpstreamError::Closed {
             address: self.address.clone(),
             reason,
@@ -383,10 +456,20 @@ impl Connection {
             .send(Outgoing { frame, waiter })
             .await
             .map_err(|_| closed(self.close_reason()))?;
-        let Some(reply) = reply else {
-            return Ok(None);
-        };
-        let mut response = reply.await.map_err(|_| closed(self.close_reason()))??;
+        Ok(reply)
+    }
+
+    /// Waits for a queued request's response and strips its header.
+    async fn receive(
+        &self,
+        api: ApiKey,
+        version: i16,
+        reply: oneshot::Receiver<Result<Bytes, UpstreamError>>,
+    ) -> Result<Bytes, UpstreamError> {
+        let mut response = reply.await.map_err(|_| UpstreamError::Closed {
+            address: self.address.clone(),
+            reason: self.close_reason(),
+        })??;
         ResponseHeader::decode(&mut response, api.response_header_version(version)).map_err(
             |e| UpstreamError::Decode {
                 address: self.address.clone(),
@@ -395,7 +478,57 @@ impl Connection {
                 message: format!("response header: {e}"),
             },
         )?;
-        Ok(Some(response))
+        Ok(response)
+    }
+
+    /// Sends a typed request in two steps: the returned future completes once the request
+    /// has its place in the connection's order (later submissions go after it), and yields
+    /// the [`Submitted`] request, whose response comes later. For a caller that must keep
+    /// several requests in order without waiting for each answer (a client's pipelined
+    /// produces).
+    pub async fn submit(
+        self: &Arc<Self>,
+        version: i16,
+        client_id: Option<&str>,
+        request: &RequestKind,
+    ) -> Result<Submitted, UpstreamError> {
+        let Encoded {
+            api,
+            body,
+            expects_response,
+        } = self.encode(version, request)?;
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let reply = match tokio::time::timeout_at(
+            deadline,
+            self.enqueue(api, version, client_id, &body, expects_response),
+        )
+        .await
+        {
+            Ok(reply) => reply?,
+            Err(_) => return Err(self.timed_out(api)),
+        };
+        Ok(Submitted {
+            connection: Arc::clone(self),
+            api,
+            version,
+            reply,
+            deadline,
+        })
+    }
+
+    /// Retires the connection after a request went unanswered in time.
+    fn timed_out(&self, api: ApiKey) -> UpstreamError {
+        // The upstream may answer later, or never: either way this connection's state is
+        // unknown, so it is retired (as Kafka's own clients do).
+        self.close(format!(
+            "no {api:?} response within {} ms",
+            self.request_timeout.as_millis()
+        ));
+        UpstreamError::Timeout {
+            address: self.address.clone(),
+            api,
+            timeout_ms: millis(self.request_timeout),
+        }
     }
 
     fn next_correlation(&self) -> i32 {

@@ -33,7 +33,7 @@ pub mod tls;
 pub mod versions;
 
 pub use cluster::{Node, NodeMap, UpstreamCluster};
-pub use connection::{ConnectOptions, Connection};
+pub use connection::{ConnectOptions, Connection, Submitted};
 pub use error::UpstreamError;
 pub use identity::{Unforwarded, UpstreamIdentities};
 pub use secret::{Credential, Secret};

@@ -1,10 +1,12 @@
-//! A produce's checks, on the connection's task and in request order: authorization (Write
-//! before existence, so a denied principal cannot probe for topics), the topic (auto-created
-//! when allowed), the partition, acks, and the batch itself (size, CRC, one batch per
-//! partition, bounded decompression). Each topic also gets its produce chain here, once.
+//! A produce's checks in front of the backend, on the connection's task and in request order:
+//! authorization (Write before existence, so a denied principal cannot probe for topics), the
+//! topic (auto-created when allowed and the backend knows it is missing), acks, and, for a
+//! topic with produce plugins, the batch itself (CRC, one batch per partition, bounded
+//! decompression), which the plugins must read. A topic without plugins passes its batches on
+//! unread; what belongs to the log (partition, `max.message.bytes`, validation) is the
+//! backend's to check. Each topic also gets its produce chain here, once.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::TopicName;
@@ -15,16 +17,14 @@ use crate::api::access::Access;
 use crate::api::topics;
 use crate::authz::Action;
 use crate::broker::Broker;
-use crate::records::{self, RecordError, ValidatedBatch};
-use crate::storage::{Durability, Partition, Topic};
+use crate::records::{single_batch, ValidatedBatch};
 
-/// A partition's batch that passed every check, ready for its topic's plugins and the log.
-pub(super) struct Checked {
-    pub(super) partition: Arc<Partition>,
-    pub(super) batch: ValidatedBatch,
-    pub(super) durability: Durability,
-    /// The size of the records as received, for the bytes-in metric.
-    pub(super) received: u64,
+/// A partition's records that passed every check in front, ready for the plugins and the
+/// backend.
+pub(super) struct Accepted {
+    pub(super) records: Bytes,
+    /// The batch, validated: only for a topic with plugins (they read it).
+    pub(super) batch: Option<ValidatedBatch>,
 }
 
 /// One topic of a request after the checks.
@@ -32,15 +32,18 @@ pub(super) struct CheckedTopic {
     pub(super) name: TopicName,
     /// The topic's produce chain as of the check (empty: no plugin sees its batches).
     pub(super) chain: Chain,
-    pub(super) partitions: Vec<(i32, Result<Checked, Refusal>)>,
+    pub(super) partitions: Vec<(i32, Result<Accepted, Refusal>)>,
 }
+
+/// Refusals that apply to every partition of the request, decided once.
+#[derive(Clone, Copy)]
+pub(super) struct RequestRefusal(pub(super) Option<ResponseError>);
 
 pub(super) async fn check_topic(
     broker: &Broker,
     access: &Access<'_>,
     t: TopicProduceData,
-    durability: Result<Durability, ResponseError>,
-    transactional: bool,
+    whole_request: RequestRefusal,
     chain: Chain,
 ) -> CheckedTopic {
     let name = t.name.0.to_string();
@@ -49,31 +52,24 @@ pub(super) async fn check_topic(
     let topic = if !access.topic(Action::Write, &name) {
         Err(ResponseError::TopicAuthorizationFailed)
     } else {
-        match broker.logs.topic(&name) {
-            Some(topic) => Ok(topic),
-            None => match topics::auto_create(broker, access, &name).await {
-                Ok(()) => broker
-                    .logs
-                    .topic(&name)
-                    .ok_or(ResponseError::UnknownTopicOrPartition),
+        match broker.backend.has_topic(&name) {
+            Some(false) => match topics::auto_create(broker, access, &name).await {
+                Ok(()) => Ok(()),
                 Err(e) => Err(e),
             },
+            // Present, or only the upstream can tell: it answers for the partitions.
+            Some(true) | None => Ok(()),
         }
     };
+    let validate = !chain.is_empty();
     let partitions = t
         .partition_data
         .into_iter()
         .map(|p| {
             let index = p.index;
-            let checked = match (&topic, durability) {
-                (Err(e), _) => Err((*e, None).into()),
-                (_, Err(e)) => Err((e, None).into()),
-                (Ok(_), Ok(_)) if transactional => Err((
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported".to_string()),
-                )
-                    .into()),
-                (Ok(topic), Ok(durability)) => check_partition(broker, topic, p, durability),
+            let checked = match (topic, whole_request.0) {
+                (Err(e), _) | (Ok(()), Some(e)) => Err((e, None).into()),
+                (Ok(()), None) => accept(broker, p, validate),
             };
             (index, checked)
         })
@@ -85,69 +81,16 @@ pub(super) async fn check_topic(
     }
 }
 
-fn check_partition(
-    broker: &Broker,
-    topic: &Topic,
-    p: PartitionProduceData,
-    durability: Durability,
-) -> Result<Checked, Refusal> {
-    let partition = topic
-        .partition(p.index)
-        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-    let max_message_bytes = topic.config().max_message_bytes;
+fn accept(broker: &Broker, p: PartitionProduceData, validate: bool) -> Result<Accepted, Refusal> {
     let records = p
         .records
         .ok_or((ResponseError::InvalidRecord, Some("no records".to_string())))?;
-    if i32::try_from(records.len()).map_or(true, |n| n > max_message_bytes) {
-        return Err((
-            ResponseError::MessageTooLarge,
-            Some(format!(
-                "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
-                records.len()
-            )),
-        )
-            .into());
-    }
-    let mut batches =
-        records::validate_batches(&records, broker.config.limits.max_decompressed_batch_bytes)
-            .map_err(|e| (record_error(&e), Some(e.to_string())))?;
-    // Produce v3+ carries exactly one batch per partition (as Kafka enforces).
-    let batch = match (batches.pop(), batches.is_empty()) {
-        (Some(b), true) => b,
-        _ => {
-            return Err((
-                ResponseError::InvalidRecord,
-                Some(
-                    "a produce request must carry exactly one record batch per partition"
-                        .to_string(),
-                ),
-            )
-                .into())
-        }
+    let batch = if validate {
+        let batch = single_batch(&records, broker.config.limits.max_decompressed_batch_bytes)
+            .map_err(|r| Refusal::from((r.code, Some(r.message))))?;
+        Some(batch)
+    } else {
+        None
     };
-    if batch.header.is_transactional() || batch.header.is_control() {
-        return Err((
-            ResponseError::InvalidRecord,
-            Some("transactional and control batches are not supported".to_string()),
-        )
-            .into());
-    }
-    Ok(Checked {
-        partition,
-        batch,
-        durability,
-        received: records.len() as u64,
-    })
-}
-
-fn record_error(e: &RecordError) -> ResponseError {
-    match e {
-        RecordError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
-        RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
-        RecordError::DecompressionLimit(_) => ResponseError::MessageTooLarge,
-        RecordError::Malformed(_) => ResponseError::InvalidRecord,
-        RecordError::Truncated(_) | RecordError::CrcMismatch { .. } | RecordError::Corrupt(_) => {
-            ResponseError::CorruptMessage
-        }
-    }
+    Ok(Accepted { records, batch })
 }

@@ -3,13 +3,13 @@
 //! The batches were checked on the connection's task, in request order. Here their produce
 //! chains run on the blocking pool, every partition of the request at once and bounded for the
 //! whole process by `plugin_slots`, while the connection reads on; the request's own task
-//! then appends the batches once its [`Turn`](super::order::Turn) comes, so
-//! appends stay in the connection's request order and the storage's producer-sequence checks
-//! see the batches as they would have sequentially.
+//! then hands the batches to the backend once its [`Turn`](super::order::Turn) comes, so
+//! hand-overs stay in the connection's request order and producer-sequence checks (the local
+//! log's, or the upstream's) see the batches as they would have sequentially.
 //!
-//! The task, not the response future, drives the append: the connection's writer awaits
-//! responses one after another, and an append driven by it would wait behind the previous
-//! response's fsync. Nothing is acknowledged before the append and its durability. A plugin job
+//! The task, not the response future, drives the hand-over: the connection's writer awaits
+//! responses one after another, and a hand-over driven by it would wait behind the previous
+//! response's acknowledgement. Nothing is acknowledged before the backend acknowledged it. A plugin job
 //! that panics or is cancelled refuses its batch (fail closed); a task that dies answers every
 //! partition of its request with an error and, dropped, ends its turn, so the connection goes on.
 
@@ -21,11 +21,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use tokio::sync::Semaphore;
 
-use super::check::{Checked, CheckedTopic};
+use super::check::{Accepted, CheckedTopic};
 use super::order::AppendOrder;
 use super::plugins::Chain;
-use super::{commit, respond, Outcome, ProduceReply, Refusal, Written};
+use super::{hand_over, respond, Envelope, ProduceReply, Ready, Refusal, Shape, Slot};
 use crate::api::RequestContext;
+use crate::backend::Call;
 use crate::broker::Broker;
 use crate::request::Caller;
 
@@ -39,21 +40,21 @@ fn plugin_slots() -> Arc<Semaphore> {
     }))
 }
 
-/// A partition after its plugins: the checked batch and its replacement, if any, or a refusal.
-type Transformed = Vec<(i32, Result<(Checked, Option<Bytes>), Refusal>)>;
+/// A topic's partitions after its plugins: accepted with the replacement, if any, or refused.
+type Transformed = Vec<(i32, Result<(Accepted, Option<Bytes>), Refusal>)>;
 
 /// Takes the connection's next turn and starts the request's task. Returns `None` for acks=0,
-/// else the response, which waits for the task and then for durability.
+/// else the response, which waits for the task and then for the backend's acknowledgement.
 pub(super) async fn run(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     checked: Vec<CheckedTopic>,
-    acks: i16,
+    envelope: Envelope,
     order: &mut AppendOrder,
 ) -> Option<ProduceReply> {
     let mut turn = order.take_turn().await;
     // Every partition of the request gets an answer, even if the task dies.
-    let shape: Vec<(TopicName, Vec<i32>)> = checked
+    let indices: Vec<(TopicName, Vec<i32>)> = checked
         .iter()
         .map(|t| {
             (
@@ -62,51 +63,47 @@ pub(super) async fn run(
             )
         })
         .collect();
-    let broker = Arc::clone(broker);
+    let acks = envelope.acks;
+    let task_broker = Arc::clone(broker);
     // The chains run for the request's caller after the request itself has been handled.
     let caller = Arc::new(ctx.caller.clone());
     let api_version = ctx.api_version;
+    let advertised = (ctx.advertised_host.clone(), ctx.advertised_port);
+    let lane = ctx.lane.clone();
     let task = tokio::spawn(async move {
-        let transformed = join_all(
+        let broker = task_broker;
+        let transformed: Ready = join_all(
             checked
                 .into_iter()
                 .map(|t| transform_topic(&broker, &caller, api_version, t)),
         )
         .await;
         turn.wait().await;
-        let written: Written = transformed
-            .into_iter()
-            .map(|(name, partitions)| {
-                let topic = name.0.to_string();
-                let partitions = partitions
-                    .into_iter()
-                    .map(|(index, r)| {
-                        let outcome = match r {
-                            Ok((c, replaced)) => commit(&broker, &topic, c, replaced),
-                            Err(refusal) => Outcome::Done(Err(refusal)),
-                        };
-                        (index, outcome)
-                    })
-                    .collect();
-                (name, partitions)
-            })
-            .collect();
+        let call = Call {
+            api_version,
+            caller: &caller,
+            advertised_host: &advertised.0,
+            advertised_port: advertised.1,
+            lane: &lane,
+        };
+        let handed = hand_over(&broker, call, &envelope, transformed).await;
         drop(turn);
-        written
+        handed
     });
     if acks == 0 {
-        // No response; the task still appends in turn.
+        // No response; the task still hands the batches over in turn.
         return None;
     }
+    let broker = Arc::clone(broker);
     Some(Box::pin(async move {
-        let written = match task.await {
-            Ok(written) => written,
+        let (shape, ack) = match task.await {
+            Ok(handed) => handed,
             Err(e) => {
-                tracing::error!(topics = %topics_of(&shape), "a pipelined produce did not complete: {e}");
-                failed(shape)
+                tracing::error!(topics = %topics_of(&indices), "a pipelined produce did not complete: {e}");
+                (failed(indices), None)
             }
         };
-        respond(written).await
+        respond(broker, shape, ack).await
     }))
 }
 
@@ -119,7 +116,7 @@ fn topics_of(shape: &[(TopicName, Vec<i32>)]) -> String {
         .join(", ")
 }
 
-/// Runs the produce chain of every checked partition of `t`, all at once.
+/// Runs the produce chain of every accepted partition of `t`, all at once.
 async fn transform_topic(
     broker: &Arc<Broker>,
     caller: &Arc<Caller>,
@@ -133,18 +130,21 @@ async fn transform_topic(
         let chain = Arc::clone(&chain);
         async move {
             let result = match checked {
-                Ok(c) if !chain.is_empty() => transform(
-                    broker,
-                    caller,
-                    api_version,
-                    chain,
-                    topic,
-                    index,
-                    c.batch.bytes.clone(),
-                )
-                .await
-                .map(|replaced| (c, replaced)),
-                Ok(c) => Ok((c, None)),
+                Ok(a) if !chain.is_empty() => match a.batch.as_ref().map(|b| b.bytes.clone()) {
+                    Some(batch) => {
+                        transform(broker, caller, api_version, chain, topic, index, batch)
+                            .await
+                            .map(|replaced| (a, replaced))
+                    }
+                    // `check` validates the batch of every topic with a chain; without it no
+                    // plugin has seen the batch, so it is not stored.
+                    None => Err((
+                        ResponseError::UnknownServerError,
+                        Some("the batch was not validated for the plugins".to_string()),
+                    )
+                        .into()),
+                },
+                Ok(a) => Ok((a, None)),
                 Err(refusal) => Err(refusal),
             };
             (index, result)
@@ -198,21 +198,21 @@ async fn on_plugin_slot<T: Send + 'static>(
 }
 
 /// The answer for every partition of a request whose task died: an error, never an ack.
-fn failed(shape: Vec<(TopicName, Vec<i32>)>) -> Written {
-    shape
+fn failed(indices: Vec<(TopicName, Vec<i32>)>) -> Shape {
+    indices
         .into_iter()
         .map(|(name, indices)| {
-            let partitions = indices
+            let slots = indices
                 .into_iter()
                 .map(|index| {
                     let refusal = (
                         ResponseError::UnknownServerError,
                         Some("the produce did not complete; retry it".to_string()),
                     );
-                    (index, Outcome::Done(Err(refusal.into())))
+                    (index, Slot::Refused(refusal.into()))
                 })
                 .collect();
-            (name, partitions)
+            (name, slots)
         })
         .collect()
 }

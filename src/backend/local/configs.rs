@@ -1,5 +1,7 @@
 //! DescribeConfigs and IncrementalAlterConfigs on the local logs: topic configs, and a
-//! read-only view of the broker's.
+//! read-only view of the broker's. Topic tags (`palisade.tags`) are not among them: the
+//! layers in front keep them (`crate::topic_tags`), and this backend refuses the key as an
+//! upstream Kafka cluster would.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -13,7 +15,7 @@ use kafka_protocol::messages::{
 
 use super::Local;
 use crate::api::str_bytes as s;
-use crate::storage::TopicConfig;
+use crate::storage::{TopicConfig, TAGS_CONFIG};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -49,7 +51,7 @@ pub(super) fn describe(local: &Local, req: DescribeConfigsRequest) -> DescribeCo
                             .config()
                             .entries()
                             .into_iter()
-                            .filter(|(k, _)| wanted(k))
+                            .filter(|(k, _)| k != TAGS_CONFIG && wanted(k))
                             .map(|(k, v)| {
                                 let is_default =
                                     defaults.iter().any(|(dk, dv)| *dk == k && *dv == v);
@@ -122,23 +124,26 @@ pub(super) fn incremental_alter(
                     ResponseError::UnknownTopicOrPartition,
                     format!("unknown topic `{name}`"),
                 ))?;
-                let mut config = topic.config();
-                for c in &r.configs {
-                    apply(
-                        &mut config,
-                        &local.topic_defaults,
-                        c.config_operation,
-                        &c.name,
-                        c.value.as_deref(),
-                    )?;
-                }
+                let apply_all = |config: &mut TopicConfig| {
+                    r.configs.iter().try_for_each(|c| {
+                        apply(
+                            config,
+                            &local.topic_defaults,
+                            c.config_operation,
+                            &c.name,
+                            c.value.as_deref(),
+                        )
+                    })
+                };
                 if req.validate_only {
-                    return Ok(());
+                    return apply_all(&mut topic.config());
                 }
+                // Applied to the config as it is when saved, so a concurrent change of
+                // another key (a retag in front) is kept.
                 local
                     .logs
-                    .alter_topic_config(name, config)
-                    .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+                    .update_topic_config(name, apply_all)
+                    .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))??;
                 tracing::info!(topic = name, "altered topic config");
                 Ok(())
             })();
@@ -161,6 +166,7 @@ fn apply(
     value: Option<&str>,
 ) -> Result<(), (ResponseError, String)> {
     let invalid = |e: crate::storage::StorageError| (ResponseError::InvalidConfig, e.to_string());
+    refuse_tags(key)?;
     match op {
         OP_SET => config.set(key, value.unwrap_or_default()).map_err(invalid),
         OP_DELETE => match defaults.entries().into_iter().find(|(k, _)| k == key) {
@@ -175,4 +181,16 @@ fn apply(
             format!("config operation {other} on `{key}` is not supported (only SET and DELETE)"),
         )),
     }
+}
+
+/// Refuses `palisade.tags` as the unknown topic config it is to a backend: tags are kept in
+/// front of it, and one reaching it means a layer failed to take it out.
+pub(super) fn refuse_tags(key: &str) -> Result<(), (ResponseError, String)> {
+    if key == TAGS_CONFIG {
+        return Err((
+            ResponseError::InvalidConfig,
+            format!("unknown topic config `{key}` (topic tags are kept in front of the backend)"),
+        ));
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod fetch;
 mod groups;
 mod list_offsets;
 mod metadata;
+mod produce;
 mod producer_id;
 mod topics;
 
@@ -17,6 +18,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
+use super::produce::{ProduceAck, ProduceBatches};
 use super::{Backend, BackendError, Call};
 use crate::group::GroupCoordinator;
 use crate::memory_budget::MemoryBudget;
@@ -37,6 +39,10 @@ pub struct Local {
     pub(crate) default_partitions: i32,
     /// Shown (read-only) as the broker's `auto.create.topics.enable`.
     pub(crate) auto_create_topics: bool,
+    /// The bound on one batch's decompressed records (`limits.max_decompressed_batch_bytes`).
+    pub(crate) max_decompressed_batch_bytes: usize,
+    /// The broker's API table.
+    apis: Arc<[crate::protocol::apis::ApiEntry]>,
 }
 
 impl Local {
@@ -57,6 +63,8 @@ impl Local {
             topic_defaults,
             default_partitions: config.broker.default_partitions,
             auto_create_topics: config.broker.auto_create_topics,
+            max_decompressed_batch_bytes: config.limits.max_decompressed_batch_bytes,
+            apis: Arc::from(crate::protocol::apis::APIS),
         }
     }
 }
@@ -130,5 +138,23 @@ impl Backend for Local {
             })
         }
         .boxed()
+    }
+
+    fn produce<'a>(
+        &'a self,
+        _call: Call<'a>,
+        request: ProduceBatches,
+    ) -> BoxFuture<'a, ProduceAck> {
+        // Appends are synchronous here: the answer is ready once every batch is written.
+        let ack = produce::append(self, request);
+        futures::future::ready(ack).boxed()
+    }
+
+    fn has_topic(&self, name: &str) -> Option<bool> {
+        Some(self.logs.topic(name).is_some())
+    }
+
+    fn apis(&self) -> Arc<[crate::protocol::apis::ApiEntry]> {
+        Arc::clone(&self.apis)
     }
 }

@@ -128,6 +128,7 @@ async fn create_one(
     };
     let mut config = local.topic_defaults.clone();
     for c in &t.configs {
+        super::configs::refuse_tags(&c.name)?;
         let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
         config
             .set(&c.name, &value)

@@ -1,0 +1,837 @@
+//! Gateway mode seen from outside: a real Apache Kafka cluster (three KRaft nodes,
+//! `common::kafka_cluster`), a Palisade gateway in front of it, and real clients (librdkafka
+//! through `rdkafka`) on both sides: through the gateway, and directly on the cluster to see
+//! what the upstream really holds.
+//!
+//! `tests/gateway-against.sh HOST:PORT` runs these tests against any cluster instead (its
+//! topics get a unique suffix; the tests that kill brokers are skipped there).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use common::kafka_cluster::KafkaCluster;
+use common::plugins::install;
+use common::wait::wait_for;
+use common::BackgroundBroker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How long anything in these tests may take on a busy two-core machine.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The cluster behind the gateway: the shared three-node cluster this binary starts, or the
+/// one `PALISADE_UPSTREAM` names, which these tests never disrupt.
+enum Upstream {
+    Ours(&'static KafkaCluster),
+    Theirs(String),
+}
+
+fn upstream() -> Upstream {
+    match std::env::var("PALISADE_UPSTREAM") {
+        Ok(bootstrap) if !bootstrap.is_empty() => Upstream::Theirs(bootstrap),
+        _ => Upstream::Ours(KafkaCluster::shared()),
+    }
+}
+
+impl Upstream {
+    fn bootstrap(&self) -> String {
+        match self {
+            Upstream::Ours(c) => c.bootstrap(),
+            Upstream::Theirs(b) => b.clone(),
+        }
+    }
+
+    /// Held by tests that do not disrupt the cluster (others may run meanwhile).
+    fn calm(&self) -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+        match self {
+            Upstream::Ours(c) => Some(c.calm()),
+            Upstream::Theirs(_) => None,
+        }
+    }
+
+    /// The cluster, for a test that kills its brokers: only ours.
+    fn ours(&self) -> &'static KafkaCluster {
+        match self {
+            Upstream::Ours(c) => c,
+            Upstream::Theirs(b) => panic!(
+                "this test kills brokers and runs only against the cluster it starts, not {b}"
+            ),
+        }
+    }
+}
+
+/// `name`, unique to this run (a cluster of someone else's may hold topics of earlier runs).
+fn unique(name: &str) -> String {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("{}-{nanos}", std::process::id())
+    });
+    format!("{name}-{run}")
+}
+
+/// `n` consecutive free loopback ports: a gateway's node ports. Each call of this process
+/// gets a block no other call got (the ports are free when checked, and tests of one binary
+/// run side by side).
+fn free_port_block(n: u16) -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..400 {
+        let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = (std::process::id() * 13 + call * 17) % 1000;
+        let base = 21000 + u16::try_from(slot).unwrap() * 20;
+        let held: Vec<_> = (base..base + n)
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports");
+}
+
+/// A gateway in front of `cluster`, its data in `dir`, `extra` replacements applied on top.
+fn gateway(upstream: &Upstream, dir: &Path, extra: &[(&str, &str)]) -> BackgroundBroker {
+    let servers: Vec<String> = upstream
+        .bootstrap()
+        .split(',')
+        .map(|s| format!("{s:?}"))
+        .collect();
+    let bootstrap = format!("bootstrap_servers = [{}]", servers.join(", "));
+    // Node ids 0..=15 get ports: the clusters these tests meet number their nodes from 0 or 1.
+    let base = free_port_block(16);
+    let port_base = format!("port_base = {base}");
+    let mut all: Vec<(&str, &str)> = vec![
+        (
+            "# bootstrap_servers = [\"kafka-1.internal:9093\", \"kafka-2.internal:9093\"]",
+            &bootstrap,
+        ),
+        ("port_base = 19092", &port_base),
+    ];
+    all.extend_from_slice(extra);
+    BackgroundBroker::start(dir, &all)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Creates `topic` on the cluster itself (one partition, three replicas).
+fn create_upstream_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(3));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in runtime()
+        .block_on(admin.create_topics([&new], &options))
+        .unwrap()
+    {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err(e) => panic!("create {topic}: {e:?}"),
+        }
+    }
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap()
+}
+
+/// Sends one record; the offset, or the error the client got.
+fn send(p: &FutureProducer, topic: &str, value: &[u8]) -> Result<i64, KafkaError> {
+    runtime()
+        .block_on(p.send(
+            FutureRecord::<(), [u8]>::to(topic).payload(value),
+            Duration::from_secs(30),
+        ))
+        .map(|delivery| delivery.offset)
+        .map_err(|(e, _)| e)
+}
+
+/// Every value of partition 0 of `topic`, read from offset 0 until `expected` arrived (or
+/// the deadline passed: then what arrived).
+fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while values.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            values.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    values
+}
+
+/// The high watermark of partition 0 of `topic` on the cluster itself.
+fn upstream_end(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    wait_for(LIMIT, || {
+        consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .ok()
+            .map(|(_, high)| high)
+    })
+    .expect("the upstream's watermarks")
+}
+
+#[test]
+fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upstream_addresses() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&cluster, &dir.path().join("data"), &[]);
+    let through = gw.bootstrap();
+
+    // Metadata through the gateway: the upstream's brokers, one to one, each at a gateway
+    // port, none at its own address.
+    let direct: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let upstream_brokers = direct
+        .fetch_metadata(None, Duration::from_secs(30))
+        .unwrap();
+    let upstream_ids: BTreeSet<i32> = upstream_brokers.brokers().iter().map(|b| b.id()).collect();
+    let upstream_ports: BTreeSet<i32> = upstream_brokers
+        .brokers()
+        .iter()
+        .map(|b| b.port())
+        .collect();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &through)
+        .create()
+        .unwrap();
+    let metadata = wait_for(LIMIT, || {
+        consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .ok()
+            .filter(|m| m.brokers().len() == upstream_ids.len())
+    })
+    .expect("metadata through the gateway lists every upstream broker");
+    let ids: BTreeSet<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+    assert_eq!(ids, upstream_ids);
+    for b in metadata.brokers() {
+        assert_eq!(b.host(), "127.0.0.1");
+        assert!(
+            !upstream_ports.contains(&b.port()),
+            "broker {} advertised at its upstream port {}",
+            b.id(),
+            b.port()
+        );
+    }
+
+    // Produce through the gateway (auto-created by the gateway's front), acks=all.
+    let topic = &unique("gw-orders");
+    let p = producer(&through);
+    for i in 0..50 {
+        send(&p, topic, format!("order-{i}").as_bytes()).unwrap();
+    }
+    // The upstream holds them (read directly), and a group reads them through the gateway.
+    assert_eq!(upstream_end(&cluster.bootstrap(), topic), 50);
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &through)
+        .set("group.id", unique("gw-group"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    group.subscribe(&[topic]).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while seen.len() < 50 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = group.poll(Duration::from_millis(200)) {
+            seen.insert(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(seen.len(), 50, "the group read {seen:?}");
+    group
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    // The group's offset is on the upstream: its own coordinator answers for it.
+    let committed = group
+        .committed(Duration::from_secs(30))
+        .unwrap()
+        .find_partition(topic, 0)
+        .unwrap()
+        .offset();
+    assert_eq!(committed, Offset::Offset(50));
+}
+
+#[test]
+fn a_produce_cedar_denies_never_reaches_the_upstream() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = editable_policies(dir.path());
+    let (secret, open) = (unique("gw-secret"), unique("gw-open"));
+    std::fs::write(
+        policies.join("no-secrets.cedar"),
+        format!("@id(\"no-secret-writes\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when {{ resource.name == {secret:?} }};\n"),
+    )
+    .unwrap();
+    let policy_line = common::policy_dir_line(&policies);
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[(&common::allow_all_policy_dir(), &policy_line)],
+    );
+    create_upstream_topic(&cluster.bootstrap(), &secret);
+    create_upstream_topic(&cluster.bootstrap(), &open);
+    let p = producer(&gw.bootstrap());
+    let refused = send(&p, &secret, b"leak").unwrap_err();
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{refused:?}"
+    );
+    // The same client writes the topic it may write: the gateway and upstream work...
+    send(&p, &open, b"fine").unwrap();
+    assert_eq!(upstream_end(&cluster.bootstrap(), &open), 1);
+    // ...and the denied record never reached the cluster.
+    assert_eq!(upstream_end(&cluster.bootstrap(), &secret), 0);
+}
+
+const SCHEMA_MANIFEST: &str = r#"
+topics = ["gw-schema-*"]
+hooks = ["produce"]
+[config.schema]
+type = "object"
+required = ["id"]
+properties = { id = { type = "string" } }
+"#;
+
+#[test]
+fn json_schema_rejects_at_the_gateway_and_the_upstream_only_holds_valid_records() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    install(&folder, "json-schema", "json-schema", SCHEMA_MANIFEST);
+    let folder_line = format!("dir = {:?}", folder.display().to_string());
+    let keyring_line = format!(
+        "keyring = {:?}",
+        dir.path().join("keyring.json").display().to_string()
+    );
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[
+            ("dir = \"plugins\"", &folder_line),
+            ("keyring = \"keyring.json\"", &keyring_line),
+        ],
+    );
+    let topic = &unique("gw-schema-orders");
+    create_upstream_topic(&cluster.bootstrap(), topic);
+    let p = producer(&gw.bootstrap());
+    send(&p, topic, br#"{"id":"a"}"#).unwrap();
+    let refused = send(&p, topic, b"{not json").unwrap_err();
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::InvalidRecord),
+        "{refused:?}"
+    );
+    send(&p, topic, br#"{"id":"b"}"#).unwrap();
+    // The cluster holds exactly the two valid records, read directly.
+    let upstream = read_all(&cluster.bootstrap(), topic, 2);
+    assert_eq!(
+        upstream,
+        vec![br#"{"id":"a"}"#.to_vec(), br#"{"id":"b"}"#.to_vec()]
+    );
+    assert_eq!(upstream_end(&cluster.bootstrap(), topic), 2);
+}
+
+/// The leader and in-sync replicas of partition 0 of `topic`, as the cluster reports them.
+fn leader_and_isr(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let partition = metadata.topics().first()?.partitions().first()?;
+    (partition.error().is_none() && partition.leader() >= 0)
+        .then(|| (partition.leader(), partition.isr().to_vec()))
+}
+
+/// Produces `values` through `p` to partition 0 of `topic`, all in flight at once; each
+/// value with what the client was told.
+fn produce_all(p: &FutureProducer, topic: &str, values: &[String]) -> Vec<Result<(), KafkaError>> {
+    let rt = runtime();
+    let sent: Vec<_> = values
+        .iter()
+        .map(|v| {
+            p.send_result(FutureRecord::<(), _>::to(topic).partition(0).payload(v))
+                .map_err(|(e, _)| e)
+                .unwrap()
+        })
+        .collect();
+    rt.block_on(async {
+        let mut acked = Vec::new();
+        for delivery in sent {
+            acked.push(delivery.await.unwrap().map(|_| ()).map_err(|(e, _)| e));
+        }
+        acked
+    })
+}
+
+#[test]
+fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_and_restarted() {
+    let up = upstream();
+    let cluster = up.ours();
+    let _alone = cluster.disrupt();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&up, &dir.path().join("data"), &[]);
+    let topic = &unique("gw-survives-kill");
+    create_upstream_topic(&cluster.bootstrap(), topic);
+    wait_for(LIMIT, || {
+        leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.len() == 3)
+    })
+    .expect("the new topic has three in-sync replicas");
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    let before: Vec<String> = (0..100).map(|i| format!("a{i}")).collect();
+    for r in produce_all(&p, topic, &before) {
+        r.unwrap();
+    }
+
+    // The leader dies hard while the client keeps producing through the gateway: the
+    // gateway answers retriable errors for the dead node, the client finds the new leader in
+    // the gateway's Metadata and goes on.
+    let (leader, _) = leader_and_isr(&cluster.bootstrap(), topic).unwrap();
+    cluster.kill(leader);
+    let after: Vec<String> = (0..100).map(|i| format!("b{i}")).collect();
+    let results = produce_all(&p, topic, &after);
+    let acked_after: Vec<String> = after
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(v, _)| v.clone())
+        .collect();
+    assert_eq!(
+        acked_after.len(),
+        100,
+        "two of three replicas stay in sync: every record is acknowledged ({:?})",
+        results.iter().find(|r| r.is_err())
+    );
+    cluster.restart(leader);
+    wait_for(LIMIT, || {
+        leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.contains(&leader))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "node {leader} did not rejoin:\n{}",
+            cluster.log_tail(leader)
+        )
+    });
+
+    // Read directly from the cluster: everything acknowledged, once, in order.
+    let expected: Vec<Vec<u8>> = before
+        .iter()
+        .chain(&acked_after)
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    assert_eq!(read_all(&cluster.bootstrap(), topic, 200), expected);
+    // And through the gateway, after the restart, the same.
+    assert_eq!(read_all(&gw.bootstrap(), topic, 200), expected);
+}
+
+#[test]
+fn a_transaction_committed_and_one_aborted_pass_through_and_read_committed_sees_only_the_first() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&cluster, &dir.path().join("data"), &[]);
+    let topic = &unique("gw-txn");
+    create_upstream_topic(&cluster.bootstrap(), topic);
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("transactional.id", unique("gw-txn-producer"))
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(60);
+    p.init_transactions(timeout).unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        p.send(
+            BaseRecord::<(), str>::to(topic)
+                .partition(0)
+                .payload(&format!("kept-{i}")),
+        )
+        .unwrap();
+    }
+    p.commit_transaction(timeout).unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        p.send(
+            BaseRecord::<(), str>::to(topic)
+                .partition(0)
+                .payload(&format!("aborted-{i}")),
+        )
+        .unwrap();
+    }
+    p.flush(timeout).unwrap();
+    p.abort_transaction(timeout).unwrap();
+    p.begin_transaction().unwrap();
+    p.send(
+        BaseRecord::<(), str>::to(topic)
+            .partition(0)
+            .payload("last"),
+    )
+    .unwrap();
+    p.commit_transaction(timeout).unwrap();
+
+    // read_committed, through the gateway: the committed records, none of the aborted ones.
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("group.id", unique("gw-txn-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !values.iter().any(|v| v == "last") && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    let mut expected: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
+    expected.push("last".to_string());
+    assert_eq!(values, expected);
+}
+
+#[test]
+fn a_palisade_broker_serves_as_the_upstream_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_broker = BackgroundBroker::start(&dir.path().join("upstream"), &[]);
+    let up = Upstream::Theirs(upstream_broker.bootstrap());
+    let gw = gateway(&up, &dir.path().join("gateway"), &[]);
+    let topic = &unique("gw-on-palisade");
+    let p = producer(&gw.bootstrap());
+    for i in 0..20 {
+        send(&p, topic, format!("r{i}").as_bytes()).unwrap();
+    }
+    let expected: Vec<Vec<u8>> = (0..20).map(|i| format!("r{i}").into_bytes()).collect();
+    assert_eq!(read_all(&upstream_broker.bootstrap(), topic, 20), expected);
+    assert_eq!(read_all(&gw.bootstrap(), topic, 20), expected);
+}
+
+/// A copy of the allow-all policies in `dir`, which a test then edits.
+fn editable_policies(dir: &Path) -> std::path::PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+    for f in ["allow-all.cedar", "schema.cedarschema"] {
+        std::fs::copy(fixture.join(f), policies.join(f)).unwrap();
+    }
+    policies
+}
+
+#[test]
+fn a_policy_change_stops_a_consumer_in_the_middle_of_its_fetches() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = editable_policies(dir.path());
+    let policy_line = common::policy_dir_line(&policies);
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[(&common::allow_all_policy_dir(), &policy_line)],
+    );
+    let (closing, open) = (unique("gw-closing"), unique("gw-still-open"));
+    create_upstream_topic(&cluster.bootstrap(), &closing);
+    create_upstream_topic(&cluster.bootstrap(), &open);
+    let direct = producer(&cluster.bootstrap());
+    send(&direct, &closing, b"before").unwrap();
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("group.id", unique("gw-policy-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&closing, 0, Offset::Beginning)
+        .unwrap();
+    tpl.add_partition_offset(&open, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let first = wait_for(LIMIT, || match c.poll(Duration::from_millis(200)) {
+        Some(Ok(m)) => Some(m.payload().unwrap().to_vec()),
+        _ => None,
+    });
+    assert_eq!(first.as_deref(), Some(&b"before"[..]));
+
+    // The policy changes while the consumer keeps fetching: its next fetches of the topic are
+    // refused at the gateway.
+    std::fs::write(
+        policies.join("closing.cedar"),
+        format!("@id(\"no-more-reading\")\nforbid(principal, action == Palisade::Action::\"Read\", resource is Palisade::Topic) when {{ resource.name == {closing:?} }};\n"),
+    )
+    .unwrap();
+    let refused = wait_for(LIMIT, || match c.poll(Duration::from_millis(200)) {
+        Some(Err(e))
+            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed) =>
+        {
+            Some(())
+        }
+        _ => None,
+    });
+    assert!(refused.is_some(), "the consumer was never refused");
+    // Written upstream after the refusal: the closed topic's record never comes through, the
+    // open topic's (written after it) does, so fetching went on meanwhile.
+    send(&direct, &closing, b"after").unwrap();
+    send(&direct, &open, b"control").unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !got.iter().any(|v: &Vec<u8>| v == b"control") && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            got.push(m.payload().unwrap().to_vec());
+        }
+    }
+    assert!(
+        got.iter().any(|v| v == b"control"),
+        "the open topic stopped too: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|v| v == b"after"),
+        "a refused topic was read: {got:?}"
+    );
+}
+
+/// Host names resolved to loopback through `/etc/hosts` while this lives (needs root, as CI
+/// runs; the lines are removed on drop).
+struct HostsEntries {
+    marker: String,
+}
+
+impl HostsEntries {
+    fn add(names: &[String]) -> HostsEntries {
+        let marker = format!("# palisade-test {}", unique("sni"));
+        let current = std::fs::read_to_string("/etc/hosts").unwrap();
+        let line = format!("127.0.0.1 {} {marker}\n", names.join(" "));
+        std::fs::write("/etc/hosts", format!("{current}{line}")).unwrap_or_else(|e| {
+            panic!(
+                "the SNI test resolves broker names through /etc/hosts and must run as root: {e}"
+            )
+        });
+        HostsEntries { marker }
+    }
+}
+
+impl Drop for HostsEntries {
+    fn drop(&mut self) {
+        if let Ok(current) = std::fs::read_to_string("/etc/hosts") {
+            let kept: String = current
+                .lines()
+                .filter(|l| !l.contains(&self.marker))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write("/etc/hosts", kept);
+        }
+    }
+}
+
+/// Runs kcat with `args`; its exit status and standard output.
+fn kcat(args: &[&str], input: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kcat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (.ci/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(input) = input {
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let domain = "gw.palisade.test";
+    // A wildcard certificate for the domain, from a CA kcat trusts.
+    let ca = palisade::tls::DevCa::generate("sni test CA").unwrap();
+    let wildcard = format!("*.{domain}");
+    let server = ca
+        .issue_server(&format!("bootstrap.{domain}"), &[wildcard.as_str()])
+        .unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca_file = certs.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    std::fs::write(
+        certs.join("server.pem"),
+        format!("{}{}", server.cert_pem, ca.cert_pem()),
+    )
+    .unwrap();
+    std::fs::write(certs.join("server-key.pem"), &server.key_pem).unwrap();
+    let mut names: Vec<String> = (0..16).map(|id| format!("broker-{id}.{domain}")).collect();
+    names.push(format!("bootstrap.{domain}"));
+    let _hosts = HostsEntries::add(&names);
+
+    // The one listener is TLS, on a port known before it is bound (it is advertised).
+    let port = free_port_block(1);
+    let bind = format!("bind = \"127.0.0.1:{port}\"");
+    let ssl = format!(
+        "protocol = \"SSL\"\n[listeners.tls]\ncert = {:?}\nkey = {:?}\nclient_auth = \"none\"\n",
+        certs.join("server.pem").display().to_string(),
+        certs.join("server-key.pem").display().to_string()
+    );
+    let sni_domain = format!("sni_domain = {domain:?}");
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[
+            ("bind = \"127.0.0.1:0\"", &bind),
+            ("protocol = \"PLAINTEXT\"\n", &ssl),
+            ("addressing = \"port\"", "addressing = \"sni\""),
+            ("# sni_domain = \"kafka.example.com\"", &sni_domain),
+        ],
+    );
+    let _ = gw.bootstrap();
+    let bootstrap = format!("bootstrap.{domain}:{port}");
+    let ca_path = ca_file.display().to_string();
+    let tls = ["-X", "security.protocol=ssl", "-X"];
+    let ca_location = format!("ssl.ca.location={ca_path}");
+    let with_tls = |rest: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = vec!["-b".into(), bootstrap.clone()];
+        args.extend(tls.iter().map(|s| s.to_string()));
+        args.push(ca_location.clone());
+        args.extend(rest.iter().map(|s| s.to_string()));
+        args
+    };
+    let run = |rest: &[&str], input: Option<&str>| {
+        let args = with_tls(rest);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        kcat(&args, input)
+    };
+
+    // Metadata names every node by its SNI name on the one port.
+    let (ok, listing) = run(&["-L", "-m", "30"], None);
+    assert!(ok, "{listing}");
+    assert!(
+        listing.contains(&format!("broker-1.{domain}:{port}")),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&cluster.bootstrap().split(',').next().unwrap().to_string()),
+        "{listing}"
+    );
+
+    // Produce and consume through the names.
+    let topic = unique("gw-sni");
+    create_upstream_topic(&cluster.bootstrap(), &topic);
+    let lines: Vec<String> = (0..10).map(|i| format!("sni-{i}")).collect();
+    let (ok, out) = run(
+        &["-P", "-t", &topic, "-p", "0"],
+        Some(&(lines.join("\n") + "\n")),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &[
+            "-C",
+            "-t",
+            &topic,
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-m",
+            "60",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), lines);
+
+    // No name (an IP address) or a name the gateway does not serve: refused in the handshake.
+    let by_ip = format!("127.0.0.1:{port}");
+    let (ok, out) = kcat(
+        &[
+            "-b",
+            &by_ip,
+            "-X",
+            "security.protocol=ssl",
+            "-X",
+            &ca_location,
+            "-X",
+            "ssl.endpoint.identification.algorithm=none",
+            "-L",
+            "-m",
+            "10",
+        ],
+        None,
+    );
+    assert!(!ok, "a connection without a server name was served: {out}");
+}
