@@ -835,3 +835,140 @@ fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
     );
     assert!(!ok, "a connection without a server name was served: {out}");
 }
+
+/// SCRAM users in `data`'s credentials file, each with the password `<user>-password`.
+fn scram_users(data: &Path, users: &[&str]) {
+    std::fs::create_dir_all(data).unwrap();
+    let file = data.join("credentials.json");
+    let mut store = palisade::sasl::CredentialStore::load_or_create(&file).unwrap();
+    for user in users {
+        store
+            .add_user(
+                user,
+                &palisade::sasl::Mechanism::ALL,
+                4096,
+                format!("{user}-password").as_bytes(),
+            )
+            .unwrap();
+    }
+    store.save(&file).unwrap();
+}
+
+/// A 0600 file holding `text`.
+fn private_file(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Every line of the audit trail in `data`.
+fn audit_events(data: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<_> = std::fs::read_dir(data.join("audit"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_mapped_client_reaches_an_upstream_palisade_as_itself_and_others_as_the_service_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let sasl = "protocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"SCRAM-SHA-256\"]";
+    // The upstream: a Palisade broker that knows alice's upstream identity and the gateway's
+    // service account, and audits who asks.
+    let up_data = dir.path().join("upstream");
+    scram_users(&up_data, &["alice-up", "gateway-svc"]);
+    let upstream_broker = BackgroundBroker::start(&up_data, &[("protocol = \"PLAINTEXT\"", sasl)]);
+    // The gateway: alice and bob log in to it; alice is mapped, bob is not.
+    let gw_data = dir.path().join("gateway");
+    scram_users(&gw_data, &["alice", "bob"]);
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    private_file(&secrets.join("svc.pw"), "gateway-svc-password\n");
+    private_file(&secrets.join("alice.pw"), "alice-up-password\n");
+    private_file(
+        &secrets.join("identities.toml"),
+        &format!(
+            "[principals.alice]\nusername = \"alice-up\"\npassword_file = {:?}\n",
+            secrets.join("alice.pw").display().to_string()
+        ),
+    );
+    let map_line = format!(
+        "identity_map_file = {:?}",
+        secrets.join("identities.toml").display().to_string()
+    );
+    let password_line = format!(
+        "password_file = {:?}",
+        secrets.join("svc.pw").display().to_string()
+    );
+    let up = Upstream::Theirs(upstream_broker.bootstrap());
+    let gw = gateway(
+        &up,
+        &gw_data,
+        &[
+            ("protocol = \"PLAINTEXT\"", sasl),
+            (
+                "# identity_map_file = \"/etc/palisade/upstream-identities.toml\"",
+                &map_line,
+            ),
+            (
+                "# mechanism = \"SCRAM-SHA-512\"",
+                "mechanism = \"SCRAM-SHA-256\"",
+            ),
+            (
+                "# username = \"palisade-gateway\"",
+                "username = \"gateway-svc\"",
+            ),
+            (
+                "# password_file = \"/etc/palisade/upstream-password\"",
+                &password_line,
+            ),
+        ],
+    );
+    let as_user = |user: &str| -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", gw.bootstrap())
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "SCRAM-SHA-256")
+            .set("sasl.username", user)
+            .set("sasl.password", format!("{user}-password"))
+            .set("acks", "all")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .unwrap()
+    };
+    let (alices, bobs) = (unique("gw-alice"), unique("gw-bob"));
+    send(&as_user("alice"), &alices, b"from alice").unwrap();
+    send(&as_user("bob"), &bobs, b"from bob").unwrap();
+
+    // The upstream's own audit trail: alice's writes as alice-up, bob's as the service
+    // account; never the other way round.
+    let writers_of = |topic: &str| -> BTreeSet<String> {
+        audit_events(&up_data)
+            .iter()
+            .filter(|e| e["operation"] == "Write" && e["result"] == "allow")
+            .filter(|e| e["resource"].as_str().is_some_and(|r| r.contains(topic)))
+            .filter_map(|e| e["principal"].as_str().map(str::to_string))
+            .collect()
+    };
+    let found = wait_for(LIMIT, || {
+        let (a, b) = (writers_of(&alices), writers_of(&bobs));
+        (!a.is_empty() && !b.is_empty()).then_some((a, b))
+    });
+    let (alice_writers, bob_writers) = found.expect("the upstream audited both writes");
+    assert_eq!(alice_writers, BTreeSet::from(["User:alice-up".to_string()]));
+    assert_eq!(
+        bob_writers,
+        BTreeSet::from(["User:gateway-svc".to_string()])
+    );
+}
