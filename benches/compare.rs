@@ -1,7 +1,8 @@
 //! Palisade against Apache Kafka: the same client (librdkafka via the `rdkafka` crate), the same
 //! workload, the same run.
 //!
-//! `cargo bench --bench compare -- [--messages N] [--size BYTES] [--rounds R]`
+//! `cargo bench --bench compare -- [--messages N] [--size BYTES] [--rounds R] [--gateway
+//! [--seconds S]]`
 //!
 //! Starts, as separate processes on loopback, one Apache Kafka 4.4 broker (one KRaft node,
 //! Kafka's defaults; jars from `.ci/kafka/fetch.sh`) and the release `palisade` binary in broker
@@ -25,6 +26,15 @@
 //! resident memory (`/proc/PID/status`): the peak (VmHWM), now (VmRSS), and after start-up. Each
 //! figure is printed for every server with its ratio against Kafka.
 //!
+//! With `--gateway` the servers are the same Kafka broker reached directly and through Palisade
+//! in gateway mode (`[gateway] bootstrap_servers` naming it; pass-through topics, no plugins):
+//! the same steps, each server its own topics on that one broker, plus produce acks=all at
+//! fixed rates of 1,000 and 20,000 msgs/s for S seconds (5 by default): delivery latency
+//! p50/p99 at that load. A summary then gives, per step, the throughput ratio gateway/direct,
+//! the latency the gateway adds, and the gateway's CPU in millicores per MB/s moved (the same
+//! number as CPU ms per MB). The gateway's CPU and RSS are its own process's; Kafka's work
+//! behind it is not counted there.
+//!
 //! A [`servers::Server`] is a bootstrap address, a pid and a name; the workload runs against
 //! any of them, so another kind of server (a gateway in front of Kafka) is one more constructor.
 #![allow(
@@ -41,10 +51,15 @@ mod servers;
 mod support;
 
 use servers::{process::Memory, Server};
-use support::{consume, create, produce, t, Row};
+use support::{consume, create, produce, produce_paced, t, Args, Row};
 
-/// Topics every server gets: 3 partitions, replication factor 1.
-const TOPICS: [&str; 3] = ["warmup", "acks1", "acksall"];
+/// Topics every server gets: 3 partitions, replication factor 1. Server `i`'s are named
+/// `NAME-i`: in gateway mode all servers are one Kafka broker underneath.
+const TOPICS: [&str; 4] = ["warmup", "acks1", "acksall", "paced"];
+
+fn topic(base: &str, server: usize) -> String {
+    format!("{base}-{server}")
+}
 
 /// One step of the workload.
 #[derive(Clone, Copy)]
@@ -52,33 +67,52 @@ enum Step {
     ProduceAcks1,
     ProduceAcksAll,
     Consume,
+    /// Produce acks=all at a fixed rate (msgs/s) for `--seconds`.
+    Paced(u32),
 }
 
 impl Step {
     const ALL: [Step; 3] = [Step::ProduceAcks1, Step::ProduceAcksAll, Step::Consume];
+    const GATEWAY: [Step; 5] = [
+        Step::ProduceAcks1,
+        Step::ProduceAcksAll,
+        Step::Consume,
+        Step::Paced(1_000),
+        Step::Paced(20_000),
+    ];
 
-    fn label(self) -> &'static str {
+    fn label(self) -> String {
         match self {
-            Step::ProduceAcks1 => "produce acks=1",
-            Step::ProduceAcksAll => "produce acks=all",
-            Step::Consume => "consume",
+            Step::ProduceAcks1 => "produce acks=1".into(),
+            Step::ProduceAcksAll => "produce acks=all".into(),
+            Step::Consume => "consume".into(),
+            Step::Paced(rate) => format!("acks=all at {rate} msgs/s"),
         }
     }
 
-    fn run(self, server: &Server, messages: usize, size: usize) -> Row {
+    /// Runs on server number `index`; returns the figures and the records moved.
+    fn run(self, server: &Server, index: usize, a: &Args) -> (Row, usize) {
         let name = format!("{} {}", server.name, self.label());
+        let on = |base: &str| topic(base, index);
+        let (bootstrap, size, n) = (server.bootstrap.as_str(), a.size, a.messages);
         match self {
-            Step::ProduceAcks1 => {
-                produce(&name, &t(&server.bootstrap, "acks1"), "1", messages, size)
-            }
-            Step::ProduceAcksAll => produce(
-                &name,
-                &t(&server.bootstrap, "acksall"),
-                "all",
-                messages,
-                size,
+            Step::ProduceAcks1 => (produce(&name, &t(bootstrap, &on("acks1")), "1", n, size), n),
+            Step::ProduceAcksAll => (
+                produce(&name, &t(bootstrap, &on("acksall")), "all", n, size),
+                n,
             ),
-            Step::Consume => consume(&name, &t(&server.bootstrap, "acksall"), messages),
+            Step::Consume => (consume(&name, &t(bootstrap, &on("acksall")), n), n),
+            Step::Paced(rate) => (
+                produce_paced(
+                    &name,
+                    &t(bootstrap, &on("paced")),
+                    "all",
+                    rate,
+                    a.seconds,
+                    size,
+                ),
+                rate as usize * a.seconds as usize,
+            ),
         }
     }
 }
@@ -89,11 +123,11 @@ struct Measured {
     cpu_ms_per_mb: f64,
 }
 
-fn measure(step: Step, server: &Server, messages: usize, size: usize) -> Measured {
+fn measure(step: Step, server: &Server, index: usize, a: &Args) -> Measured {
     let before = server.cpu_seconds();
-    let row = step.run(server, messages, size);
+    let (row, records) = step.run(server, index, a);
     let cpu = server.cpu_seconds() - before;
-    let mb = (messages * size) as f64 / 1e6;
+    let mb = (records * a.size) as f64 / 1e6;
     Measured {
         row,
         cpu_ms_per_mb: cpu * 1000.0 / mb,
@@ -129,7 +163,7 @@ struct Figure {
     values: Vec<f64>,
 }
 
-fn figures(results: &[Results]) -> Vec<Figure> {
+fn figures(steps: &[Step], results: &[Results]) -> Vec<Figure> {
     let mut out = Vec::new();
     let mut push = |name: String, value: &dyn Fn(&Results) -> f64| {
         out.push(Figure {
@@ -137,10 +171,12 @@ fn figures(results: &[Results]) -> Vec<Figure> {
             values: results.iter().map(value).collect(),
         });
     };
-    for (i, step) in Step::ALL.iter().enumerate() {
+    for (i, step) in steps.iter().enumerate() {
         let label = step.label();
-        push(format!("{label}: MB/s"), &|r| r.steps[i].row.mb_per_s);
-        push(format!("{label}: msgs/s"), &|r| r.steps[i].row.msgs_per_s);
+        if !matches!(step, Step::Paced(_)) {
+            push(format!("{label}: MB/s"), &|r| r.steps[i].row.mb_per_s);
+            push(format!("{label}: msgs/s"), &|r| r.steps[i].row.msgs_per_s);
+        }
         if !matches!(step, Step::Consume) {
             push(format!("{label}: p50 ms"), &|r| r.steps[i].row.p50_ms);
             push(format!("{label}: p99 ms"), &|r| r.steps[i].row.p99_ms);
@@ -160,7 +196,7 @@ fn print_table(servers: &[Server], figures: &[Figure]) {
     let Some(base) = servers.first() else {
         return;
     };
-    let mut header = format!("{:<34}", "figure");
+    let mut header = format!("{:<40}", "figure");
     for s in servers {
         header.push_str(&format!(" {:>20}", s.name));
     }
@@ -169,7 +205,7 @@ fn print_table(servers: &[Server], figures: &[Figure]) {
     }
     println!("{header}");
     for f in figures {
-        let mut line = format!("{:<34}", f.name);
+        let mut line = format!("{:<40}", f.name);
         for v in &f.values {
             let digits = if v.abs() >= 100.0 { 0 } else { 2 };
             line.push_str(&format!(" {v:>20.digits$}"));
@@ -179,6 +215,51 @@ fn print_table(servers: &[Server], figures: &[Figure]) {
         }
         println!("{line}");
     }
+}
+
+/// Gateway mode: per step, what the gateway (`results[1]`) costs against direct (`results[0]`),
+/// with the goals of the gateway's design.
+fn print_gateway_summary(steps: &[Step], results: &[Results]) {
+    let [direct, gateway] = results else {
+        return;
+    };
+    println!();
+    println!(
+        "{:<30} {:>22} {:>16} {:>16} {:>26}",
+        "gateway vs direct",
+        "throughput gw/direct",
+        "added p50 ms",
+        "added p99 ms",
+        "gateway millicores/(MB/s)"
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let (d, g) = (&direct.steps[i], &gateway.steps[i]);
+        let ratio = if matches!(step, Step::Paced(_)) {
+            "(fixed rate)".to_string()
+        } else {
+            format!("{:.2}", g.row.mb_per_s / d.row.mb_per_s)
+        };
+        let added = |f: fn(&Row) -> f64| {
+            let v = f(&g.row) - f(&d.row);
+            if v.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{v:+.2}")
+            }
+        };
+        println!(
+            "{:<30} {:>22} {:>16} {:>16} {:>26.2}",
+            step.label(),
+            ratio,
+            added(|r| r.p50_ms),
+            added(|r| r.p99_ms),
+            g.cpu_ms_per_mb
+        );
+    }
+    println!(
+        "goals: throughput gw/direct >= 0.85, gateway CPU <= 5 millicores per MB/s \
+         (Kroxylicious publishes about 25)"
+    );
 }
 
 fn settings(list: &[(&str, &str)]) -> String {
@@ -193,20 +274,30 @@ fn main() {
         return;
     };
     let rounds = rounds();
+    let gateway = std::env::args().any(|x| x == "--gateway");
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let servers = [
-        servers::kafka::start("kafka", dirs[0].path()),
-        servers::palisade::start("palisade", dirs[1].path(), &[]),
-        servers::palisade::start(
-            "palisade page-cache",
-            dirs[2].path(),
-            &[("flush = \"group-commit\"", "flush = \"page-cache\"")],
-        ),
-    ];
+    let kafka = servers::kafka::start("kafka", dirs[0].path());
+    let (servers, steps): (Vec<Server>, &[Step]) = if gateway {
+        let through = servers::palisade_gateway::start("gateway", dirs[1].path(), &kafka.bootstrap);
+        (vec![kafka, through], &Step::GATEWAY)
+    } else {
+        let servers = vec![
+            kafka,
+            servers::palisade::start("palisade", dirs[1].path(), &[]),
+            servers::palisade::start(
+                "palisade page-cache",
+                dirs[2].path(),
+                &[("flush = \"group-commit\"", "flush = \"page-cache\"")],
+            ),
+        ];
+        (servers, &Step::ALL)
+    };
     let idle: Vec<Memory> = servers.iter().map(Server::memory).collect();
-    for s in &servers {
-        for topic in TOPICS {
-            create(&rt, &s.bootstrap, topic);
+    for (i, s) in servers.iter().enumerate() {
+        // Through a gateway the topics are made on the cluster itself.
+        let admin = if gateway { &servers[0] } else { s };
+        for base in TOPICS {
+            create(&rt, &admin.bootstrap, &topic(base, i));
         }
     }
 
@@ -227,19 +318,20 @@ fn main() {
     }
 
     let warm_up = (a.messages / 10).clamp(1, 50_000);
-    for s in &servers {
-        produce("warm-up", &t(&s.bootstrap, "warmup"), "1", warm_up, a.size);
-        consume("warm-up", &t(&s.bootstrap, "warmup"), warm_up);
+    for (i, s) in servers.iter().enumerate() {
+        let warmup = topic("warmup", i);
+        produce("warm-up", &t(&s.bootstrap, &warmup), "1", warm_up, a.size);
+        consume("warm-up", &t(&s.bootstrap, &warmup), warm_up);
     }
     // results[server][step]: one measurement per round.
     let mut results: Vec<Vec<Vec<Measured>>> = servers
         .iter()
-        .map(|_| Step::ALL.iter().map(|_| Vec::new()).collect())
+        .map(|_| steps.iter().map(|_| Vec::new()).collect())
         .collect();
     for _ in 0..rounds {
-        for (i, step) in Step::ALL.into_iter().enumerate() {
-            for (s, out) in servers.iter().zip(results.iter_mut()) {
-                let measured = measure(step, s, a.messages, a.size);
+        for (i, step) in steps.iter().enumerate() {
+            for (index, (s, out)) in servers.iter().zip(results.iter_mut()).enumerate() {
+                let measured = measure(*step, s, index, &a);
                 // Progress, so that a run that fails later still shows what it measured.
                 eprintln!(
                     "{}: {:.1} MB/s, server CPU {:.1} ms/MB",
@@ -259,7 +351,10 @@ fn main() {
         })
         .collect();
     println!();
-    print_table(&servers, &figures(&results));
+    print_table(&servers, &figures(steps, &results));
+    if gateway {
+        print_gateway_summary(steps, &results);
+    }
     // Stop the servers before their folders go.
     drop(servers);
     drop(dirs);

@@ -149,6 +149,59 @@ pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) ->
     )
 }
 
+/// Sends records of `size` bytes over 3 partitions at `rate` per second for `seconds` (each
+/// record is sent when its time comes; a late sender catches up at once), waits for every
+/// delivery, and reports the delivery latencies: the latency a client sees at that load, not
+/// under a backlog of its own making.
+pub fn produce_paced(
+    name: &str,
+    t: &Target<'_>,
+    acks: &str,
+    rate: u32,
+    seconds: u64,
+    size: usize,
+) -> Row {
+    let ctx = Latencies::default();
+    let p = producer(t.bootstrap, t.client, acks, ctx.clone());
+    let payload = vec![b'x'; size];
+    let n = rate as usize * seconds as usize;
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let record = BaseRecord::<(), _, _>::with_opaque_to(t.topic, Box::new(Instant::now()))
+            .partition((i % 3) as i32)
+            .payload(&payload[..]);
+        if let Err((e, _)) = p.send(record) {
+            panic!("{name}: send failed at a paced rate: {e}");
+        }
+    }
+    let flush = Duration::from_secs(60);
+    if let Err(e) = p.flush(flush) {
+        panic!(
+            "{name}: {} of {n} records not delivered within {flush:?}: {e}",
+            p.in_flight_count()
+        );
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(
+        ctx.errors.load(Ordering::Relaxed),
+        0,
+        "{name}: delivery errors"
+    );
+    let mut lat = ctx.micros.lock().unwrap().clone();
+    lat.sort_unstable();
+    Row {
+        name: name.to_string(),
+        msgs_per_s: n as f64 / elapsed,
+        mb_per_s: (n * size) as f64 / elapsed / 1e6,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
 /// Sends `n` records of `payload(i)` (about `size` bytes) over 3 partitions with `p`, waits
 /// for every delivery, and reports throughput and the delivery latencies `ctx` recorded.
 #[allow(clippy::too_many_arguments)]

@@ -17,6 +17,7 @@
 
 pub mod kafka;
 pub mod palisade;
+pub mod palisade_gateway;
 pub mod process;
 
 use std::path::PathBuf;

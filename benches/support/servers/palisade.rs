@@ -20,8 +20,17 @@ impl Drop for Broker {
 /// Starts Palisade over `dir` (config, data and log there) with the dev default config, after
 /// the `extra` text replacements; returns once it answers Metadata.
 pub fn start(name: &str, dir: &Path, extra: &[(&str, &str)]) -> Server {
+    start_on(
+        name,
+        dir,
+        crate::common::kafka_cluster::free_ports(1)[0],
+        extra,
+    )
+}
+
+/// [`start`] with its PLAINTEXT listener on `port`.
+pub fn start_on(name: &str, dir: &Path, port: u16, extra: &[(&str, &str)]) -> Server {
     std::fs::create_dir_all(dir).unwrap();
-    let port = crate::common::kafka_cluster::free_ports(1)[0];
     let bind = format!("bind = \"127.0.0.1:{port}\"");
     let mut replacements = vec![("bind = \"127.0.0.1:0\"", bind.as_str())];
     replacements.extend_from_slice(extra);
@@ -38,6 +47,8 @@ pub fn start(name: &str, dir: &Path, extra: &[(&str, &str)]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_palisade"))
         .args(["serve", "--config"])
         .arg(&path)
+        // The config's relative folders (audit, plugins) land in `dir`, not in the checkout.
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
