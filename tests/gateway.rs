@@ -453,13 +453,14 @@ fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_an
         .filter(|(_, r)| r.is_ok())
         .map(|(v, _)| v.clone())
         .collect();
+    // Back before any assertion, so a failure here leaves the shared cluster whole.
+    cluster.restart(leader);
     assert_eq!(
         acked_after.len(),
         100,
         "two of three replicas stay in sync: every record is acknowledged ({:?})",
         results.iter().find(|r| r.is_err())
     );
-    cluster.restart(leader);
     wait_for(LIMIT, || {
         leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.contains(&leader))
     })

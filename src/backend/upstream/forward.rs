@@ -10,6 +10,23 @@
 
 use kafka_protocol::messages::RequestKind;
 
+/// Whether any broker of the cluster answers `request` as well as the one the client chose:
+/// cluster-wide questions and changes (the controller's work is forwarded by the broker that
+/// receives it), as opposed to what one node serves (a partition it leads, a group it
+/// coordinates, its own groups or configs).
+pub(super) fn any_node_answers(request: &RequestKind) -> bool {
+    match request {
+        RequestKind::Metadata(_)
+        | RequestKind::FindCoordinator(_)
+        | RequestKind::DescribeCluster(_)
+        | RequestKind::CreateTopics(_)
+        | RequestKind::DeleteTopics(_)
+        | RequestKind::CreatePartitions(_) => true,
+        RequestKind::InitProducerId(r) => r.transactional_id.is_none(),
+        _ => false,
+    }
+}
+
 /// `request` as the upstream receives it.
 pub(super) fn prepare(request: RequestKind) -> RequestKind {
     match request {

@@ -136,6 +136,44 @@ impl Upstream {
         Ok(())
     }
 
+    /// Asks another node than the lane's, on the shared connection of the caller's identity.
+    async fn elsewhere(
+        &self,
+        call: Call<'_>,
+        request: &RequestKind,
+    ) -> Result<ResponseKind, BackendError> {
+        let credential = self
+            .identities
+            .for_principal(&call.caller.principal.name)
+            .map_err(|e| BackendError::Refused(e.to_string()))?;
+        let others: Vec<i32> = self
+            .cluster
+            .nodes()
+            .nodes
+            .keys()
+            .copied()
+            .filter(|id| Some(*id) != call.lane.node())
+            .collect();
+        let mut failures = Vec::new();
+        for node in others {
+            let conn = match self.cluster.connection_as(node, credential.as_ref()).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    failures.push(e);
+                    continue;
+                }
+            };
+            match conn
+                .call(call.api_version, call.caller.client_id.as_deref(), request)
+                .await
+            {
+                Ok(response) => return Ok(response),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(self.unavailable(failures))
+    }
+
     /// After a failed exchange: a connection that failed is not used again by the lane.
     async fn forget_failed(&self, call: Call<'_>) {
         let mut slot = call.lane.upstream().lock().await;
@@ -153,16 +191,29 @@ impl Backend for Upstream {
     ) -> BoxFuture<'a, Result<ResponseKind, BackendError>> {
         async move {
             let request = forward::prepare(request);
-            let conn = self.connection(call).await?;
-            let answered = conn
-                .call(call.api_version, call.caller.client_id.as_deref(), &request)
-                .await;
+            let client_id = call.caller.client_id.as_deref();
+            let answered = match self.connection(call).await {
+                Ok(conn) => match conn.call(call.api_version, client_id, &request).await {
+                    Ok(response) => Ok(response),
+                    Err(e) => {
+                        self.forget_failed(call).await;
+                        Err(self.unavailable(vec![e]))
+                    }
+                },
+                Err(e) => Err(e),
+            };
             let mut response = match answered {
                 Ok(response) => response,
-                Err(e) => {
-                    self.forget_failed(call).await;
-                    return Err(self.unavailable(vec![e]));
+                // The node the client addressed is down or gone, but any node answers this:
+                // ask another, so the client learns where to go (a client that only ever
+                // asks its connection to a dead node for Metadata would never find the new
+                // leader).
+                Err(BackendError::Unavailable(first)) if forward::any_node_answers(&request) => {
+                    self.elsewhere(call, &request)
+                        .await
+                        .map_err(|e| BackendError::Unavailable(format!("{first}; {e}")))?
                 }
+                Err(e) => return Err(e),
             };
             self.rewrite(call, &mut response)?;
             Ok(response)
