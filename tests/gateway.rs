@@ -180,20 +180,35 @@ fn send(p: &FutureProducer, topic: &str, value: &[u8]) -> Result<i64, KafkaError
 /// Every value of partition 0 of `topic`, read from offset 0 until `expected` arrived (or
 /// the deadline passed: then what arrived).
 fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer = reader(bootstrap, topic, &[]);
+    poll_values(&consumer, |values| values.len() >= expected)
+}
+
+/// A consumer of partition 0 of `topic` from its beginning, with `settings` on top.
+fn reader(bootstrap: &str, topic: &str, settings: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("reader-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// The values `c` receives, in order, polled until `done` says so or the deadline passes
+/// (then what arrived).
+fn poll_values(c: &BaseConsumer, done: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
     let mut values = Vec::new();
     let deadline = std::time::Instant::now() + LIMIT;
-    while values.len() < expected && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+    while !done(&values) && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             values.push(m.payload().unwrap_or_default().to_vec());
         }
     }
@@ -276,13 +291,8 @@ fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upst
         .create()
         .unwrap();
     group.subscribe(&[topic]).unwrap();
-    let mut seen = BTreeSet::new();
-    let deadline = std::time::Instant::now() + LIMIT;
-    while seen.len() < 50 && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = group.poll(Duration::from_millis(200)) {
-            seen.insert(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
-        }
-    }
+    let distinct = |values: &[Vec<u8>]| values.iter().cloned().collect::<BTreeSet<_>>();
+    let seen = distinct(&poll_values(&group, |v| distinct(v).len() >= 50));
     assert_eq!(seen.len(), 50, "the group read {seen:?}");
     group
         .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
@@ -500,57 +510,31 @@ fn a_transaction_committed_and_one_aborted_pass_through_and_read_committed_sees_
         .unwrap();
     let timeout = Duration::from_secs(60);
     p.init_transactions(timeout).unwrap();
-    p.begin_transaction().unwrap();
-    for i in 0..5 {
-        p.send(
-            BaseRecord::<(), str>::to(topic)
-                .partition(0)
-                .payload(&format!("kept-{i}")),
-        )
-        .unwrap();
-    }
+    // Begins a transaction and sends `values` in it.
+    let send_in_transaction = |values: Vec<String>| {
+        p.begin_transaction().unwrap();
+        for v in &values {
+            p.send(BaseRecord::<(), str>::to(topic).partition(0).payload(v))
+                .unwrap();
+        }
+    };
+    send_in_transaction((0..5).map(|i| format!("kept-{i}")).collect());
     p.commit_transaction(timeout).unwrap();
-    p.begin_transaction().unwrap();
-    for i in 0..5 {
-        p.send(
-            BaseRecord::<(), str>::to(topic)
-                .partition(0)
-                .payload(&format!("aborted-{i}")),
-        )
-        .unwrap();
-    }
+    send_in_transaction((0..5).map(|i| format!("aborted-{i}")).collect());
     p.flush(timeout).unwrap();
     p.abort_transaction(timeout).unwrap();
-    p.begin_transaction().unwrap();
-    p.send(
-        BaseRecord::<(), str>::to(topic)
-            .partition(0)
-            .payload("last"),
-    )
-    .unwrap();
+    send_in_transaction(vec!["last".to_string()]);
     p.commit_transaction(timeout).unwrap();
 
     // read_committed, through the gateway: the committed records, none of the aborted ones.
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", gw.bootstrap())
-        .set("group.id", unique("gw-txn-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let mut values = Vec::new();
-    let deadline = std::time::Instant::now() + LIMIT;
-    while !values.iter().any(|v| v == "last") && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
-        }
-    }
-    let mut expected: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
-    expected.push("last".to_string());
+    let c = reader(
+        &gw.bootstrap(),
+        topic,
+        &[("isolation.level", "read_committed")],
+    );
+    let values = poll_values(&c, |v| v.iter().any(|v| v == b"last"));
+    let mut expected: Vec<Vec<u8>> = (0..5).map(|i| format!("kept-{i}").into_bytes()).collect();
+    expected.push(b"last".to_vec());
     assert_eq!(values, expected);
 }
 
@@ -637,13 +621,7 @@ fn a_policy_change_stops_a_consumer_in_the_middle_of_its_fetches() {
     // open topic's (written after it) does, so fetching went on meanwhile.
     send(&direct, &closing, b"after").unwrap();
     send(&direct, &open, b"control").unwrap();
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + LIMIT;
-    while !got.iter().any(|v: &Vec<u8>| v == b"control") && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            got.push(m.payload().unwrap().to_vec());
-        }
-    }
+    let got = poll_values(&c, |v| v.iter().any(|v| v == b"control"));
     assert!(
         got.iter().any(|v| v == b"control"),
         "the open topic stopped too: {got:?}"

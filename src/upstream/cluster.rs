@@ -94,9 +94,7 @@ struct SlotKey {
 #[derive(Default)]
 struct SlotState {
     connection: Option<Arc<Connection>>,
-    failures: u32,
-    retry_at: Option<Instant>,
-    last_error: String,
+    health: Health,
 }
 
 #[derive(Default)]
@@ -123,6 +121,29 @@ struct Health {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: String,
+}
+
+impl Health {
+    /// Refuses a connect while the node's backoff has not passed.
+    fn check(&self, node_id: i32, address: &str) -> Result<(), UpstreamError> {
+        let now = Instant::now();
+        match self.retry_at.filter(|at| *at > now) {
+            Some(retry_at) => Err(UpstreamError::NodeUnavailable {
+                node_id,
+                address: address.to_string(),
+                retry_in_ms: u64::try_from((retry_at - now).as_millis()).unwrap_or(u64::MAX),
+                last: self.last_error.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed connect; the next waits longer.
+    fn failed(&mut self, e: &UpstreamError) {
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at = Some(Instant::now() + backoff(self.failures));
+        self.last_error = e.to_string();
+    }
 }
 
 impl std::fmt::Debug for UpstreamCluster {
@@ -281,13 +302,7 @@ impl UpstreamCluster {
         node_id: i32,
         credential: Option<&Arc<Credential>>,
     ) -> Result<Arc<Connection>, UpstreamError> {
-        let address = self
-            .map
-            .borrow()
-            .nodes
-            .get(&node_id)
-            .map(Node::address)
-            .ok_or(UpstreamError::UnknownNode { node_id })?;
+        let address = self.address_of(node_id)?;
         let key = SlotKey {
             node_id,
             identity: credential.map(|c| c.fingerprint()),
@@ -300,29 +315,19 @@ impl UpstreamCluster {
             }
         }
         state.connection = None;
-        let now = Instant::now();
-        if let Some(retry_at) = state.retry_at.filter(|at| *at > now) {
-            return Err(UpstreamError::NodeUnavailable {
-                node_id,
-                address,
-                retry_in_ms: u64::try_from((retry_at - now).as_millis()).unwrap_or(u64::MAX),
-                last: state.last_error.clone(),
-            });
-        }
+        state.health.check(node_id, &address)?;
         let options = self.options_for(credential);
         match Connection::connect(&address, &options).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 *state = SlotState {
                     connection: Some(Arc::clone(&conn)),
-                    ..SlotState::default()
+                    health: Health::default(),
                 };
                 Ok(conn)
             }
             Err(e) => {
-                state.failures = state.failures.saturating_add(1);
-                state.retry_at = Some(Instant::now() + backoff(state.failures));
-                state.last_error = e.to_string();
+                state.health.failed(&e);
                 Err(e)
             }
         }
@@ -330,6 +335,16 @@ impl UpstreamCluster {
 }
 
 impl UpstreamCluster {
+    /// The `host:port` of `node_id` as last learned.
+    fn address_of(&self, node_id: i32) -> Result<String, UpstreamError> {
+        self.map
+            .borrow()
+            .nodes
+            .get(&node_id)
+            .map(Node::address)
+            .ok_or(UpstreamError::UnknownNode { node_id })
+    }
+
     /// The connect options of a login as `credential` (`None`: the service account).
     fn options_for(&self, credential: Option<&Arc<Credential>>) -> ConnectOptions {
         match credential {
@@ -349,23 +364,9 @@ impl UpstreamCluster {
         node_id: i32,
         credential: Option<&Arc<Credential>>,
     ) -> Result<Connection, UpstreamError> {
-        let address = self
-            .map
-            .borrow()
-            .nodes
-            .get(&node_id)
-            .map(Node::address)
-            .ok_or(UpstreamError::UnknownNode { node_id })?;
-        let now = Instant::now();
+        let address = self.address_of(node_id)?;
         if let Some(health) = self.lane_health.lock().get(&node_id) {
-            if let Some(retry_at) = health.retry_at.filter(|at| *at > now) {
-                return Err(UpstreamError::NodeUnavailable {
-                    node_id,
-                    address,
-                    retry_in_ms: u64::try_from((retry_at - now).as_millis()).unwrap_or(u64::MAX),
-                    last: health.last_error.clone(),
-                });
-            }
+            health.check(node_id, &address)?;
         }
         let options = self.options_for(credential);
         let result = Connection::connect(&address, &options).await;
@@ -374,12 +375,7 @@ impl UpstreamCluster {
             Ok(_) => {
                 health.remove(&node_id);
             }
-            Err(e) => {
-                let h = health.entry(node_id).or_default();
-                h.failures = h.failures.saturating_add(1);
-                h.retry_at = Some(Instant::now() + backoff(h.failures));
-                h.last_error = e.to_string();
-            }
+            Err(e) => health.entry(node_id).or_default().failed(e),
         }
         result
     }
