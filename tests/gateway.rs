@@ -110,6 +110,16 @@ fn free_port_block(n: u16) -> u16 {
 
 /// A gateway in front of `cluster`, its data in `dir`, `extra` replacements applied on top.
 fn gateway(upstream: &Upstream, dir: &Path, extra: &[(&str, &str)]) -> BackgroundBroker {
+    gateway_with_node_ports(upstream, dir, extra).0
+}
+
+/// [`gateway`], and the port of node 0 on its first (PLAINTEXT) listener: node `N` is on
+/// that port + `N`.
+fn gateway_with_node_ports(
+    upstream: &Upstream,
+    dir: &Path,
+    extra: &[(&str, &str)],
+) -> (BackgroundBroker, u16) {
     let servers: Vec<String> = upstream
         .bootstrap()
         .split(',')
@@ -127,7 +137,7 @@ fn gateway(upstream: &Upstream, dir: &Path, extra: &[(&str, &str)]) -> Backgroun
         ("port_base = 19092", &port_base),
     ];
     all.extend_from_slice(extra);
-    BackgroundBroker::start(dir, &all)
+    (BackgroundBroker::start(dir, &all), base)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -339,6 +349,21 @@ fn a_produce_cedar_denies_never_reaches_the_upstream() {
     assert_eq!(upstream_end(&cluster.bootstrap(), &open), 1);
     // ...and the denied record never reached the cluster.
     assert_eq!(upstream_end(&cluster.bootstrap(), &secret), 0);
+    // The gateway's audit trail holds its decision, naming the policy that made it.
+    let denial = wait_for(LIMIT, || {
+        audit_events(&dir.path().join("data"))
+            .into_iter()
+            .find(|e| {
+                e["operation"] == "Write"
+                    && e["result"] == "deny"
+                    && e["resource"].as_str().is_some_and(|r| r.contains(&secret))
+            })
+    })
+    .expect("the gateway audited the denial");
+    assert!(
+        denial.to_string().contains("no-secret-writes"),
+        "the audited denial names no policy: {denial}"
+    );
 }
 
 const SCHEMA_MANIFEST: &str = r#"
@@ -891,30 +916,27 @@ fn a_mapped_client_reaches_an_upstream_palisade_as_itself_and_others_as_the_serv
         secrets.join("svc.pw").display().to_string()
     );
     let up = Upstream::Theirs(upstream_broker.bootstrap());
-    let gw = gateway(
-        &up,
-        &gw_data,
-        &[
-            ("protocol = \"PLAINTEXT\"", sasl),
-            (
-                "# identity_map_file = \"/etc/palisade/upstream-identities.toml\"",
-                &map_line,
-            ),
-            (
-                "# mechanism = \"SCRAM-SHA-512\"",
-                "mechanism = \"SCRAM-SHA-256\"",
-            ),
-            (
-                "# username = \"palisade-gateway\"",
-                "username = \"gateway-svc\"",
-            ),
-            (
-                "# password_file = \"/etc/palisade/upstream-password\"",
-                &password_line,
-            ),
-        ],
-    );
-    let as_user = |user: &str| -> FutureProducer {
+    let mut settings = vec![
+        ("protocol = \"PLAINTEXT\"", sasl),
+        (
+            "# identity_map_file = \"/etc/palisade/upstream-identities.toml\"",
+            &map_line,
+        ),
+        (
+            "# mechanism = \"SCRAM-SHA-512\"",
+            "mechanism = \"SCRAM-SHA-256\"",
+        ),
+        (
+            "# username = \"palisade-gateway\"",
+            "username = \"gateway-svc\"",
+        ),
+        (
+            "# password_file = \"/etc/palisade/upstream-password\"",
+            &password_line,
+        ),
+    ];
+    let gw = gateway(&up, &gw_data, &settings);
+    let as_user = |gw: &BackgroundBroker, user: &str| -> FutureProducer {
         ClientConfig::new()
             .set("bootstrap.servers", gw.bootstrap())
             .set("security.protocol", "SASL_PLAINTEXT")
@@ -922,13 +944,13 @@ fn a_mapped_client_reaches_an_upstream_palisade_as_itself_and_others_as_the_serv
             .set("sasl.username", user)
             .set("sasl.password", format!("{user}-password"))
             .set("acks", "all")
-            .set("message.timeout.ms", "60000")
+            .set("message.timeout.ms", "30000")
             .create()
             .unwrap()
     };
     let (alices, bobs) = (unique("gw-alice"), unique("gw-bob"));
-    send(&as_user("alice"), &alices, b"from alice").unwrap();
-    send(&as_user("bob"), &bobs, b"from bob").unwrap();
+    send(&as_user(&gw, "alice"), &alices, b"from alice").unwrap();
+    send(&as_user(&gw, "bob"), &bobs, b"from bob").unwrap();
 
     // The upstream's own audit trail: alice's writes as alice-up, bob's as the service
     // account; never the other way round.
@@ -950,4 +972,413 @@ fn a_mapped_client_reaches_an_upstream_palisade_as_itself_and_others_as_the_serv
         bob_writers,
         BTreeSet::from(["User:gateway-svc".to_string()])
     );
+
+    // With `unmapped = "refuse"`, bob (unmapped) is refused at the gateway and nothing of his
+    // reaches the upstream, while alice still writes as herself.
+    drop(gw);
+    settings.push(("unmapped = \"service-account\"", "unmapped = \"refuse\""));
+    let strict = gateway(&up, &gw_data, &settings);
+    let refused_topic = unique("gw-bob-refused");
+    // (Metadata says TOPIC_AUTHORIZATION_FAILED, which clients take as final.)
+    let refused = send(&as_user(&strict, "bob"), &refused_topic, b"refused").unwrap_err();
+    assert_eq!(
+        refused.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{refused:?}"
+    );
+    let alices_again = unique("gw-alice-again");
+    send(&as_user(&strict, "alice"), &alices_again, b"again").unwrap();
+    wait_for(LIMIT, || {
+        (!writers_of(&alices_again).is_empty()).then_some(())
+    })
+    .expect("the upstream audited alice's write");
+    assert_eq!(
+        writers_of(&alices_again),
+        BTreeSet::from(["User:alice-up".to_string()])
+    );
+    assert!(
+        audit_events(&up_data)
+            .iter()
+            .all(|e| !e.to_string().contains(&refused_topic)),
+        "the upstream saw bob's refused request"
+    );
+}
+
+/// Leader and replicas of partition 0 of `topic`, as `bootstrap` describes them.
+fn leader_and_replicas(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let partition = metadata.topics().first()?.partitions().first()?;
+    (partition.error().is_none() && partition.leader() >= 0)
+        .then(|| (partition.leader(), partition.replicas().to_vec()))
+}
+
+#[test]
+fn a_leader_moved_by_reassignment_is_followed_by_clients_of_the_gateway() {
+    use common::kafka_java::{run_java, REASSIGN_PARTITIONS};
+    let up = upstream();
+    let cluster = up.ours();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&up, &dir.path().join("data"), &[]);
+    let topic = &unique("gw-moving");
+    // Replicas on nodes 1 and 2, node 1 leading.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let new = NewTopic::new(topic, 1, TopicReplication::Variable(&[&[1, 2]]));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in runtime()
+        .block_on(admin.create_topics([&new], &options))
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    wait_for(LIMIT, || {
+        leader_and_replicas(&gw.bootstrap(), topic).filter(|(leader, _)| *leader == 1)
+    })
+    .expect("node 1 leads the new topic, as the gateway's metadata says");
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    let before: Vec<String> = (0..50).map(|i| format!("a{i}")).collect();
+    for r in produce_all(&p, topic, &before) {
+        r.unwrap();
+    }
+
+    // The partition moves to nodes 3 and 2 with Kafka's own tool, on the cluster directly:
+    // node 1 leaves, so leadership moves off it.
+    let plan = dir.path().join("reassign.json");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":{topic:?},"partition":0,"replicas":[3,2]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let run = run_java(
+        REASSIGN_PARTITIONS,
+        &[
+            "--bootstrap-server",
+            &cluster.bootstrap(),
+            "--reassignment-json-file",
+            plan.to_str().unwrap(),
+            "--execute",
+        ],
+    );
+    assert!(run.success(), "{}", run.output());
+    let (moved_to, replicas) = wait_for(LIMIT, || {
+        leader_and_replicas(&cluster.bootstrap(), topic)
+            .filter(|(leader, replicas)| *leader != 1 && !replicas.contains(&1))
+    })
+    .expect("the reassignment completes");
+    assert!(replicas.contains(&3), "{replicas:?}");
+    // Clients of the gateway see the move in its rewritten metadata...
+    wait_for(LIMIT, || {
+        leader_and_replicas(&gw.bootstrap(), topic).filter(|(leader, _)| *leader == moved_to)
+    })
+    .expect("the gateway's metadata names the new leader");
+    // ...and the producer connected to the old leader's port follows it: every record is
+    // acknowledged and stored once, in order.
+    let after: Vec<String> = (0..50).map(|i| format!("b{i}")).collect();
+    for r in produce_all(&p, topic, &after) {
+        r.unwrap();
+    }
+    let expected: Vec<Vec<u8>> = before
+        .iter()
+        .chain(&after)
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    assert_eq!(read_all(&gw.bootstrap(), topic, 100), expected);
+    assert_eq!(read_all(&cluster.bootstrap(), topic, 100), expected);
+}
+
+/// Errors librdkafka reports through its error callback, with their codes.
+#[derive(Clone, Default)]
+struct ClientErrors(std::sync::Arc<std::sync::Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>);
+
+impl rdkafka::client::ClientContext for ClientErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((error.rdkafka_error_code(), reason.to_string()));
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ClientErrors {}
+
+impl ClientErrors {
+    fn authentication(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(code, _)| *code == Some(RDKafkaErrorCode::Authentication))
+    }
+}
+
+#[test]
+fn removing_a_user_cuts_off_its_consumer_in_the_middle_of_its_fetches() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    scram_users(&data, &["bob", "carol"]);
+    let sasl = "protocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"SCRAM-SHA-256\"]";
+    let gw = gateway(&cluster, &data, &[("protocol = \"PLAINTEXT\"", sasl)]);
+    let topic = unique("gw-removal");
+    create_upstream_topic(&cluster.bootstrap(), &topic);
+    let direct = producer(&cluster.bootstrap());
+    send(&direct, &topic, b"before").unwrap();
+    let consumer_as = |user: &str| -> (BaseConsumer<ClientErrors>, ClientErrors) {
+        let errors = ClientErrors::default();
+        let c: BaseConsumer<ClientErrors> = ClientConfig::new()
+            .set("bootstrap.servers", gw.bootstrap())
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "SCRAM-SHA-256")
+            .set("sasl.username", user)
+            .set("sasl.password", format!("{user}-password"))
+            .set("group.id", unique(&format!("gw-removal-{user}")))
+            .set("enable.auto.commit", "false")
+            .create_with_context(errors.clone())
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        (c, errors)
+    };
+    let next_value = |c: &BaseConsumer<ClientErrors>| {
+        wait_for(LIMIT, || match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => Some(m.payload().unwrap_or_default().to_vec()),
+            _ => None,
+        })
+    };
+    let (bob, bob_errors) = consumer_as("bob");
+    let (carol, _) = consumer_as("carol");
+    assert_eq!(next_value(&bob).as_deref(), Some(&b"before"[..]));
+    assert_eq!(next_value(&carol).as_deref(), Some(&b"before"[..]));
+
+    // Bob is removed while fetching: his connections close, his client cannot log in again
+    // and reads nothing more; carol goes on.
+    gw.running
+        .as_ref()
+        .unwrap()
+        .broker
+        .credentials
+        .update(|s| s.remove_user("bob"))
+        .unwrap();
+    let cut_off = wait_for(LIMIT, || {
+        let _ = bob.poll(Duration::from_millis(200));
+        bob_errors.authentication().then_some(())
+    });
+    assert!(
+        cut_off.is_some(),
+        "bob's client never failed to log in again: {:?}",
+        bob_errors.0.lock().unwrap()
+    );
+    send(&direct, &topic, b"after").unwrap();
+    assert_eq!(next_value(&carol).as_deref(), Some(&b"after"[..]));
+    for _ in 0..10 {
+        if let Some(Ok(m)) = bob.poll(Duration::from_millis(200)) {
+            assert_ne!(m.payload(), Some(&b"after"[..]), "a removed user read on");
+        }
+    }
+}
+
+#[test]
+fn connection_limits_and_quotas_count_the_node_ports_too() {
+    use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, base) = gateway_with_node_ports(
+        &cluster,
+        &dir.path().join("data"),
+        &[
+            // Three connections from 127.0.0.2 (the clients below use 127.0.0.1).
+            (
+                "connections_per_ip_overrides = {}",
+                "connections_per_ip_overrides = { \"127.0.0.2\" = 3 }",
+            ),
+            (
+                "new_connections_per_second_per_ip = 200",
+                "new_connections_per_second_per_ip = 0",
+            ),
+            (
+                "max_throttle_ms = 10000\n",
+                "max_throttle_ms = 10000\n[[quotas.overrides]]\nclient_id = \"metered\"\nproducer_byte_rate = 100000\n",
+            ),
+        ],
+    );
+    let gw = &gw;
+    // Three connections to two nodes' ports, from one address: each is served...
+    let served = |port: u16| -> Option<common::Raw> {
+        gw.rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().ok()?;
+            socket.bind("127.0.0.2:0".parse().ok()?).ok()?;
+            let stream = socket.connect(([127, 0, 0, 1], port).into()).await.ok()?;
+            let mut raw = common::Raw::over(stream);
+            raw.try_request::<_, ApiVersionsResponse>(
+                ApiKey::ApiVersions,
+                3,
+                &ApiVersionsRequest::default(),
+            )
+            .await
+            .map(|_| raw)
+        })
+    };
+    // The node ports open once the gateway has learned the nodes.
+    for node in 1..=3 {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], base + node));
+        wait_for(LIMIT, || common::api_versions_answered(addr).then_some(()))
+            .unwrap_or_else(|| panic!("node {node}'s port {addr} never served"));
+    }
+    let held: Vec<common::Raw> = [base + 1, base + 2, base + 1]
+        .into_iter()
+        .map(|port| {
+            served(port).unwrap_or_else(|| {
+                panic!("a connection to {port} within the limit is not served (node 0 at {base})")
+            })
+        })
+        .collect();
+    // ...and a fourth, to another node's port or the bootstrap port, is not: one count for
+    // every port of the gateway.
+    assert!(
+        served(base + 3).is_none(),
+        "a node port ignored max_connections_per_ip"
+    );
+    assert!(
+        served(base).is_none(),
+        "node 0's port ignored max_connections_per_ip"
+    );
+    drop(held);
+    // Freed slots serve again (once the gateway has seen the closes).
+    wait_for(LIMIT, || served(base + 3)).expect("the closed connections' slots were never freed");
+
+    // A producer over its quota, through the node ports: throttled, and nothing lost.
+    let topic = unique("gw-metered");
+    create_upstream_topic(&cluster.bootstrap(), &topic);
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("client.id", "metered")
+        .set("acks", "all")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    let values: Vec<String> = (0..300)
+        .map(|i| format!("{i:04}{}", "x".repeat(1020)))
+        .collect();
+    for r in produce_all(&p, &topic, &values) {
+        r.unwrap();
+    }
+    let throttled = gw
+        .running
+        .as_ref()
+        .unwrap()
+        .broker
+        .metrics
+        .throttled
+        .with(&["produce_quota"])
+        .get();
+    assert!(throttled >= 1, "300 KB at 100 KB/s were never throttled");
+    assert_eq!(upstream_end(&cluster.bootstrap(), &topic), 300);
+}
+
+#[test]
+fn a_consumer_group_rebalances_through_the_gateway_and_reads_every_record_once() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&cluster, &dir.path().join("data"), &[]);
+    let topic = &unique("gw-rebalance");
+    // Two partitions, created through the gateway (forwarded to the cluster).
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .create()
+        .unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in runtime()
+        .block_on(admin.create_topics(
+            [&NewTopic::new(topic, 2, TopicReplication::Fixed(3))],
+            &options,
+        ))
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let group = unique("gw-rebalancing");
+    let member = || -> BaseConsumer {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", gw.bootstrap())
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .create()
+            .unwrap();
+        c.subscribe(&[topic]).unwrap();
+        c
+    };
+    let partitions_of = |c: &BaseConsumer| c.assignment().map(|a| a.count()).unwrap_or_default();
+    let first = member();
+    wait_for(LIMIT, || {
+        let _ = first.poll(Duration::from_millis(200));
+        (partitions_of(&first) == 2).then_some(())
+    })
+    .expect("the only member gets both partitions");
+    // A second member joins: the group rebalances, one partition each.
+    let second = member();
+    wait_for(LIMIT, || {
+        let _ = first.poll(Duration::from_millis(100));
+        let _ = second.poll(Duration::from_millis(100));
+        (partitions_of(&first) == 1 && partitions_of(&second) == 1).then_some(())
+    })
+    .expect("the group rebalanced to one partition each");
+
+    let p = producer(&gw.bootstrap());
+    let rt = runtime();
+    for i in 0..40 {
+        let value = format!("r{i}");
+        rt.block_on(
+            p.send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(i % 2)
+                    .payload(&value),
+                Duration::from_secs(30),
+            ),
+        )
+        .unwrap();
+    }
+    // Each member reads its own partition's records; together every record, once.
+    let mut by_member: [Vec<(i32, String)>; 2] = [Vec::new(), Vec::new()];
+    let deadline = std::time::Instant::now() + LIMIT;
+    while by_member[0].len() + by_member[1].len() < 40 && std::time::Instant::now() < deadline {
+        for (i, c) in [&first, &second].into_iter().enumerate() {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                by_member[i].push((m.partition(), value));
+            }
+        }
+    }
+    let all: Vec<String> = by_member.iter().flatten().map(|(_, v)| v.clone()).collect();
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), 40, "read {all:?}");
+    assert_eq!(distinct.len(), 40, "some record was read twice: {all:?}");
+    for reads in &by_member {
+        let partitions: BTreeSet<i32> = reads.iter().map(|(p, _)| *p).collect();
+        assert_eq!(
+            partitions.len(),
+            1,
+            "a member read both partitions: {reads:?}"
+        );
+    }
 }

@@ -69,7 +69,18 @@ pub async fn handle(
         Ok(response) => response,
         Err(e) => {
             tracing::warn!(principal = %ctx.principal, "metadata failed: {e}");
-            // Without the backend's answer no topic is described; the client retries.
+            if matches!(e, backend::BackendError::Refused(_)) {
+                // Refused for good (no upstream identity): no topic may be reached. Clients
+                // treat TOPIC_AUTHORIZATION_FAILED as final (librdkafka fails the messages at
+                // once; CLUSTER_AUTHORIZATION_FAILED here would be retried until they time
+                // out); the log line above says why.
+                refused.extend(named.iter().map(|name| {
+                    MetadataResponseTopic::default()
+                        .with_name(Some(name.clone()))
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                }));
+            }
+            // Otherwise no topic is described without the backend's answer; the client retries.
             return MetadataResponse::default().with_topics(refused);
         }
     };

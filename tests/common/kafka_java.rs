@@ -16,6 +16,8 @@ pub const ACLS: &str = "org.apache.kafka.tools.AclCommand";
 pub const CONFIGS: &str = "org.apache.kafka.tools.ConfigCommand";
 /// `kafka-consumer-groups.sh`
 pub const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+/// `kafka-reassign-partitions.sh`
+pub const REASSIGN_PARTITIONS: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
 /// `tests/java/PalisadeClient.java`
 pub const PALISADE_CLIENT: &str = "PalisadeClient";
 
