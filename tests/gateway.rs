@@ -1103,7 +1103,10 @@ fn a_leader_moved_by_reassignment_is_followed_by_clients_of_the_gateway() {
 
 /// Errors librdkafka reports through its error callback, with their codes.
 #[derive(Clone, Default)]
-struct ClientErrors(std::sync::Arc<std::sync::Mutex<Vec<(Option<RDKafkaErrorCode>, String)>>>);
+struct ClientErrors(std::sync::Arc<std::sync::Mutex<Vec<ClientError>>>);
+
+/// One error: its code and librdkafka's reason.
+type ClientError = (Option<RDKafkaErrorCode>, String);
 
 impl rdkafka::client::ClientContext for ClientErrors {
     fn error(&self, error: KafkaError, reason: &str) {
