@@ -1385,3 +1385,88 @@ fn a_consumer_group_rebalances_through_the_gateway_and_reads_every_record_once()
         );
     }
 }
+
+/// The gateway's metrics page.
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    out
+}
+
+#[test]
+fn the_upstream_audit_topic_holds_the_gateways_decisions_and_no_client_may_write_it() {
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = editable_policies(dir.path());
+    let closed = unique("gw-audited-closed");
+    std::fs::write(
+        policies.join("closed.cedar"),
+        format!("@id(\"closed-topic\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when {{ resource.name == {closed:?} }};\n"),
+    )
+    .unwrap();
+    let policy_line = common::policy_dir_line(&policies);
+    let gw = gateway(
+        &cluster,
+        &dir.path().join("data"),
+        &[(&common::allow_all_policy_dir(), &policy_line)],
+    );
+    let p = producer(&gw.bootstrap());
+    let denied = send(&p, &closed, b"no").unwrap_err();
+    assert_eq!(
+        denied.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+    // Allow-all policies, yet no client writes the audit topic through the gateway.
+    let forged = send(&p, "__palisade_audit", b"{\"forged\":true}").unwrap_err();
+    assert_eq!(
+        forged.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{forged:?}"
+    );
+
+    // On the upstream, read directly: the gateway's denial, and never the forged line.
+    let audit = reader(&cluster.bootstrap(), "__palisade_audit", &[]);
+    let lines = poll_values(&audit, |lines| {
+        lines
+            .iter()
+            .any(|l| String::from_utf8_lossy(l).contains("closed-topic"))
+    });
+    let texts: Vec<String> = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let denial = texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .find(|e| {
+            e["result"] == "deny"
+                && e["operation"] == "Write"
+                && e["resource"].as_str().is_some_and(|r| r.contains(&closed))
+        });
+    assert!(
+        denial.is_some(),
+        "the upstream audit topic lacks the denial: {texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("forged")),
+        "a client's line reached the audit topic"
+    );
+
+    // The gateway's metrics count what it served.
+    let metrics = gw.running.as_ref().unwrap().metrics_address.unwrap();
+    let page = scrape(metrics);
+    let produce = page
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("palisade_requests_total{api=\"Produce\"}")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    assert!(produce >= 2.0, "Produce requests not counted: {page}");
+}
