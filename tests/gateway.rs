@@ -1470,3 +1470,82 @@ fn the_upstream_audit_topic_holds_the_gateways_decisions_and_no_client_may_write
         .unwrap_or(0.0);
     assert!(produce >= 2.0, "Produce requests not counted: {page}");
 }
+
+/// Sends SIGTERM to a child and kills it if it is still there when dropped.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_upstream_is_the_whole_gateway_in_one_command_from_an_empty_folder() {
+    // Ours: the ports asserted below are those of nodes 1..3.
+    let up = upstream();
+    let cluster = up.ours();
+    let _calm = cluster.calm();
+    // The dev default's fixed ports: the test needs them free (as a newcomer's machine has).
+    for port in [9092u16, 9093, 9094, 9644, 19093, 19094, 19095] {
+        assert!(
+            TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is taken; this test runs the dev default on its fixed ports"
+        );
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(folder.path().join("serve.log")).unwrap();
+    let mut gw = Serving(
+        std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["serve", "--upstream", &cluster.bootstrap()])
+            .current_dir(folder.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let log_text = || std::fs::read_to_string(folder.path().join("serve.log")).unwrap_or_default();
+    // Metadata through the PLAINTEXT listener: every upstream node at its documented port.
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:9092")
+        .create()
+        .unwrap();
+    let metadata = wait_for(LIMIT, || {
+        client
+            .fetch_metadata(None, Duration::from_secs(5))
+            .ok()
+            .filter(|m| m.brokers().len() == 3)
+    })
+    .unwrap_or_else(|| panic!("the gateway never listed the nodes:\n{}", log_text()));
+    let ports: BTreeSet<(i32, i32)> = metadata
+        .brokers()
+        .iter()
+        .map(|b| (b.id(), b.port()))
+        .collect();
+    assert_eq!(
+        ports,
+        BTreeSet::from([(1, 19093), (2, 19094), (3, 19095)]),
+        "node N on 19092 + N"
+    );
+    // A record through it lands on the cluster.
+    let topic = unique("gw-one-command");
+    send(&producer("127.0.0.1:9092"), &topic, b"hello").unwrap();
+    assert_eq!(
+        read_all(&cluster.bootstrap(), &topic, 1),
+        vec![b"hello".to_vec()]
+    );
+    // SIGTERM: a clean exit.
+    let pid = gw.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exited = wait_for(LIMIT, || gw.0.try_wait().ok().flatten());
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "{exited:?}\n{}",
+        log_text()
+    );
+}
