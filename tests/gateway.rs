@@ -1549,3 +1549,76 @@ fn serve_upstream_is_the_whole_gateway_in_one_command_from_an_empty_folder() {
         log_text()
     );
 }
+
+#[test]
+fn before_login_only_the_sasl_apis_pass_and_nothing_reaches_the_upstream() {
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+        ProduceResponse,
+    };
+    let cluster = upstream();
+    let _calm = cluster.calm();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    scram_users(&data, &["alice"]);
+    let sasl = "protocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"SCRAM-SHA-256\"]";
+    let (gw, base) =
+        gateway_with_node_ports(&cluster, &data, &[("protocol = \"PLAINTEXT\"", sasl)]);
+    let topic = unique("gw-before-login");
+    create_upstream_topic(&cluster.bootstrap(), &topic);
+    let record = common::batch(
+        &[b"unauthenticated"],
+        kafka_protocol::records::Compression::None,
+        None,
+    );
+    let node_one = std::net::SocketAddr::from(([127, 0, 0, 1], base + 1));
+    wait_for(LIMIT, || {
+        common::api_versions_answered(node_one).then_some(())
+    })
+    .expect("node 1's port serves");
+    let bootstrap: std::net::SocketAddr = gw.bootstrap().parse().unwrap();
+    for addr in [bootstrap, node_one] {
+        gw.rt.block_on(async {
+            // ApiVersions passes before login...
+            let mut raw = common::Raw::connect(addr).await;
+            let versions: ApiVersionsResponse = raw
+                .request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+                .await;
+            assert_eq!(versions.error_code, 0);
+            // ...Metadata and Produce do not: no answer, the connection closes.
+            assert!(
+                raw.try_request::<_, MetadataResponse>(
+                    ApiKey::Metadata,
+                    12,
+                    &MetadataRequest::default()
+                )
+                .await
+                .is_none(),
+                "Metadata answered before login on {addr}"
+            );
+            let mut raw = common::Raw::connect(addr).await;
+            let produce = common::produce_request(&topic, 0, 1, record.clone());
+            assert!(
+                raw.try_request::<_, ProduceResponse>(ApiKey::Produce, 9, &produce)
+                    .await
+                    .is_none(),
+                "Produce answered before login on {addr}"
+            );
+        });
+    }
+    // Logged in, the same client writes: the upstream holds that record only.
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", gw.bootstrap())
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "SCRAM-SHA-256")
+        .set("sasl.username", "alice")
+        .set("sasl.password", "alice-password")
+        .create()
+        .unwrap();
+    send(&p, &topic, b"logged in").unwrap();
+    assert_eq!(
+        read_all(&cluster.bootstrap(), &topic, 1),
+        vec![b"logged in".to_vec()]
+    );
+    assert_eq!(upstream_end(&cluster.bootstrap(), &topic), 1);
+}
