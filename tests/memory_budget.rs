@@ -1,6 +1,7 @@
 //! The broker-wide memory budget, seen from outside: hostile frames cannot drive the real
 //! binary's memory past the budget, a frame larger than the budget is refused, and a Fetch
 //! cannot be amplified into a response larger than the broker's `fetch_max_bytes`.
+//! In gateway mode, a slow upstream holds the gateway to its budget and slows its clients.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -348,4 +349,150 @@ async fn a_fetch_naming_a_partition_many_times_is_bounded() {
     // The client still progresses: the first batch is always returned.
     assert!(partitions[0].records.as_ref().unwrap().len() >= 64 * 1024);
     broker.shutdown().await;
+}
+
+/// Connections producing through the gateway, each as fast as it can write.
+const FLOOD: usize = 8;
+/// 1 MiB produce requests each flood connection sends, without waiting for answers.
+const FLOOD_REQUESTS: usize = 40;
+/// The gateway's budget in that test.
+const GATEWAY_BUDGET: usize = 32 * MIB;
+
+#[test]
+fn a_slow_upstream_slows_the_gateways_clients_instead_of_growing_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    // The upstream: a Palisade broker that lets client id `flood` produce 200 KB/s.
+    let upstream = common::BackgroundBroker::start(
+        &dir.path().join("upstream"),
+        &[(
+            "max_throttle_ms = 10000\n",
+            "max_throttle_ms = 10000\n[[quotas.overrides]]\nclient_id = \"flood\"\nproducer_byte_rate = 200000\n",
+        )],
+    );
+    let upstream_addr = upstream.running.as_ref().unwrap().addresses[0];
+    upstream.rt.block_on(async {
+        let mut raw = Raw::connect(upstream_addr).await;
+        common::create_topic(&mut raw, "flood", 1, &[]).await;
+    });
+
+    // The gateway, a process of its own so its memory can be read, with a 32 MiB budget.
+    let port = free_port();
+    let node_ports = free_port();
+    let bind = format!("bind = \"127.0.0.1:{port}\"");
+    let budget = format!("memory_budget_bytes = {GATEWAY_BUDGET}");
+    let bootstrap = format!("bootstrap_servers = [\"{upstream_addr}\"]");
+    let port_base = format!("port_base = {node_ports}");
+    let config = common::plaintext_config_text(
+        &dir.path().join("gateway"),
+        &[
+            ("bind = \"127.0.0.1:0\"", &bind),
+            ("memory_budget_bytes = 536870912", &budget),
+            ("max_frame_bytes = 104857600", "max_frame_bytes = 4194304"),
+            ("fetch_max_bytes = 57671680", "fetch_max_bytes = 4194304"),
+            (
+                "# bootstrap_servers = [\"kafka-1.internal:9093\", \"kafka-2.internal:9093\"]",
+                &bootstrap,
+            ),
+            ("port_base = 19092", &port_base),
+        ],
+    );
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config).unwrap();
+    let gateway = Broker(
+        Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = gateway.0.id();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(
+        common::wait::wait_for(Duration::from_secs(60), || common::api_versions_answered(
+            addr
+        )
+        .then_some(()))
+        .is_some(),
+        "the gateway did not start"
+    );
+    let idle_rss = rss_bytes(pid).unwrap();
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = std::thread::spawn({
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        move || {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_bytes(pid) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+
+    // The flood: 8 connections offer 320 MiB at once. The upstream takes 200 KB/s, so the
+    // gateway must stop reading them, not hold what the upstream has not taken yet.
+    let value = vec![b'v'; MIB - 1024];
+    let batch = common::batch(&[&value], Compression::None, None);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let written = Arc::new(AtomicU64::new(0));
+    for _ in 0..FLOOD {
+        let (batch, written) = (batch.clone(), written.clone());
+        rt.spawn(async move {
+            let mut raw = Raw::connect(addr).await;
+            raw.client_id = "flood".into();
+            for _ in 0..FLOOD_REQUESTS {
+                let request = common::produce_request("flood", 0, 1, batch.clone());
+                raw.send_request(ApiKey::Produce, 9, &request).await;
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    // Until the upstream has taken ten of them (about ten seconds at its rate)...
+    let upstream_holds = || {
+        upstream.rt.block_on(async {
+            let mut raw = Raw::connect(upstream_addr).await;
+            let resp: FetchResponse = raw
+                .request(ApiKey::Fetch, 12, &common::fetch_now("flood", 0))
+                .await;
+            resp.responses[0].partitions[0].high_watermark
+        })
+    };
+    let took = common::wait::wait_for(Duration::from_secs(240), || {
+        (upstream_holds() >= 10).then_some(())
+    });
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert!(took.is_some(), "the upstream never got the flood's records");
+    let (peak, sent) = (
+        peak.load(Ordering::Relaxed),
+        written.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "gateway idle RSS {} MiB, peak {} MiB, budget {} MiB; {sent} of {} requests written \
+         by the clients while the upstream took 10",
+        idle_rss >> 20,
+        peak >> 20,
+        GATEWAY_BUDGET >> 20,
+        FLOOD * FLOOD_REQUESTS
+    );
+    // ...the gateway held at most its budget (and buffers) of them, and its clients were
+    // slowed: most of what they offered is still unwritten.
+    assert!(
+        peak < idle_rss + (3 * GATEWAY_BUDGET + 64 * MIB) as u64,
+        "the gateway grew by {} MiB with a {} MiB budget",
+        (peak - idle_rss) >> 20,
+        GATEWAY_BUDGET >> 20
+    );
+    assert!(
+        (sent as usize) < FLOOD * FLOOD_REQUESTS / 2,
+        "the clients were not slowed: {sent} requests written"
+    );
+    drop(rt);
 }
