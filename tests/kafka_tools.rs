@@ -507,8 +507,8 @@ fn kafka_topics_creates_describes_and_deletes(mode: Mode) {
         created.stdout.contains(&format!("Created topic {made}.")),
         "{created:?}"
     );
-    // Gateway mode: the upstream has it.
-    assert!(p.topics().contains(&made));
+    // Gateway mode: the upstream has it (its metadata follows the controller shortly).
+    assert!(common::wait::wait_until(LIMIT, || p.topics().contains(&made)).is_some());
 
     let described = p.tool(TOPICS, "admin", &["--describe", "--topic", &made]);
     assert!(described.success(), "{described:?}");
