@@ -1,11 +1,19 @@
-//! Kafka's own Java client and command-line tools against Palisade in broker mode: the
+//! Kafka's own Java client and command-line tools against Palisade, in both of its modes: the
 //! `kafka-clients` producer and consumer group over SASL_SSL (SCRAM-SHA-512) and over mTLS, and
 //! kafka-topics, kafka-acls, kafka-configs (the README's example, word for word) and
 //! kafka-consumer-groups, each with the error a principal without permission gets.
 //!
-//! The broker is the dev default with a copy of the shipped policies: alice is in team-orders,
-//! bob in team-payments, olga in operations (describe only), admin a super user; `orders` is
-//! tagged `orders`. The Java programs run from the jars `.ci/kafka/fetch.sh` cached.
+//! Every scenario is one function run twice: `SCENARIO::broker` against Palisade keeping the
+//! data itself, `SCENARIO::gateway` against Palisade in gateway mode in front of a real Apache
+//! Kafka node (KRaft, started once for this binary). In gateway mode the scenario also looks at
+//! the upstream itself, bypassing the gateway (librdkafka, or Kafka's tools pointed at it):
+//! topics, records and consumer groups are the upstream's; ACLs, SCRAM credentials, quotas and
+//! topic tags are the gateway's and never reach the upstream.
+//!
+//! Palisade runs the dev default with a copy of the shipped policies: alice is in team-orders,
+//! bob in team-payments, olga in operations (describe only), admin a super user; the scenario's
+//! `orders` topic is tagged `orders`. The Java programs run from the jars `.ci/kafka/fetch.sh`
+//! cached.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,9 +23,14 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::kafka_cluster::KafkaCluster;
 use common::kafka_java::{
     mtls_properties, run_java, scram_properties, write_pem_keystore, write_properties, JavaRun,
     ACLS, CONFIGS, CONSUMER_GROUPS, PALISADE_CLIENT, TOPICS,
@@ -26,7 +39,7 @@ use palisade::broker::Running;
 use palisade::config::Config;
 use palisade::sasl::Mechanism;
 use palisade::tls::generate_dev_pki;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -37,30 +50,118 @@ const PLAINTEXT: usize = 0;
 const SASL_SSL: usize = 1;
 const SSL: usize = 2;
 const USERS: [&str; 4] = ["alice", "bob", "olga", "admin"];
+/// How long the upstream may take to show a change (a busy two-core machine).
+const LIMIT: Duration = Duration::from_secs(60);
 
-/// A secure Palisade broker on its own runtime, with client settings files for Java.
-struct Broker {
+/// Where Palisade keeps the data: its own log, or the upstream cluster it is a gateway for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Broker,
+    Gateway,
+}
+
+/// Runs a scenario as two tests, `NAME::broker` and `NAME::gateway`.
+macro_rules! in_both_modes {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn broker() {
+                super::$scenario(super::Mode::Broker);
+            }
+
+            #[test]
+            fn gateway() {
+                super::$scenario(super::Mode::Gateway);
+            }
+        }
+    };
+}
+
+/// The one-node Kafka cluster behind every gateway of this binary, started on first use; its
+/// node dies with the test process.
+fn cluster() -> &'static KafkaCluster {
+    static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("kafka-cluster")
+            .join("kafka_tools");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        KafkaCluster::start(&dir, 1)
+    })
+}
+
+/// A port base `B` for a gateway in front of the one-node cluster: node 1 is served on
+/// `B + 100·k` for listener `k`, so `B`, `B + 100` and `B + 200` must be free. Below Linux's
+/// ephemeral range (no client connection takes them meanwhile), a different base per call.
+fn node_port_base() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..500 {
+        let call = NEXT.fetch_add(1, Ordering::Relaxed);
+        let slot = (std::process::id().wrapping_mul(7) + call * 13) % 9000;
+        let base = 22_000 + u16::try_from(slot).unwrap();
+        let held: Vec<TcpListener> = [base, base + 100, base + 200]
+            .into_iter()
+            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == 3 {
+            return base;
+        }
+    }
+    panic!("no free gateway node ports");
+}
+
+/// The `[gateway]` lines of a gateway in front of `cluster` (node ids from 1, as the cluster
+/// helper numbers them).
+fn gateway_settings(cluster: &KafkaCluster) -> [(&'static str, String); 3] {
+    [
+        (
+            "# bootstrap_servers = [\"kafka-1.internal:9093\", \"kafka-2.internal:9093\"]",
+            format!("bootstrap_servers = [{:?}]", cluster.bootstrap()),
+        ),
+        (
+            "port_base = 19092",
+            format!("port_base = {}", node_port_base()),
+        ),
+        ("node_id_base = 0", "node_id_base = 1".to_string()),
+    ]
+}
+
+/// A secure Palisade (broker or gateway) on its own runtime, with client settings files for
+/// Java.
+struct Palisade {
     rt: tokio::runtime::Runtime,
     running: Option<Running>,
     dir: tempfile::TempDir,
+    /// Gateway mode: the cluster behind it.
+    upstream: Option<&'static KafkaCluster>,
+    /// Appended to the scenario's topic and group names: the gateway scenarios share one
+    /// upstream, and each must find it free of the others' topics and groups.
+    suffix: String,
 }
 
-impl Broker {
-    fn start() -> Broker {
+impl Palisade {
+    fn start(mode: Mode) -> Palisade {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         let clients: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
         generate_dev_pki(&certs, &clients, false).unwrap();
         let policies = dir.path().join("policies");
         common::copy_shipped_policies(&policies);
-        let text = common::secure_config_text(
-            dir.path(),
-            &certs,
-            &[(
-                common::allow_all_policy_dir().as_str(),
-                common::policy_dir_line(&policies).as_str(),
-            )],
+        let (allow_all, policy_line) = (
+            common::allow_all_policy_dir(),
+            common::policy_dir_line(&policies),
         );
+        let upstream = match mode {
+            Mode::Broker => None,
+            Mode::Gateway => Some(cluster()),
+        };
+        let gateway = upstream.map(gateway_settings);
+        let mut extra = vec![(allow_all.as_str(), policy_line.as_str())];
+        for (from, to) in gateway.iter().flatten() {
+            extra.push((from, to.as_str()));
+        }
+        let text = common::secure_config_text(dir.path(), &certs, &extra);
         let config = Config::parse(&text, Path::new("<kafka tools test>")).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -75,13 +176,25 @@ impl Broker {
                 .update(|s| s.add_user(user, &Mechanism::ALL, 4096, password(user).as_bytes()))
                 .unwrap();
         }
-        let broker = Broker {
+        static SCENARIOS: AtomicU32 = AtomicU32::new(0);
+        let suffix = match mode {
+            Mode::Broker => String::new(),
+            Mode::Gateway => format!("-{}", SCENARIOS.fetch_add(1, Ordering::Relaxed)),
+        };
+        let palisade = Palisade {
             rt,
             running: Some(running),
             dir,
+            upstream,
+            suffix,
         };
-        broker.create_topic("orders", "orders");
-        broker
+        palisade.create_topic(&palisade.name("orders"), "orders");
+        palisade
+    }
+
+    /// `base` as this scenario names it (unique on the shared upstream).
+    fn name(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
     }
 
     fn address(&self, listener: usize) -> String {
@@ -136,16 +249,43 @@ impl Broker {
         run_java(main, &all)
     }
 
-    /// librdkafka as admin over SASL_SSL (a super user), to look at what the broker has.
-    fn admin_config(&self) -> ClientConfig {
+    /// Gateway mode: a tool pointed at the upstream itself, past the gateway.
+    fn upstream_tool(&self, main: &str, args: &[&str]) -> JavaRun {
+        let bootstrap = self.upstream.unwrap().bootstrap();
+        run_java(
+            main,
+            &[&["--bootstrap-server", &bootstrap][..], args].concat(),
+        )
+    }
+
+    /// librdkafka as `user` over SASL_SSL.
+    fn client_config(&self, user: &str, password: &str) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.address(SASL_SSL))
             .set("security.protocol", "SASL_SSL")
             .set("sasl.mechanism", "SCRAM-SHA-512")
-            .set("sasl.username", "admin")
-            .set("sasl.password", password("admin"))
+            .set("sasl.username", user)
+            .set("sasl.password", password)
             .set("ssl.ca.location", self.ca().display().to_string());
         c
+    }
+
+    /// librdkafka as admin (a super user) through Palisade.
+    fn admin_config(&self) -> ClientConfig {
+        self.client_config("admin", &password("admin"))
+    }
+
+    /// librdkafka where the data is kept: Palisade itself as admin in broker mode, the
+    /// upstream directly in gateway mode.
+    fn store_config(&self) -> ClientConfig {
+        match self.upstream {
+            Some(cluster) => {
+                let mut c = ClientConfig::new();
+                c.set("bootstrap.servers", cluster.bootstrap());
+                c
+            }
+            None => self.admin_config(),
+        }
     }
 
     fn create_topic(&self, name: &str, tags: &str) {
@@ -158,9 +298,9 @@ impl Broker {
         assert!(results[0].is_ok(), "{results:?}");
     }
 
-    /// The topics the broker lists to a super user.
+    /// The topics where the data is kept (see [`Self::store_config`]).
     fn topics(&self) -> Vec<String> {
-        let c: BaseConsumer = self.admin_config().create().unwrap();
+        let c: BaseConsumer = self.store_config().create().unwrap();
         let metadata = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
         metadata
             .topics()
@@ -169,35 +309,67 @@ impl Broker {
             .collect()
     }
 
-    /// The values stored in partition 0 of `topic`, read as admin until `count` arrived.
-    fn values(&self, topic: &str, count: usize) -> Vec<String> {
+    /// The values stored in partition 0 of `topic` where the data is kept, up to its high
+    /// watermark.
+    fn values(&self, topic: &str) -> Vec<String> {
         let c: BaseConsumer = self
-            .admin_config()
+            .store_config()
             .set("group.id", "admin-reader")
             .set("enable.auto.commit", "false")
             .create()
+            .unwrap();
+        let (_, end) = c
+            .fetch_watermarks(topic, 0, Duration::from_secs(10))
             .unwrap();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning)
             .unwrap();
         c.assign(&tpl).unwrap();
         let mut values = Vec::new();
-        common::wait::wait_until(Duration::from_secs(60), || {
+        let mut next = 0;
+        common::wait::wait_until(LIMIT, || {
             if let Some(m) = c.poll(Duration::from_millis(100)) {
-                values.push(String::from_utf8(m.unwrap().payload().unwrap().to_vec()).unwrap());
+                let m = m.unwrap();
+                next = m.offset() + 1;
+                values.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
             }
-            values.len() >= count
+            next >= end
         });
         values
     }
 
-    /// The offset `group` committed for partition 0 of `topic`.
+    /// The offset `group` committed for partition 0 of `topic`, asked where the data is kept
+    /// (in gateway mode, the upstream's group coordinator).
     fn committed(&self, group: &str, topic: &str) -> Offset {
-        let c: BaseConsumer = self.admin_config().set("group.id", group).create().unwrap();
+        let c: BaseConsumer = self.store_config().set("group.id", group).create().unwrap();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, 0);
         let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
         committed.find_partition(topic, 0).unwrap().offset()
+    }
+
+    /// The configs DescribeConfigs answers for `topic` to the client `config` makes.
+    fn topic_configs(&self, config: &ClientConfig, topic: &str) -> HashMap<String, Option<String>> {
+        let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
+        let results = self
+            .rt
+            .block_on(
+                admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()),
+            )
+            .unwrap();
+        let resource = results[0].as_ref().unwrap();
+        resource
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// `topic`'s `palisade.tags` as DescribeConfigs through Palisade shows it to admin.
+    fn tags(&self, topic: &str) -> Option<String> {
+        self.topic_configs(&self.admin_config(), topic)
+            .remove("palisade.tags")
+            .flatten()
     }
 
     fn acl_file(&self) -> String {
@@ -206,7 +378,7 @@ impl Broker {
     }
 }
 
-impl Drop for Broker {
+impl Drop for Palisade {
     fn drop(&mut self) {
         if let Some(r) = self.running.take() {
             self.rt.block_on(r.shutdown());
@@ -222,26 +394,29 @@ fn expected_values(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("v{i}")).collect()
 }
 
-#[test]
-fn java_client_produces_and_consumes_in_a_group_over_scram() {
-    let b = Broker::start();
+in_both_modes!(java_client_produces_and_consumes_in_a_group_over_scram);
+fn java_client_produces_and_consumes_in_a_group_over_scram(mode: Mode) {
+    let p = Palisade::start(mode);
+    let (orders, group) = (p.name("orders"), p.name("orders-java"));
     let run = run_java(
         PALISADE_CLIENT,
-        &[&b.scram("alice"), "orders", "orders-java", "200"],
+        &[&p.scram("alice"), &orders, &group, "200"],
     );
     assert!(run.success(), "{run:?}");
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
         ["produced 200", "consumed 200"]
     );
-    assert_eq!(b.values("orders", 200), expected_values(200));
-    assert_eq!(b.committed("orders-java", "orders"), Offset::Offset(200));
+    // Stored where the mode keeps data (gateway: read on the upstream, past the gateway), and
+    // the group's offset committed there.
+    assert_eq!(p.values(&orders), expected_values(200));
+    assert_eq!(p.committed(&group, &orders), Offset::Offset(200));
 
     // bob (team-payments) may not write a topic tagged orders: the client sees the denial and
     // nothing more is stored.
     let denied = run_java(
         PALISADE_CLIENT,
-        &[&b.scram("bob"), "orders", "payments-java", "5"],
+        &[&p.scram("bob"), &orders, &p.name("payments-java"), "5"],
     );
     assert_eq!(denied.code, Some(3), "{denied:?}");
     assert!(
@@ -254,9 +429,9 @@ fn java_client_produces_and_consumes_in_a_group_over_scram() {
     let wrong = run_java(
         PALISADE_CLIENT,
         &[
-            &b.scram_with_password("alice", "not-her-password"),
-            "orders",
-            "orders-x",
+            &p.scram_with_password("alice", "not-her-password"),
+            &orders,
+            &p.name("orders-x"),
             "5",
         ],
     );
@@ -265,61 +440,62 @@ fn java_client_produces_and_consumes_in_a_group_over_scram() {
         wrong.stdout.contains("SaslAuthenticationException"),
         "{wrong:?}"
     );
-    assert_eq!(b.values("orders", 201), expected_values(200));
+    assert_eq!(p.values(&orders), expected_values(200));
 }
 
-#[test]
-fn java_client_produces_and_consumes_in_a_group_over_mtls() {
-    let b = Broker::start();
-    let run = run_java(
-        PALISADE_CLIENT,
-        &[&b.mtls("alice"), "orders", "orders-java-tls", "100"],
-    );
+in_both_modes!(java_client_produces_and_consumes_in_a_group_over_mtls);
+fn java_client_produces_and_consumes_in_a_group_over_mtls(mode: Mode) {
+    let p = Palisade::start(mode);
+    let (orders, group) = (p.name("orders"), p.name("orders-java-tls"));
+    let run = run_java(PALISADE_CLIENT, &[&p.mtls("alice"), &orders, &group, "100"]);
     assert!(run.success(), "{run:?}");
     assert_eq!(
         run.stdout.lines().collect::<Vec<_>>(),
         ["produced 100", "consumed 100"]
     );
-    assert_eq!(b.values("orders", 100), expected_values(100));
-    assert_eq!(
-        b.committed("orders-java-tls", "orders"),
-        Offset::Offset(100)
-    );
+    assert_eq!(p.values(&orders), expected_values(100));
+    assert_eq!(p.committed(&group, &orders), Offset::Offset(100));
 
     // A certificate from another CA is refused at the handshake.
-    let other = b.dir.path().join("other-ca");
+    let other = p.dir.path().join("other-ca");
     generate_dev_pki(&other, &["alice".to_string()], false).unwrap();
     let keystore = write_pem_keystore(
-        &b.dir.path().join("stranger-keystore.pem"),
+        &p.dir.path().join("stranger-keystore.pem"),
         &other.join("alice-key.pem"),
         &other.join("alice.pem"),
     );
     let stranger = write_properties(
-        &b.dir.path().join("stranger.properties"),
-        &mtls_properties(&b.address(SSL), &keystore, &b.ca()),
+        &p.dir.path().join("stranger.properties"),
+        &mtls_properties(&p.address(SSL), &keystore, &p.ca()),
     );
     let refused = run_java(
         PALISADE_CLIENT,
-        &[&stranger.display().to_string(), "orders", "orders-x", "5"],
+        &[
+            &stranger.display().to_string(),
+            &orders,
+            &p.name("orders-x"),
+            "5",
+        ],
     );
     assert_eq!(refused.code, Some(3), "{refused:?}");
     assert!(
         refused.stdout.contains("SslAuthenticationException"),
         "{refused:?}"
     );
-    assert_eq!(b.values("orders", 101), expected_values(100));
+    assert_eq!(p.values(&orders), expected_values(100));
 }
 
-#[test]
-fn kafka_topics_creates_describes_and_deletes() {
-    let b = Broker::start();
-    let created = b.tool(
+in_both_modes!(kafka_topics_creates_describes_and_deletes);
+fn kafka_topics_creates_describes_and_deletes(mode: Mode) {
+    let p = Palisade::start(mode);
+    let (made, orders) = (p.name("tools-made"), p.name("orders"));
+    let created = p.tool(
         TOPICS,
         "admin",
         &[
             "--create",
             "--topic",
-            "tools-made",
+            &made,
             "--partitions",
             "3",
             "--replication-factor",
@@ -328,12 +504,13 @@ fn kafka_topics_creates_describes_and_deletes() {
     );
     assert!(created.success(), "{created:?}");
     assert!(
-        created.stdout.contains("Created topic tools-made."),
+        created.stdout.contains(&format!("Created topic {made}.")),
         "{created:?}"
     );
-    assert!(b.topics().contains(&"tools-made".to_string()));
+    // Gateway mode: the upstream has it (its metadata follows the controller shortly).
+    assert!(common::wait::wait_until(LIMIT, || p.topics().contains(&made)).is_some());
 
-    let described = b.tool(TOPICS, "admin", &["--describe", "--topic", "tools-made"]);
+    let described = p.tool(TOPICS, "admin", &["--describe", "--topic", &made]);
     assert!(described.success(), "{described:?}");
     assert!(
         described.stdout.contains("PartitionCount: 3"),
@@ -345,46 +522,58 @@ fn kafka_topics_creates_describes_and_deletes() {
         "{described:?}"
     );
 
-    // alice may not describe it, so she cannot learn that it exists; she may describe `orders`
-    // but not delete it (no Delete for her team): the tool reports the authorization error
-    // and both topics stay.
-    let hidden = b.tool(TOPICS, "alice", &["--delete", "--topic", "tools-made"]);
+    // alice's team may not create topics: refused, and (gateway mode) never created upstream.
+    let unmade = p.name("tools-refused");
+    let refused = p.tool(
+        TOPICS,
+        "alice",
+        &["--create", "--topic", &unmade, "--partitions", "1"],
+    );
+    assert!(!refused.success(), "{refused:?}");
+    assert!(
+        refused.output().contains("TopicAuthorizationException"),
+        "{refused:?}"
+    );
+    assert!(!p.topics().contains(&unmade));
+
+    // alice may not describe `made`, so she cannot learn that it exists; she may describe
+    // `orders` but not delete it (no Delete for her team): the tool reports the
+    // authorization error and both topics stay.
+    let hidden = p.tool(TOPICS, "alice", &["--delete", "--topic", &made]);
     assert!(!hidden.success(), "{hidden:?}");
     assert!(
         hidden
             .output()
-            .contains("Topic 'tools-made' does not exist"),
+            .contains(&format!("Topic '{made}' does not exist")),
         "{hidden:?}"
     );
-    let denied = b.tool(TOPICS, "alice", &["--delete", "--topic", "orders"]);
+    let denied = p.tool(TOPICS, "alice", &["--delete", "--topic", &orders]);
     assert!(!denied.success(), "{denied:?}");
     assert!(
         denied.output().contains("TopicAuthorizationException"),
         "{denied:?}"
     );
-    let topics = b.topics();
-    assert!(topics.contains(&"tools-made".to_string()) && topics.contains(&"orders".to_string()));
+    let topics = p.topics();
+    assert!(topics.contains(&made) && topics.contains(&orders));
 
-    let deleted = b.tool(TOPICS, "admin", &["--delete", "--topic", "tools-made"]);
+    let deleted = p.tool(TOPICS, "admin", &["--delete", "--topic", &made]);
     assert!(deleted.success(), "{deleted:?}");
-    assert!(common::wait::wait_until(Duration::from_secs(30), || {
-        !b.topics().contains(&"tools-made".to_string())
-    })
-    .is_some());
+    assert!(common::wait::wait_until(LIMIT, || !p.topics().contains(&made)).is_some());
 }
 
-#[test]
-fn kafka_acls_adds_lists_and_removes_an_acl() {
-    let b = Broker::start();
+in_both_modes!(kafka_acls_adds_lists_and_removes_an_acl);
+fn kafka_acls_adds_lists_and_removes_an_acl(mode: Mode) {
+    let p = Palisade::start(mode);
+    let orders = p.name("orders");
     let acl = [
         "--allow-principal",
         "User:dave",
         "--operation",
         "Write",
         "--topic",
-        "orders",
+        &orders,
     ];
-    let added = b.tool(ACLS, "admin", &[&["--add"][..], &acl].concat());
+    let added = p.tool(ACLS, "admin", &[&["--add"][..], &acl].concat());
     assert!(added.success(), "{added:?}");
     assert!(
         added
@@ -393,20 +582,31 @@ fn kafka_acls_adds_lists_and_removes_an_acl() {
         "{added:?}"
     );
     assert!(
-        b.acl_file()
+        p.acl_file()
             .contains("principal == Palisade::User::\"dave\""),
         "{}",
-        b.acl_file()
+        p.acl_file()
     );
 
-    let listed = b.tool(ACLS, "admin", &["--list", "--topic", "orders"]);
+    let listed = p.tool(ACLS, "admin", &["--list", "--topic", &orders]);
     assert!(listed.success(), "{listed:?}");
     assert!(listed.stdout.contains("principal=User:dave"), "{listed:?}");
+    if mode == Mode::Gateway {
+        // The gateway answered both itself: the upstream has no authorizer, so it refuses
+        // every ACL request (a forwarded one would have failed the same way).
+        let upstream = p.upstream_tool(ACLS, &["--list", "--topic", &orders]);
+        assert!(!upstream.success(), "{upstream:?}");
+        assert!(
+            upstream.output().contains("SecurityDisabledException"),
+            "{upstream:?}"
+        );
+        assert!(!upstream.output().contains("User:dave"), "{upstream:?}");
+    }
 
     // olga (operations) may describe the cluster but not alter it: the create is refused and
     // the policy folder is unchanged.
-    let before = b.acl_file();
-    let denied = b.tool(
+    let before = p.acl_file();
+    let denied = p.tool(
         ACLS,
         "olga",
         &[
@@ -416,7 +616,7 @@ fn kafka_acls_adds_lists_and_removes_an_acl() {
             "--operation",
             "Read",
             "--topic",
-            "orders",
+            &orders,
         ],
     );
     assert!(!denied.success(), "{denied:?}");
@@ -426,16 +626,16 @@ fn kafka_acls_adds_lists_and_removes_an_acl() {
             .contains("ClusterAuthorizationException: not authorized to create ACLs"),
         "{denied:?}"
     );
-    assert_eq!(b.acl_file(), before);
+    assert_eq!(p.acl_file(), before);
 
-    let removed = b.tool(
+    let removed = p.tool(
         ACLS,
         "admin",
         &[&["--remove", "--force"][..], &acl].concat(),
     );
     assert!(removed.success(), "{removed:?}");
-    assert!(!b.acl_file().contains("User::\"dave\""), "{}", b.acl_file());
-    let listed = b.tool(ACLS, "admin", &["--list", "--topic", "orders"]);
+    assert!(!p.acl_file().contains("User::\"dave\""), "{}", p.acl_file());
+    let listed = p.tool(ACLS, "admin", &["--list", "--topic", &orders]);
     assert!(listed.success(), "{listed:?}");
     assert!(!listed.stdout.contains("User:dave"), "{listed:?}");
 }
@@ -462,16 +662,18 @@ fn readme_kafka_configs_args() -> Vec<String> {
     words[1..].to_vec()
 }
 
-#[test]
-fn readme_kafka_configs_example_sets_default_user_quotas() {
-    let b = Broker::start();
+in_both_modes!(readme_kafka_configs_example_sets_default_user_quotas);
+/// The README's example, then a SCRAM credential added with the same tool: both are kept by
+/// Palisade (in gateway mode never sent upstream), and the new user logs in.
+fn readme_kafka_configs_example_sets_default_user_quotas(mode: Mode) {
+    let p = Palisade::start(mode);
     // The README runs it against the dev default's PLAINTEXT port from 127.0.0.1.
     let args: Vec<String> = readme_kafka_configs_args()
         .into_iter()
-        .map(|a| a.replace("127.0.0.1:9092", &b.address(PLAINTEXT)))
+        .map(|a| a.replace("127.0.0.1:9092", &p.address(PLAINTEXT)))
         .collect();
     assert!(
-        args.contains(&b.address(PLAINTEXT)),
+        args.contains(&p.address(PLAINTEXT)),
         "README example names 127.0.0.1:9092: {args:?}"
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -483,9 +685,10 @@ fn readme_kafka_configs_example_sets_default_user_quotas() {
             .contains("Completed updating default config for users in the cluster."),
         "{altered:?}"
     );
+    let plaintext = p.address(PLAINTEXT);
     let describe = [
         "--bootstrap-server",
-        &b.address(PLAINTEXT),
+        &plaintext,
         "--describe",
         "--entity-type",
         "users",
@@ -500,8 +703,45 @@ fn readme_kafka_configs_example_sets_default_user_quotas() {
         "{described:?}"
     );
 
+    // A SCRAM credential for a new user, with the same tool: carol logs in with it.
+    let scram = format!(
+        "SCRAM-SHA-512=[iterations=4096,password={}]",
+        password("carol")
+    );
+    let added = run_java(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &plaintext,
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+            "--add-config",
+            &scram,
+        ],
+    );
+    assert!(added.success(), "{added:?}");
+    let carol: BaseConsumer = p
+        .client_config("carol", &password("carol"))
+        .create()
+        .unwrap();
+    let metadata = carol.fetch_metadata(None, Duration::from_secs(30));
+    assert!(metadata.is_ok(), "carol logs in: {:?}", metadata.err());
+
+    if mode == Mode::Gateway {
+        // The upstream has neither the quota nor carol's credential: the gateway answered.
+        let upstream = p.upstream_tool(CONFIGS, &["--describe", "--entity-type", "users"]);
+        assert!(upstream.success(), "{upstream:?}");
+        assert!(
+            !upstream.stdout.contains("byte_rate") && !upstream.stdout.contains("carol"),
+            "{upstream:?}"
+        );
+    }
+
     // alice over SASL_SSL may not change quotas; they stay as they were.
-    let denied = b.tool(
+    let denied = p.tool(
         CONFIGS,
         "alice",
         &[
@@ -521,68 +761,53 @@ fn readme_kafka_configs_example_sets_default_user_quotas() {
     assert_eq!(run_java(CONFIGS, &describe).stdout, described.stdout);
 }
 
-#[test]
-fn kafka_consumer_groups_describes_a_group() {
-    let b = Broker::start();
-    let run = run_java(
-        PALISADE_CLIENT,
-        &[&b.scram("alice"), "orders", "orders-tools", "50"],
-    );
+in_both_modes!(kafka_consumer_groups_describes_a_group);
+fn kafka_consumer_groups_describes_a_group(mode: Mode) {
+    let p = Palisade::start(mode);
+    let (orders, group) = (p.name("orders"), p.name("orders-tools"));
+    let run = run_java(PALISADE_CLIENT, &[&p.scram("alice"), &orders, &group, "50"]);
     assert!(run.success(), "{run:?}");
 
-    let described = b.tool(
-        CONSUMER_GROUPS,
-        "admin",
-        &["--describe", "--group", "orders-tools"],
-    );
+    let described = p.tool(CONSUMER_GROUPS, "admin", &["--describe", "--group", &group]);
     assert!(described.success(), "{described:?}");
     // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG ...
     let row: Vec<&str> = described
         .stdout
         .lines()
-        .find(|l| l.starts_with("orders-tools "))
+        .find(|l| l.starts_with(&format!("{group} ")))
         .unwrap_or_else(|| panic!("no row for the group: {described:?}"))
         .split_whitespace()
         .collect();
     assert_eq!(
         &row[..6],
-        ["orders-tools", "orders", "0", "50", "50", "0"],
+        [group.as_str(), orders.as_str(), "0", "50", "50", "0"],
         "{described:?}"
     );
+    // The group is where the data is kept: in gateway mode the upstream's own coordinator
+    // holds that offset.
+    assert_eq!(p.committed(&group, &orders), Offset::Offset(50));
 
     // bob may not describe a group of team-orders.
-    let denied = b.tool(
-        CONSUMER_GROUPS,
-        "bob",
-        &["--describe", "--group", "orders-tools"],
-    );
+    let denied = p.tool(CONSUMER_GROUPS, "bob", &["--describe", "--group", &group]);
     assert!(
         denied.output().contains("GroupAuthorizationException"),
         "{denied:?}"
     );
-    assert!(!denied.stdout.contains("orders-tools "), "{denied:?}");
+    assert!(!denied.stdout.contains(&format!("{group} ")), "{denied:?}");
 }
 
+in_both_modes!(kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key);
 /// Topic tags with Kafka's own tools, as policies/README.md says: `kafka-configs` sets a
 /// bracketed list as one `palisade.tags` value; `kafka-topics --create --config
 /// palisade.tags=...` is refused by the tool before anything is sent; a principal without
-/// AlterConfigs on the topic cannot retag it.
-#[test]
-fn kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key() {
-    let b = Broker::start();
-    b.create_topic("scratch", "scratch");
-    let tags = |b: &Broker| -> Vec<String> {
-        let running = b.running.as_ref().unwrap();
-        running
-            .broker
-            .logs
-            .topic("scratch")
-            .unwrap()
-            .tags()
-            .to_vec()
-    };
+/// AlterConfigs on the topic cannot retag it. In gateway mode the tags stay with the gateway:
+/// the upstream's configs of the topic never hold the key.
+fn kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key(mode: Mode) {
+    let p = Palisade::start(mode);
+    let scratch = p.name("scratch");
+    p.create_topic(&scratch, "scratch");
     let retag = |user: &str| {
-        b.tool(
+        p.tool(
             CONFIGS,
             user,
             &[
@@ -590,7 +815,7 @@ fn kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key() {
                 "--entity-type",
                 "topics",
                 "--entity-name",
-                "scratch",
+                &scratch,
                 "--add-config",
                 "palisade.tags=[pii,payments]",
             ],
@@ -602,18 +827,26 @@ fn kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key() {
         denied.output().contains("TopicAuthorizationException"),
         "{denied:?}"
     );
-    assert_eq!(tags(&b), ["scratch"]);
+    assert_eq!(p.tags(&scratch).as_deref(), Some("scratch"));
     let altered = retag("admin");
     assert!(altered.success(), "{altered:?}");
-    assert_eq!(tags(&b), ["pii", "payments"]);
+    assert_eq!(p.tags(&scratch).as_deref(), Some("pii,payments"));
+    if let Some(cluster) = p.upstream {
+        let mut direct = ClientConfig::new();
+        direct.set("bootstrap.servers", cluster.bootstrap());
+        let upstream = p.topic_configs(&direct, &scratch);
+        assert!(upstream.contains_key("retention.ms"), "{upstream:?}");
+        assert!(!upstream.contains_key("palisade.tags"), "{upstream:?}");
+    }
 
-    let refused = b.tool(
+    let unmade = p.name("tagged-by-tool");
+    let refused = p.tool(
         TOPICS,
         "admin",
         &[
             "--create",
             "--topic",
-            "tagged-by-tool",
+            &unmade,
             "--partitions",
             "1",
             "--config",
@@ -625,5 +858,5 @@ fn kafka_configs_retags_a_topic_and_kafka_topics_refuses_the_key() {
         refused.output().contains("palisade.tags"),
         "the tool names the key it refuses: {refused:?}"
     );
-    assert!(!b.topics().contains(&"tagged-by-tool".to_string()));
+    assert!(!p.topics().contains(&unmade));
 }
