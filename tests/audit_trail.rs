@@ -317,22 +317,7 @@ fn data_operation_allows_are_audited_never_once_per_session_or_always() {
 // Metrics under load, connection limits
 // =============================================================================================
 
-fn scrape(addr: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
-    out
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
+use common::metrics_page::{metric, scrape};
 
 #[test]
 fn metrics_move_under_load_and_connection_limits_are_audited() {

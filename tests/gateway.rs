@@ -318,17 +318,13 @@ fn clients_produce_and_consume_in_a_group_through_the_gateway_and_never_see_upst
 }
 
 #[test]
-fn a_produce_cedar_denies_never_reaches_the_upstream() {
+fn a_produce_cedar_denies_never_reaches_the_upstream_and_both_audit_trails_hold_the_denial() {
     let cluster = upstream();
     let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
     let policies = editable_policies(dir.path());
     let (secret, open) = (unique("gw-secret"), unique("gw-open"));
-    std::fs::write(
-        policies.join("no-secrets.cedar"),
-        format!("@id(\"no-secret-writes\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when {{ resource.name == {secret:?} }};\n"),
-    )
-    .unwrap();
+    forbid(&policies, "no-secret-writes", "Write", &secret);
     let policy_line = common::policy_dir_line(&policies);
     let gw = gateway(
         &cluster,
@@ -364,6 +360,46 @@ fn a_produce_cedar_denies_never_reaches_the_upstream() {
         denial.to_string().contains("no-secret-writes"),
         "the audited denial names no policy: {denial}"
     );
+
+    // Allow-all policies, yet no client writes the audit topic through the gateway.
+    let forged = send(&p, "__palisade_audit", b"{\"forged\":true}").unwrap_err();
+    assert_eq!(
+        forged.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{forged:?}"
+    );
+    // The audit topic on the upstream, read directly: the gateway's denial, never the forged
+    // line.
+    let audit = reader(&cluster.bootstrap(), "__palisade_audit", &[]);
+    let lines: Vec<String> = poll_values(&audit, |lines| {
+        lines
+            .iter()
+            .any(|l| String::from_utf8_lossy(l).contains("no-secret-writes"))
+    })
+    .iter()
+    .map(|l| String::from_utf8_lossy(l).into_owned())
+    .collect();
+    let upstream_denial = lines
+        .iter()
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .find(|e| {
+            e["result"] == "deny"
+                && e["operation"] == "Write"
+                && e["resource"].as_str().is_some_and(|r| r.contains(&secret))
+        });
+    assert!(
+        upstream_denial.is_some(),
+        "the upstream audit topic lacks the denial: {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|t| t.contains("forged")),
+        "a client's line reached the audit topic"
+    );
+
+    // The gateway's metrics count what it served.
+    let page = common::metrics_page::scrape(gw.running.as_ref().unwrap().metrics_address.unwrap());
+    let produce = common::metrics_page::metric(&page, "palisade_requests_total{api=\"Produce\"}");
+    assert!(produce >= 2.0, "Produce requests not counted: {page}");
 }
 
 const SCHEMA_MANIFEST: &str = r#"
@@ -417,15 +453,39 @@ fn json_schema_rejects_at_the_gateway_and_the_upstream_only_holds_valid_records(
 }
 
 /// The leader and in-sync replicas of partition 0 of `topic`, as the cluster reports them.
-fn leader_and_isr(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
+/// Partition 0 of `topic` as `bootstrap` describes it: its leader, replicas and in-sync
+/// replicas, once it has a leader.
+struct PartitionState {
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+}
+
+fn partition_state(bootstrap: &str, topic: &str) -> Option<PartitionState> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
     let partition = metadata.topics().first()?.partitions().first()?;
-    (partition.error().is_none() && partition.leader() >= 0)
-        .then(|| (partition.leader(), partition.isr().to_vec()))
+    (partition.error().is_none() && partition.leader() >= 0).then(|| PartitionState {
+        leader: partition.leader(),
+        replicas: partition.replicas().to_vec(),
+        isr: partition.isr().to_vec(),
+    })
+}
+
+/// An idempotent producer that waits for every in-sync replica (acks=all) and retries for
+/// two minutes: what a client that must lose nothing runs.
+fn idempotent_producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .unwrap()
 }
 
 /// Produces `values` through `p` to partition 0 of `topic`, all in flight at once; each
@@ -459,17 +519,10 @@ fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_an
     let topic = &unique("gw-survives-kill");
     create_upstream_topic(&cluster.bootstrap(), topic);
     wait_for(LIMIT, || {
-        leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.len() == 3)
+        partition_state(&cluster.bootstrap(), topic).filter(|s| s.isr.len() == 3)
     })
     .expect("the new topic has three in-sync replicas");
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", gw.bootstrap())
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "120000")
-        .create()
-        .unwrap();
+    let p = idempotent_producer(&gw.bootstrap());
     let before: Vec<String> = (0..100).map(|i| format!("a{i}")).collect();
     for r in produce_all(&p, topic, &before) {
         r.unwrap();
@@ -478,7 +531,7 @@ fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_an
     // The leader dies hard while the client keeps producing through the gateway: the
     // gateway answers retriable errors for the dead node, the client finds the new leader in
     // the gateway's Metadata and goes on.
-    let (leader, _) = leader_and_isr(&cluster.bootstrap(), topic).unwrap();
+    let leader = partition_state(&cluster.bootstrap(), topic).unwrap().leader;
     cluster.kill(leader);
     let after: Vec<String> = (0..100).map(|i| format!("b{i}")).collect();
     let results = produce_all(&p, topic, &after);
@@ -497,7 +550,7 @@ fn nothing_acknowledged_through_the_gateway_is_lost_when_the_leader_is_killed_an
         results.iter().find(|r| r.is_err())
     );
     wait_for(LIMIT, || {
-        leader_and_isr(&cluster.bootstrap(), topic).filter(|(_, isr)| isr.contains(&leader))
+        partition_state(&cluster.bootstrap(), topic).filter(|s| s.isr.contains(&leader))
     })
     .unwrap_or_else(|| {
         panic!(
@@ -579,6 +632,15 @@ fn a_palisade_broker_serves_as_the_upstream_too() {
     assert_eq!(read_all(&gw.bootstrap(), topic, 20), expected);
 }
 
+/// Adds to `policies` a policy `id` forbidding `action` on `topic` to everyone.
+fn forbid(policies: &Path, id: &str, action: &str, topic: &str) {
+    std::fs::write(
+        policies.join(format!("{id}.cedar")),
+        format!("@id({id:?})\nforbid(principal, action == Palisade::Action::{action:?}, resource is Palisade::Topic) when {{ resource.name == {topic:?} }};\n"),
+    )
+    .unwrap();
+}
+
 /// A copy of the allow-all policies in `dir`, which a test then edits.
 fn editable_policies(dir: &Path) -> std::path::PathBuf {
     let policies = dir.join("policies");
@@ -628,11 +690,7 @@ fn a_policy_change_stops_a_consumer_in_the_middle_of_its_fetches() {
 
     // The policy changes while the consumer keeps fetching: its next fetches of the topic are
     // refused at the gateway.
-    std::fs::write(
-        policies.join("closing.cedar"),
-        format!("@id(\"no-more-reading\")\nforbid(principal, action == Palisade::Action::\"Read\", resource is Palisade::Topic) when {{ resource.name == {closing:?} }};\n"),
-    )
-    .unwrap();
+    forbid(&policies, "no-more-reading", "Read", &closing);
     let refused = wait_for(LIMIT, || match c.poll(Duration::from_millis(200)) {
         Some(Err(e))
             if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed) =>
@@ -1004,18 +1062,6 @@ fn a_mapped_client_reaches_an_upstream_palisade_as_itself_and_others_as_the_serv
     );
 }
 
-/// Leader and replicas of partition 0 of `topic`, as `bootstrap` describes them.
-fn leader_and_replicas(bootstrap: &str, topic: &str) -> Option<(i32, Vec<i32>)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let metadata = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
-    let partition = metadata.topics().first()?.partitions().first()?;
-    (partition.error().is_none() && partition.leader() >= 0)
-        .then(|| (partition.leader(), partition.replicas().to_vec()))
-}
-
 #[test]
 fn a_leader_moved_by_reassignment_is_followed_by_clients_of_the_gateway() {
     use common::kafka_java::{run_java, REASSIGN_PARTITIONS};
@@ -1039,16 +1085,10 @@ fn a_leader_moved_by_reassignment_is_followed_by_clients_of_the_gateway() {
         r.unwrap();
     }
     wait_for(LIMIT, || {
-        leader_and_replicas(&gw.bootstrap(), topic).filter(|(leader, _)| *leader == 1)
+        partition_state(&gw.bootstrap(), topic).filter(|s| s.leader == 1)
     })
     .expect("node 1 leads the new topic, as the gateway's metadata says");
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", gw.bootstrap())
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", "120000")
-        .create()
-        .unwrap();
+    let p = idempotent_producer(&gw.bootstrap());
     let before: Vec<String> = (0..50).map(|i| format!("a{i}")).collect();
     for r in produce_all(&p, topic, &before) {
         r.unwrap();
@@ -1075,15 +1115,16 @@ fn a_leader_moved_by_reassignment_is_followed_by_clients_of_the_gateway() {
         ],
     );
     assert!(run.success(), "{}", run.output());
-    let (moved_to, replicas) = wait_for(LIMIT, || {
-        leader_and_replicas(&cluster.bootstrap(), topic)
-            .filter(|(leader, replicas)| *leader != 1 && !replicas.contains(&1))
+    let moved = wait_for(LIMIT, || {
+        partition_state(&cluster.bootstrap(), topic)
+            .filter(|s| s.leader != 1 && !s.replicas.contains(&1))
     })
     .expect("the reassignment completes");
-    assert!(replicas.contains(&3), "{replicas:?}");
+    assert!(moved.replicas.contains(&3), "{:?}", moved.replicas);
+    let moved_to = moved.leader;
     // Clients of the gateway see the move in its rewritten metadata...
     wait_for(LIMIT, || {
-        leader_and_replicas(&gw.bootstrap(), topic).filter(|(leader, _)| *leader == moved_to)
+        partition_state(&gw.bootstrap(), topic).filter(|s| s.leader == moved_to)
     })
     .expect("the gateway's metadata names the new leader");
     // ...and the producer connected to the old leader's port follows it: every record is
@@ -1384,91 +1425,6 @@ fn a_consumer_group_rebalances_through_the_gateway_and_reads_every_record_once()
             "a member read both partitions: {reads:?}"
         );
     }
-}
-
-/// The gateway's metrics page.
-fn scrape(addr: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
-    out
-}
-
-#[test]
-fn the_upstream_audit_topic_holds_the_gateways_decisions_and_no_client_may_write_it() {
-    let cluster = upstream();
-    let _calm = cluster.calm();
-    let dir = tempfile::tempdir().unwrap();
-    let policies = editable_policies(dir.path());
-    let closed = unique("gw-audited-closed");
-    std::fs::write(
-        policies.join("closed.cedar"),
-        format!("@id(\"closed-topic\")\nforbid(principal, action == Palisade::Action::\"Write\", resource is Palisade::Topic) when {{ resource.name == {closed:?} }};\n"),
-    )
-    .unwrap();
-    let policy_line = common::policy_dir_line(&policies);
-    let gw = gateway(
-        &cluster,
-        &dir.path().join("data"),
-        &[(&common::allow_all_policy_dir(), &policy_line)],
-    );
-    let p = producer(&gw.bootstrap());
-    let denied = send(&p, &closed, b"no").unwrap_err();
-    assert_eq!(
-        denied.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::TopicAuthorizationFailed)
-    );
-    // Allow-all policies, yet no client writes the audit topic through the gateway.
-    let forged = send(&p, "__palisade_audit", b"{\"forged\":true}").unwrap_err();
-    assert_eq!(
-        forged.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
-        "{forged:?}"
-    );
-
-    // On the upstream, read directly: the gateway's denial, and never the forged line.
-    let audit = reader(&cluster.bootstrap(), "__palisade_audit", &[]);
-    let lines = poll_values(&audit, |lines| {
-        lines
-            .iter()
-            .any(|l| String::from_utf8_lossy(l).contains("closed-topic"))
-    });
-    let texts: Vec<String> = lines
-        .iter()
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect();
-    let denial = texts
-        .iter()
-        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .find(|e| {
-            e["result"] == "deny"
-                && e["operation"] == "Write"
-                && e["resource"].as_str().is_some_and(|r| r.contains(&closed))
-        });
-    assert!(
-        denial.is_some(),
-        "the upstream audit topic lacks the denial: {texts:?}"
-    );
-    assert!(
-        !texts.iter().any(|t| t.contains("forged")),
-        "a client's line reached the audit topic"
-    );
-
-    // The gateway's metrics count what it served.
-    let metrics = gw.running.as_ref().unwrap().metrics_address.unwrap();
-    let page = scrape(metrics);
-    let produce = page
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("palisade_requests_total{api=\"Produce\"}")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0);
-    assert!(produce >= 2.0, "Produce requests not counted: {page}");
 }
 
 /// Sends SIGTERM to a child and kills it if it is still there when dropped.

@@ -34,6 +34,21 @@ const FULL: usize = 50;
 /// Kills the broker when dropped, so a failing assertion never leaves it running.
 struct Broker(Child);
 
+impl Broker {
+    /// `palisade serve --config <config>`, its output discarded.
+    fn serve(config: &std::path::Path) -> Broker {
+        Broker(
+            Command::new(env!("CARGO_BIN_EXE_palisade"))
+                .args(["serve", "--config"])
+                .arg(config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -54,6 +69,43 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The highest RSS a process reached while sampled (every 20 ms).
+struct PeakRss {
+    peak: Arc<AtomicU64>,
+    sampling: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PeakRss {
+    fn sample(pid: u32) -> PeakRss {
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let thread = std::thread::spawn({
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            move || {
+                while sampling.load(Ordering::Relaxed) {
+                    if let Some(rss) = rss_bytes(pid) {
+                        peak.fetch_max(rss, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        PeakRss {
+            peak,
+            sampling,
+            thread,
+        }
+    }
+
+    /// Stops sampling; the peak seen.
+    fn stop(self) -> u64 {
+        self.sampling.store(false, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.peak.load(Ordering::Relaxed)
+    }
 }
 
 async fn slow_sender(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) {
@@ -141,15 +193,7 @@ fn hostile_frames_keep_the_brokers_memory_under_the_budget() {
     );
     let path = dir.path().join("palisade.toml");
     std::fs::write(&path, config).unwrap();
-    let broker = Broker(
-        Command::new(env!("CARGO_BIN_EXE_palisade"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let broker = Broker::serve(&path);
     let pid = broker.0.id();
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -159,19 +203,7 @@ fn hostile_frames_keep_the_brokers_memory_under_the_budget() {
     let idle_rss = rss_bytes(pid).unwrap();
 
     // RSS is sampled from start to end of the attack.
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = std::thread::spawn({
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        move || {
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_bytes(pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    });
+    let sampler = PeakRss::sample(pid);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -216,9 +248,7 @@ fn hostile_frames_keep_the_brokers_memory_under_the_budget() {
         normal_round(&mut normal, rounds + 1).await;
         (rounds, full_done)
     });
-    sampling.store(false, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::Relaxed);
+    let peak = sampler.stop();
     eprintln!(
         "idle RSS {} MiB, peak RSS {} MiB under {SLOW} slow and {FULL} full 100 MiB frames \
          (budget {} MiB); {rounds} produce+fetch rounds served",
@@ -398,15 +428,7 @@ fn a_slow_upstream_slows_the_gateways_clients_instead_of_growing_the_gateway() {
     );
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, config).unwrap();
-    let gateway = Broker(
-        Command::new(env!("CARGO_BIN_EXE_palisade"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let gateway = Broker::serve(&path);
     let pid = gateway.0.id();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert!(
@@ -418,19 +440,7 @@ fn a_slow_upstream_slows_the_gateways_clients_instead_of_growing_the_gateway() {
         "the gateway did not start"
     );
     let idle_rss = rss_bytes(pid).unwrap();
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = std::thread::spawn({
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        move || {
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_bytes(pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    });
+    let sampler = PeakRss::sample(pid);
 
     // The flood: 8 connections offer 320 MiB at once. The upstream takes 200 KB/s, so the
     // gateway must stop reading them, not hold what the upstream has not taken yet.
@@ -467,13 +477,9 @@ fn a_slow_upstream_slows_the_gateways_clients_instead_of_growing_the_gateway() {
     let took = common::wait::wait_for(Duration::from_secs(240), || {
         (upstream_holds() >= 10).then_some(())
     });
-    sampling.store(false, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let peak = sampler.stop();
     assert!(took.is_some(), "the upstream never got the flood's records");
-    let (peak, sent) = (
-        peak.load(Ordering::Relaxed),
-        written.load(Ordering::Relaxed),
-    );
+    let sent = written.load(Ordering::Relaxed);
     eprintln!(
         "gateway idle RSS {} MiB, peak {} MiB, budget {} MiB; {sent} of {} requests written \
          by the clients while the upstream took 10",

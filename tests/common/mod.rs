@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 pub mod clients;
 pub mod kafka_cluster;
 pub mod kafka_java;
+pub mod metrics_page;
 pub mod plugins;
 pub mod tansu;
 pub mod wait;
