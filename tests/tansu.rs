@@ -17,7 +17,11 @@ use common::gateway_harness::{forbid_writes, policies_with, Gateway};
 use common::kafka_cluster::metadata_brokers;
 use common::tansu::Tansu;
 use common::Raw;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
+    CreatePartitionsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -132,12 +136,97 @@ fn a_gateway_in_front_of_tansu_serves_a_group_and_keeps_a_denied_write_from_it()
                 missing_upstream.push(*key);
             }
         }
+        // tansu has no CreatePartitions: the gateway does not offer it, and one sent anyway
+        // is refused at the gateway, never forwarded (the topic keeps its one partition).
+        assert!(!gateway_apis.contains_key(&(ApiKey::CreatePartitions as i16)));
+        let answer = runtime().block_on(async {
+            let mut raw = Raw::connect(through.parse().unwrap()).await;
+            raw.try_request::<_, CreatePartitionsResponse>(
+                ApiKey::CreatePartitions,
+                1,
+                &CreatePartitionsRequest::default()
+                    .with_timeout_ms(5000)
+                    .with_topics(vec![CreatePartitionsTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("gw-on-tansu")))
+                        .with_count(3)]),
+            )
+            .await
+        });
+        assert!(answer.is_none(), "CreatePartitions answered: {answer:?}");
+        let on_tansu =
+            BaseConsumer::from_config(ClientConfig::new().set("bootstrap.servers", &direct))
+                .unwrap()
+                .fetch_metadata(Some("gw-on-tansu"), Duration::from_secs(10))
+                .unwrap();
+        assert_eq!(on_tansu.topics()[0].partitions().len(), 1);
         // For the run's log: what tansu offers that the gateway does not pass on.
         eprintln!(
             "gateway in front of tansu advertises {} APIs; tansu offers {} more: {missing_upstream:?}",
             gateway_apis.len(),
             missing_upstream.len()
         );
+    });
+}
+
+#[test]
+fn transactions_pass_through_a_gateway_to_tansu_and_read_committed_sees_what_tansu_serves() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let mut tansu = Tansu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        &tansu.bootstrap(),
+        TANSU_NODE_ID,
+        &dir.path().join("data"),
+        &[],
+    );
+    let (through, direct) = (gw.bootstrap(), tansu.bootstrap());
+    watched(&mut tansu, move || {
+        create_topic(&direct, "txn-on-tansu");
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &through)
+            .set("transactional.id", "gw-tansu-txn")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .unwrap();
+        let timeout = Duration::from_secs(30);
+        p.init_transactions(timeout).unwrap();
+        let send_in_transaction = |values: &[&str]| {
+            p.begin_transaction().unwrap();
+            for v in values {
+                p.send(
+                    BaseRecord::<(), str>::to("txn-on-tansu")
+                        .partition(0)
+                        .payload(v),
+                )
+                .unwrap();
+            }
+            p.flush(timeout).unwrap();
+        };
+        send_in_transaction(&["kept-0", "kept-1"]);
+        p.commit_transaction(timeout).unwrap();
+        send_in_transaction(&["aborted-0", "aborted-1"]);
+        p.abort_transaction(timeout).unwrap();
+        send_in_transaction(&["last"]);
+        p.commit_transaction(timeout).unwrap();
+
+        // read_committed through the gateway sees what tansu itself serves a read_committed
+        // consumer: tansu 0.6 returns the aborted records too (it lists no aborted
+        // transactions in its Fetch answers), so a gateway in front of it cannot hide them.
+        let read_committed = |bootstrap: &str| {
+            read_partition_with(
+                bootstrap,
+                "txn-on-tansu",
+                &[("isolation.level", "read_committed")],
+                |v| v.iter().any(|v| v == "last"),
+            )
+        };
+        let (through, direct) = (read_committed(&through), read_committed(&direct));
+        assert_eq!(through, direct);
+        let committed: Vec<&String> = through
+            .iter()
+            .filter(|v| !v.starts_with("aborted"))
+            .collect();
+        assert_eq!(committed, ["kept-0", "kept-1", "last"]);
     });
 }
 
@@ -199,19 +288,33 @@ fn create_topic(bootstrap: &str, topic: &str) {
 /// The values of partition 0 of `topic` on `bootstrap`, from its beginning, until `expected`
 /// arrived or 90 s passed.
 fn read_partition(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    read_partition_with(bootstrap, topic, &[], |v| v.len() >= expected)
+}
+
+/// The values of partition 0 of `topic` on `bootstrap` (consumer `settings` on top), from its
+/// beginning, until `done` says so or 90 s passed.
+fn read_partition_with(
+    bootstrap: &str,
+    topic: &str,
+    settings: &[(&str, &str)],
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "direct-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&tpl).unwrap();
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(90);
-    while got.len() < expected && Instant::now() < deadline {
+    while !done(&got) && Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             got.push(String::from_utf8(m.unwrap().payload().unwrap().to_vec()).unwrap());
         }
