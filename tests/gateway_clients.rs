@@ -3,6 +3,9 @@
 //! Apache Kafka cluster (`common::kafka_cluster`), each checked on what the client received and
 //! on what the cluster itself holds (read directly). The Python side is
 //! `tests/gateway_clients/scenarios.py`; it reports, this file asserts.
+//!
+//! `tests/gateway-against.sh HOST:PORT` runs these tests against any cluster instead
+//! (`PALISADE_UPSTREAM`; its topics get a unique suffix).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,9 +30,46 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::RwLockReadGuard;
 
 /// How long anything here may take on a busy two-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// The cluster behind the gateways: the one `PALISADE_UPSTREAM` names, or the shared
+/// three-node cluster this binary starts (held calm: no test here disrupts it).
+struct Upstream {
+    bootstrap: String,
+    _calm: Option<RwLockReadGuard<'static, ()>>,
+}
+
+fn upstream() -> Upstream {
+    match std::env::var("PALISADE_UPSTREAM") {
+        Ok(bootstrap) if !bootstrap.is_empty() => Upstream {
+            bootstrap,
+            _calm: None,
+        },
+        _ => {
+            let cluster = KafkaCluster::shared();
+            Upstream {
+                bootstrap: cluster.bootstrap(),
+                _calm: Some(cluster.calm()),
+            }
+        }
+    }
+}
+
+/// The cluster's brokers as it advertises them itself: id -> `host:port`.
+fn upstream_brokers(up: &Upstream) -> std::collections::BTreeMap<i32, String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &up.bootstrap)
+        .create()
+        .unwrap();
+    let md = c.fetch_metadata(None, Duration::from_secs(30)).unwrap();
+    md.brokers()
+        .iter()
+        .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
+        .collect()
+}
 
 /// `name`, unique to this run.
 fn unique(name: &str) -> String {
@@ -46,13 +86,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Creates `topic` on the cluster itself (`partitions`, three replicas).
-fn create_upstream_topic(cluster: &KafkaCluster, topic: &str, partitions: i32) {
+/// Creates `topic` on the cluster itself (`partitions`, up to three replicas).
+fn create_upstream_topic(up: &Upstream, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
+        .set("bootstrap.servers", &up.bootstrap)
         .create()
         .unwrap();
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(3));
+    let replicas = i32::try_from(upstream_brokers(up).len().min(3)).unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in runtime()
         .block_on(admin.create_topics([&new], &options))
@@ -67,9 +108,9 @@ fn create_upstream_topic(cluster: &KafkaCluster, topic: &str, partitions: i32) {
 
 /// The leader of partition 0 of `topic` and the high watermark of every partition, as the
 /// cluster itself reports them.
-fn upstream_ends(cluster: &KafkaCluster, topic: &str) -> (i32, Vec<i64>) {
+fn upstream_ends(up: &Upstream, topic: &str) -> (i32, Vec<i64>) {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
+        .set("bootstrap.servers", &up.bootstrap)
         .create()
         .unwrap();
     wait_for(LIMIT, || {
@@ -91,11 +132,11 @@ fn upstream_ends(cluster: &KafkaCluster, topic: &str) -> (i32, Vec<i64>) {
 
 /// Every record batch of partition 0 of `topic` as its leader stores it: (producer id,
 /// values).
-fn upstream_batches(cluster: &KafkaCluster, topic: &str) -> Vec<(i64, Vec<String>)> {
-    let (leader, _) = upstream_ends(cluster, topic);
-    let addr = cluster.node_address(leader).parse().unwrap();
+fn upstream_batches(up: &Upstream, topic: &str) -> Vec<(i64, Vec<String>)> {
+    let (leader, _) = upstream_ends(up, topic);
+    let addr = upstream_brokers(up).remove(&leader).unwrap();
     runtime().block_on(async {
-        let mut raw = Raw::connect(addr).await;
+        let mut raw = Raw::over(tokio::net::TcpStream::connect(&addr).await.unwrap());
         let resp: FetchResponse = raw
             .request(ApiKey::Fetch, 12, &common::fetch_now(topic, 0))
             .await;
@@ -120,10 +161,14 @@ fn upstream_batches(cluster: &KafkaCluster, topic: &str) -> Vec<(i64, Vec<String
 
 /// Every broker address the client reported is one of the gateway's node ports, never an
 /// address of the cluster.
-fn assert_only_gateway_addresses(gw: &Gateway, cluster: &KafkaCluster, seen: &[String]) {
+fn assert_only_gateway_addresses(gw: &Gateway, up: &Upstream, seen: &[String]) {
     assert!(!seen.is_empty(), "the client reported no brokers");
-    let bootstrap = cluster.bootstrap();
-    let upstream: BTreeSet<&str> = bootstrap.split(',').collect();
+    let brokers = upstream_brokers(up);
+    let upstream: BTreeSet<&str> = brokers
+        .values()
+        .map(String::as_str)
+        .chain(up.bootstrap.split(','))
+        .collect();
     for address in seen {
         assert!(
             !upstream.contains(address.as_str()),
@@ -134,19 +179,18 @@ fn assert_only_gateway_addresses(gw: &Gateway, cluster: &KafkaCluster, seen: &[S
             "{address} is not a gateway node port"
         );
     }
-    assert_eq!(seen.len(), cluster.size(), "one address per node: {seen:?}");
+    assert_eq!(seen.len(), brokers.len(), "one address per node: {seen:?}");
 }
 
 /// A consumer group through the gateway: the first half of the records read by one member,
 /// then a second member joins, the four partitions are split between the two, and the
 /// second half is read by both; every record exactly once.
 fn group_with_a_rebalance(client: &str) {
-    let cluster = KafkaCluster::shared();
-    let _calm = cluster.calm();
+    let cluster = upstream();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&cluster.bootstrap(), 0, &dir.path().join("data"), &[]);
+    let gw = Gateway::start(&cluster.bootstrap, 0, &dir.path().join("data"), &[]);
     let topic = unique(&format!("gwc-group-{client}"));
-    create_upstream_topic(cluster, &topic, 4);
+    create_upstream_topic(&cluster, &topic, 4);
     let group = unique(&format!("gwc-{client}"));
     let count = 200;
     let out = python_scenario(&[
@@ -178,9 +222,9 @@ fn group_with_a_rebalance(client: &str) {
     let mut expected: Vec<String> = (0..count).map(|i| format!("{client}-{i}")).collect();
     expected.sort();
     assert_eq!(all, expected);
-    assert_only_gateway_addresses(&gw, cluster, &strings(&out["brokers"]));
+    assert_only_gateway_addresses(&gw, &cluster, &strings(&out["brokers"]));
     // The cluster holds every record, once.
-    let (_, ends) = upstream_ends(cluster, &topic);
+    let (_, ends) = upstream_ends(&cluster, &topic);
     assert_eq!(ends.iter().sum::<i64>(), count as i64, "{ends:?}");
 }
 
@@ -196,12 +240,11 @@ fn kafka_python_consumes_in_a_group_through_the_gateway_across_a_rebalance() {
 
 #[test]
 fn confluent_kafka_idempotent_producer_writes_each_record_once_through_the_gateway() {
-    let cluster = KafkaCluster::shared();
-    let _calm = cluster.calm();
+    let cluster = upstream();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&cluster.bootstrap(), 0, &dir.path().join("data"), &[]);
+    let gw = Gateway::start(&cluster.bootstrap, 0, &dir.path().join("data"), &[]);
     let topic = unique("gwc-idempotent");
-    create_upstream_topic(cluster, &topic, 1);
+    create_upstream_topic(&cluster, &topic, 1);
     let out = python_scenario(&[
         "produce",
         "--client",
@@ -222,7 +265,7 @@ fn confluent_kafka_idempotent_producer_writes_each_record_once_through_the_gatew
     );
     // On the cluster: every record once, in order, in batches of a producer id the cluster
     // gave out (InitProducerId passed through), not the -1 of a plain producer.
-    let batches = upstream_batches(cluster, &topic);
+    let batches = upstream_batches(&cluster, &topic);
     let values: Vec<String> = batches.iter().flat_map(|(_, v)| v.clone()).collect();
     let expected: Vec<String> = (0..300).map(|i| format!("confluent-{i}")).collect();
     assert_eq!(values, expected);
@@ -234,19 +277,18 @@ fn confluent_kafka_idempotent_producer_writes_each_record_once_through_the_gatew
 #[test]
 fn a_write_cedar_denies_gives_python_clients_topic_authorization_failed_and_never_reaches_the_upstream(
 ) {
-    let cluster = KafkaCluster::shared();
-    let _calm = cluster.calm();
+    let cluster = upstream();
     let dir = tempfile::tempdir().unwrap();
     let (secret, open) = (unique("gwc-secret"), unique("gwc-open"));
     let policy_line = policies_with(dir.path(), &forbid_writes(&secret));
     let gw = Gateway::start(
-        &cluster.bootstrap(),
+        &cluster.bootstrap,
         0,
         &dir.path().join("data"),
         &[(&common::allow_all_policy_dir(), &policy_line)],
     );
-    create_upstream_topic(cluster, &secret, 1);
-    create_upstream_topic(cluster, &open, 1);
+    create_upstream_topic(&cluster, &secret, 1);
+    create_upstream_topic(&cluster, &open, 1);
     for client in ["confluent", "kafka-python"] {
         let produce = |topic: &str| {
             python_scenario(&[
@@ -276,8 +318,8 @@ fn a_write_cedar_denies_gives_python_clients_topic_authorization_failed_and_neve
         );
     }
     // Both clients' allowed records are on the cluster; the denied ones never reached it.
-    assert_eq!(upstream_ends(cluster, &open).1, vec![6]);
-    assert_eq!(upstream_ends(cluster, &secret).1, vec![0]);
+    assert_eq!(upstream_ends(&cluster, &open).1, vec![6]);
+    assert_eq!(upstream_ends(&cluster, &secret).1, vec![0]);
 }
 
 /// Runs kcat with `args`; its exit status and standard output (standard error appended).
@@ -305,13 +347,12 @@ fn kcat(args: &[&str], input: Option<&str>) -> (bool, String, String) {
 
 #[test]
 fn kcat_produces_and_consumes_through_the_gateway_and_lists_only_gateway_addresses() {
-    let cluster = KafkaCluster::shared();
-    let _calm = cluster.calm();
+    let cluster = upstream();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&cluster.bootstrap(), 0, &dir.path().join("data"), &[]);
+    let gw = Gateway::start(&cluster.bootstrap, 0, &dir.path().join("data"), &[]);
     let bootstrap = gw.bootstrap();
     let topic = unique("gwc-kcat");
-    create_upstream_topic(cluster, &topic, 1);
+    create_upstream_topic(&cluster, &topic, 1);
 
     let (ok, listing, err) = kcat(&["-b", &bootstrap, "-L", "-m", "30"], None);
     assert!(ok, "{listing}{err}");
@@ -321,7 +362,7 @@ fn kcat_produces_and_consumes_through_the_gateway_and_lists_only_gateway_address
         .filter_map(|l| l.split(" at ").nth(1))
         .map(|a| a.split_whitespace().next().unwrap_or_default().to_string())
         .collect();
-    assert_only_gateway_addresses(&gw, cluster, &brokers);
+    assert_only_gateway_addresses(&gw, &cluster, &brokers);
 
     let lines: Vec<String> = (0..100).map(|i| format!("kcat-{i}")).collect();
     let (ok, out, err) = kcat(
@@ -347,7 +388,7 @@ fn kcat_produces_and_consumes_through_the_gateway_and_lists_only_gateway_address
     );
     assert!(ok, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), lines);
-    assert_eq!(upstream_ends(cluster, &topic).1, vec![100]);
+    assert_eq!(upstream_ends(&cluster, &topic).1, vec![100]);
 }
 
 /// SCRAM users in `data`'s credentials file, each with the password `<user>-password`.
