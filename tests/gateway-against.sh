@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the gateway's tests (tests/gateway.rs) against any Kafka cluster: a Palisade gateway is
-# started in front of it and real clients go through the gateway and directly to the cluster.
+# Runs the gateway's tests (tests/gateway.rs, and tests/gateway_clients.rs with the Python
+# clients and kcat) against any Kafka cluster: a Palisade gateway is started in front of it and
+# real clients go through the gateway and directly to the cluster.
 #
 #   tests/gateway-against.sh HOST:PORT[,HOST:PORT...]
 #
@@ -11,8 +12,8 @@
 # against the cluster the tests start themselves, so they are skipped here.
 set -euo pipefail
 if [ $# -ne 1 ]; then
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PALISADE_UPSTREAM="$1" exec cargo test --test gateway -- --skip killed --skip reassignment --skip one_command
+PALISADE_UPSTREAM="$1" exec cargo test --test gateway --test gateway_clients -- --skip killed --skip reassignment --skip one_command

@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod clients;
+pub mod gateway_harness;
 pub mod kafka_cluster;
 pub mod kafka_java;
 pub mod metrics_page;
