@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the gateway's tests (tests/gateway.rs, and tests/gateway_clients.rs with the Python
+# Runs the gateway's tests (tests/gateway/: main.rs, and clients.rs with the Python
 # clients and kcat) against any Kafka cluster: a Palisade gateway is started in front of it and
 # real clients go through the gateway and directly to the cluster.
 #
@@ -16,4 +16,4 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PALISADE_UPSTREAM="$1" exec cargo test --test gateway --test gateway_clients -- --skip killed --skip reassignment --skip one_command
+PALISADE_UPSTREAM="$1" exec cargo test --test gateway -- --skip killed --skip reassignment --skip one_command

@@ -1,5 +1,5 @@
 //! A Palisade gateway in front of any upstream (a Kafka cluster, tansu, a Palisade broker), and
-//! the Python client scenarios (`tests/gateway_clients/scenarios.py`) run against it.
+//! the Python client scenarios (`tests/gateway/scenarios.py`) run against it.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ impl Gateway {
 
 /// The Python scenarios script.
 pub fn scenarios_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway_clients/scenarios.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway/scenarios.py")
 }
 
 /// Runs `scenarios.py args...`; the JSON object it printed last. Fails the test with the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Client scenarios that tests/gateway_clients.rs runs through a Palisade gateway.
+"""Client scenarios that tests/gateway/clients.rs runs through a Palisade gateway.
 
 Each scenario drives one Python client (`confluent` = confluent-kafka with its bundled
 librdkafka, `kafka-python` = the pure-Python client) and prints one JSON object on its last line

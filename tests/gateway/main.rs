@@ -3,6 +3,8 @@
 //! through `rdkafka`) on both sides: through the gateway, and directly on the cluster to see
 //! what the upstream really holds.
 //!
+//! `clients` runs the Python clients and kcat through the gateway the same way.
+//!
 //! `tests/gateway-against.sh HOST:PORT` runs these tests against any cluster instead (its
 //! topics get a unique suffix; the tests that kill brokers are skipped there).
 #![allow(
@@ -12,13 +14,17 @@
     clippy::panic
 )]
 
+#[path = "../common/mod.rs"]
 mod common;
+
+mod clients;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
+use common::gateway_harness::Gateway;
 use common::kafka_cluster::KafkaCluster;
 use common::plugins::install;
 use common::wait::wait_for;
@@ -89,25 +95,6 @@ fn unique(name: &str) -> String {
     format!("{name}-{run}")
 }
 
-/// `n` consecutive free loopback ports: a gateway's node ports. Each call of this process
-/// gets a block no other call got (the ports are free when checked, and tests of one binary
-/// run side by side).
-fn free_port_block(n: u16) -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    for _ in 0..400 {
-        let call = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let slot = (std::process::id() * 13 + call * 17) % 1000;
-        let base = 21000 + u16::try_from(slot).unwrap() * 20;
-        let held: Vec<_> = (base..base + n)
-            .map_while(|p| TcpListener::bind(("127.0.0.1", p)).ok())
-            .collect();
-        if held.len() == usize::from(n) {
-            return base;
-        }
-    }
-    panic!("no block of {n} free ports");
-}
-
 /// A gateway in front of `cluster`, its data in `dir`, `extra` replacements applied on top.
 fn gateway(upstream: &Upstream, dir: &Path, extra: &[(&str, &str)]) -> BackgroundBroker {
     gateway_with_node_ports(upstream, dir, extra).0
@@ -120,24 +107,9 @@ fn gateway_with_node_ports(
     dir: &Path,
     extra: &[(&str, &str)],
 ) -> (BackgroundBroker, u16) {
-    let servers: Vec<String> = upstream
-        .bootstrap()
-        .split(',')
-        .map(|s| format!("{s:?}"))
-        .collect();
-    let bootstrap = format!("bootstrap_servers = [{}]", servers.join(", "));
     // Node ids 0..=15 get ports: the clusters these tests meet number their nodes from 0 or 1.
-    let base = free_port_block(16);
-    let port_base = format!("port_base = {base}");
-    let mut all: Vec<(&str, &str)> = vec![
-        (
-            "# bootstrap_servers = [\"kafka-1.internal:9093\", \"kafka-2.internal:9093\"]",
-            &bootstrap,
-        ),
-        ("port_base = 19092", &port_base),
-    ];
-    all.extend_from_slice(extra);
-    (BackgroundBroker::start(dir, &all), base)
+    let gw = Gateway::start(&upstream.bootstrap(), 0, dir, extra);
+    (gw.broker, gw.port_base)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -748,8 +720,8 @@ impl Drop for HostsEntries {
     }
 }
 
-/// Runs kcat with `args`; its exit status and standard output.
-fn kcat(args: &[&str], input: Option<&str>) -> (bool, String) {
+/// Runs kcat with `args`; its exit status, standard output and standard error.
+fn kcat(args: &[&str], input: Option<&str>) -> (bool, String, String) {
     use std::io::Write;
     let mut child = std::process::Command::new("kcat")
         .args(args)
@@ -766,11 +738,8 @@ fn kcat(args: &[&str], input: Option<&str>) -> (bool, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -801,7 +770,7 @@ fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
     let _hosts = HostsEntries::add(&names);
 
     // The one listener is TLS, on a port known before it is bound (it is advertised).
-    let port = free_port_block(1);
+    let port = common::gateway_harness::free_port_block(1);
     let bind = format!("bind = \"127.0.0.1:{port}\"");
     let ssl = format!(
         "protocol = \"SSL\"\n[listeners.tls]\ncert = {:?}\nkey = {:?}\nclient_auth = \"none\"\n",
@@ -838,8 +807,8 @@ fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
     };
 
     // Metadata names every node by its SNI name on the one port.
-    let (ok, listing) = run(&["-L", "-m", "30"], None);
-    assert!(ok, "{listing}");
+    let (ok, listing, err) = run(&["-L", "-m", "30"], None);
+    assert!(ok, "{listing}{err}");
     assert!(
         listing.contains(&format!("broker-1.{domain}:{port}")),
         "{listing}"
@@ -853,12 +822,12 @@ fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
     let topic = unique("gw-sni");
     create_upstream_topic(&cluster.bootstrap(), &topic);
     let lines: Vec<String> = (0..10).map(|i| format!("sni-{i}")).collect();
-    let (ok, out) = run(
+    let (ok, out, err) = run(
         &["-P", "-t", &topic, "-p", "0"],
         Some(&(lines.join("\n") + "\n")),
     );
-    assert!(ok, "{out}");
-    let (ok, out) = run(
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(
         &[
             "-C",
             "-t",
@@ -874,12 +843,12 @@ fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
         ],
         None,
     );
-    assert!(ok, "{out}");
+    assert!(ok, "{out}{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), lines);
 
     // No name (an IP address) or a name the gateway does not serve: refused in the handshake.
     let by_ip = format!("127.0.0.1:{port}");
-    let (ok, out) = kcat(
+    let (ok, out, err) = kcat(
         &[
             "-b",
             &by_ip,
@@ -895,7 +864,10 @@ fn sni_addressing_serves_every_node_on_one_tls_port_to_kcat() {
         ],
         None,
     );
-    assert!(!ok, "a connection without a server name was served: {out}");
+    assert!(
+        !ok,
+        "a connection without a server name was served: {out}{err}"
+    );
 }
 
 /// SCRAM users in `data`'s credentials file, each with the password `<user>-password`.
@@ -939,6 +911,16 @@ fn audit_events(data: &Path) -> Vec<serde_json::Value> {
                 .filter_map(|l| serde_json::from_str(l).ok())
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The principals the audit trail in `data` shows writing a topic whose name holds `topic`.
+fn audited_writers(data: &Path, topic: &str) -> BTreeSet<String> {
+    audit_events(data)
+        .iter()
+        .filter(|e| e["operation"] == "Write" && e["result"] == "allow")
+        .filter(|e| e["resource"].as_str().is_some_and(|r| r.contains(topic)))
+        .filter_map(|e| e["principal"].as_str().map(str::to_string))
         .collect()
 }
 
@@ -1012,14 +994,7 @@ fn a_mapped_client_reaches_an_upstream_palisade_as_itself_and_others_as_the_serv
 
     // The upstream's own audit trail: alice's writes as alice-up, bob's as the service
     // account; never the other way round.
-    let writers_of = |topic: &str| -> BTreeSet<String> {
-        audit_events(&up_data)
-            .iter()
-            .filter(|e| e["operation"] == "Write" && e["result"] == "allow")
-            .filter(|e| e["resource"].as_str().is_some_and(|r| r.contains(topic)))
-            .filter_map(|e| e["principal"].as_str().map(str::to_string))
-            .collect()
-    };
+    let writers_of = |topic: &str| audited_writers(&up_data, topic);
     let found = wait_for(LIMIT, || {
         let (a, b) = (writers_of(&alices), writers_of(&bobs));
         (!a.is_empty() && !b.is_empty()).then_some((a, b))

@@ -1,28 +1,21 @@
 //! The Python clients and kcat through a Palisade gateway: confluent-kafka (bundled librdkafka
 //! 2.16), kafka-python (pure Python) and kcat (Debian's librdkafka 2.0) in front of a real
-//! Apache Kafka cluster (`common::kafka_cluster`), each checked on what the client received and
+//! Apache Kafka cluster (`crate::common::kafka_cluster`), each checked on what the client received and
 //! on what the cluster itself holds (read directly). The Python side is
-//! `tests/gateway_clients/scenarios.py`; it reports, this file asserts.
+//! `tests/gateway/scenarios.py`; it reports, this file asserts.
 //!
 //! `tests/gateway-against.sh HOST:PORT` runs these tests against any cluster instead
 //! (`PALISADE_UPSTREAM`; its topics get a unique suffix).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
-mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
-use common::gateway_harness::{forbid_writes, policies_with, python_scenario, strings, Gateway};
-use common::kafka_cluster::KafkaCluster;
-use common::wait::wait_for;
-use common::{BackgroundBroker, Raw};
+use crate::common::gateway_harness::{
+    forbid_writes, policies_with, python_scenario, strings, Gateway,
+};
+use crate::common::wait::wait_for;
+use crate::common::{BackgroundBroker, Raw};
+use crate::{audited_writers, kcat, runtime, scram_users, unique, upstream, Upstream, LIMIT};
 use kafka_protocol::messages::{ApiKey, FetchResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -30,38 +23,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
-use std::sync::RwLockReadGuard;
-
-/// How long anything here may take on a busy two-core machine.
-const LIMIT: Duration = Duration::from_secs(120);
-
-/// The cluster behind the gateways: the one `PALISADE_UPSTREAM` names, or the shared
-/// three-node cluster this binary starts (held calm: no test here disrupts it).
-struct Upstream {
-    bootstrap: String,
-    _calm: Option<RwLockReadGuard<'static, ()>>,
-}
-
-fn upstream() -> Upstream {
-    match std::env::var("PALISADE_UPSTREAM") {
-        Ok(bootstrap) if !bootstrap.is_empty() => Upstream {
-            bootstrap,
-            _calm: None,
-        },
-        _ => {
-            let cluster = KafkaCluster::shared();
-            Upstream {
-                bootstrap: cluster.bootstrap(),
-                _calm: Some(cluster.calm()),
-            }
-        }
-    }
-}
 
 /// The cluster's brokers as it advertises them itself: id -> `host:port`.
 fn upstream_brokers(up: &Upstream) -> std::collections::BTreeMap<i32, String> {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &up.bootstrap)
+        .set("bootstrap.servers", up.bootstrap())
         .create()
         .unwrap();
     let md = c.fetch_metadata(None, Duration::from_secs(30)).unwrap();
@@ -71,25 +37,10 @@ fn upstream_brokers(up: &Upstream) -> std::collections::BTreeMap<i32, String> {
         .collect()
 }
 
-/// `name`, unique to this run.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Creates `topic` on the cluster itself (`partitions`, up to three replicas).
 fn create_upstream_topic(up: &Upstream, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &up.bootstrap)
+        .set("bootstrap.servers", up.bootstrap())
         .create()
         .unwrap();
     let replicas = i32::try_from(upstream_brokers(up).len().min(3)).unwrap();
@@ -110,7 +61,7 @@ fn create_upstream_topic(up: &Upstream, topic: &str, partitions: i32) {
 /// cluster itself reports them.
 fn upstream_ends(up: &Upstream, topic: &str) -> (i32, Vec<i64>) {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &up.bootstrap)
+        .set("bootstrap.servers", up.bootstrap())
         .create()
         .unwrap();
     wait_for(LIMIT, || {
@@ -138,7 +89,7 @@ fn upstream_batches(up: &Upstream, topic: &str) -> Vec<(i64, Vec<String>)> {
     runtime().block_on(async {
         let mut raw = Raw::over(tokio::net::TcpStream::connect(&addr).await.unwrap());
         let resp: FetchResponse = raw
-            .request(ApiKey::Fetch, 12, &common::fetch_now(topic, 0))
+            .request(ApiKey::Fetch, 12, &crate::common::fetch_now(topic, 0))
             .await;
         let p = &resp.responses[0].partitions[0];
         assert_eq!(p.error_code, 0, "fetch of {topic} from node {leader}");
@@ -164,10 +115,11 @@ fn upstream_batches(up: &Upstream, topic: &str) -> Vec<(i64, Vec<String>)> {
 fn assert_only_gateway_addresses(gw: &Gateway, up: &Upstream, seen: &[String]) {
     assert!(!seen.is_empty(), "the client reported no brokers");
     let brokers = upstream_brokers(up);
+    let bootstrap = up.bootstrap();
     let upstream: BTreeSet<&str> = brokers
         .values()
         .map(String::as_str)
-        .chain(up.bootstrap.split(','))
+        .chain(bootstrap.split(','))
         .collect();
     for address in seen {
         assert!(
@@ -187,8 +139,9 @@ fn assert_only_gateway_addresses(gw: &Gateway, up: &Upstream, seen: &[String]) {
 /// second half is read by both; every record exactly once.
 fn group_with_a_rebalance(client: &str) {
     let cluster = upstream();
+    let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&cluster.bootstrap, 0, &dir.path().join("data"), &[]);
+    let gw = Gateway::start(&cluster.bootstrap(), 0, &dir.path().join("data"), &[]);
     let topic = unique(&format!("gwc-group-{client}"));
     create_upstream_topic(&cluster, &topic, 4);
     let group = unique(&format!("gwc-{client}"));
@@ -241,8 +194,9 @@ fn kafka_python_consumes_in_a_group_through_the_gateway_across_a_rebalance() {
 #[test]
 fn confluent_kafka_idempotent_producer_writes_each_record_once_through_the_gateway() {
     let cluster = upstream();
+    let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&cluster.bootstrap, 0, &dir.path().join("data"), &[]);
+    let gw = Gateway::start(&cluster.bootstrap(), 0, &dir.path().join("data"), &[]);
     let topic = unique("gwc-idempotent");
     create_upstream_topic(&cluster, &topic, 1);
     let out = python_scenario(&[
@@ -278,14 +232,15 @@ fn confluent_kafka_idempotent_producer_writes_each_record_once_through_the_gatew
 fn a_write_cedar_denies_gives_python_clients_topic_authorization_failed_and_never_reaches_the_upstream(
 ) {
     let cluster = upstream();
+    let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
     let (secret, open) = (unique("gwc-secret"), unique("gwc-open"));
     let policy_line = policies_with(dir.path(), &forbid_writes(&secret));
     let gw = Gateway::start(
-        &cluster.bootstrap,
+        &cluster.bootstrap(),
         0,
         &dir.path().join("data"),
-        &[(&common::allow_all_policy_dir(), &policy_line)],
+        &[(&crate::common::allow_all_policy_dir(), &policy_line)],
     );
     create_upstream_topic(&cluster, &secret, 1);
     create_upstream_topic(&cluster, &open, 1);
@@ -322,34 +277,12 @@ fn a_write_cedar_denies_gives_python_clients_topic_authorization_failed_and_neve
     assert_eq!(upstream_ends(&cluster, &secret).1, vec![0]);
 }
 
-/// Runs kcat with `args`; its exit status and standard output (standard error appended).
-fn kcat(args: &[&str], input: Option<&str>) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("kcat")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kcat is installed (.ci/run installs it)");
-    let mut stdin = child.stdin.take().unwrap();
-    if let Some(input) = input {
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn kcat_produces_and_consumes_through_the_gateway_and_lists_only_gateway_addresses() {
     let cluster = upstream();
+    let _calm = cluster.calm();
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&cluster.bootstrap, 0, &dir.path().join("data"), &[]);
+    let gw = Gateway::start(&cluster.bootstrap(), 0, &dir.path().join("data"), &[]);
     let bootstrap = gw.bootstrap();
     let topic = unique("gwc-kcat");
     create_upstream_topic(&cluster, &topic, 1);
@@ -389,47 +322,6 @@ fn kcat_produces_and_consumes_through_the_gateway_and_lists_only_gateway_address
     assert!(ok, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), lines);
     assert_eq!(upstream_ends(&cluster, &topic).1, vec![100]);
-}
-
-/// SCRAM users in `data`'s credentials file, each with the password `<user>-password`.
-fn scram_users(data: &Path, users: &[&str]) {
-    std::fs::create_dir_all(data).unwrap();
-    let file = data.join("credentials.json");
-    let mut store = palisade::sasl::CredentialStore::load_or_create(&file).unwrap();
-    for user in users {
-        store
-            .add_user(
-                user,
-                &palisade::sasl::Mechanism::ALL,
-                4096,
-                format!("{user}-password").as_bytes(),
-            )
-            .unwrap();
-    }
-    store.save(&file).unwrap();
-}
-
-/// The principals the audit trail in `data` shows writing a topic named `topic`.
-fn audited_writers(data: &Path, topic: &str) -> BTreeSet<String> {
-    let Ok(dir) = std::fs::read_dir(data.join("audit")) else {
-        return BTreeSet::new();
-    };
-    let mut files: Vec<_> = dir.map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .collect::<Vec<_>>()
-        })
-        .filter(|e| e["operation"] == "Write" && e["result"] == "allow")
-        .filter(|e| e["resource"].as_str().is_some_and(|r| r.contains(topic)))
-        .filter_map(|e| e["principal"].as_str().map(str::to_string))
-        .collect()
 }
 
 /// Clients log in to the gateway with SCRAM-SHA-512 over TLS; the gateway reaches its upstream
