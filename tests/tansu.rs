@@ -272,17 +272,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Creates `topic` (one partition) on `bootstrap`.
 fn create_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
-    for r in runtime()
-        .block_on(admin.create_topics([&new], &AdminOptions::new()))
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    common::clients::create_topic(bootstrap, topic, 1, 1);
 }
 
 /// The values of partition 0 of `topic` on `bootstrap`, from its beginning, until `expected`

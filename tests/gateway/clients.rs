@@ -18,11 +18,8 @@ use crate::common::{BackgroundBroker, Raw};
 use crate::{audited_writers, kcat, runtime, scram_users, unique, upstream, Upstream, LIMIT};
 use kafka_protocol::messages::{ApiKey, FetchResponse};
 use kafka_protocol::records::RecordBatchDecoder;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::types::RDKafkaErrorCode;
 
 /// The cluster's brokers as it advertises them itself: id -> `host:port`.
 fn upstream_brokers(up: &Upstream) -> std::collections::BTreeMap<i32, String> {
@@ -39,22 +36,8 @@ fn upstream_brokers(up: &Upstream) -> std::collections::BTreeMap<i32, String> {
 
 /// Creates `topic` on the cluster itself (`partitions`, up to three replicas).
 fn create_upstream_topic(up: &Upstream, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", up.bootstrap())
-        .create()
-        .unwrap();
     let replicas = i32::try_from(upstream_brokers(up).len().min(3)).unwrap();
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in runtime()
-        .block_on(admin.create_topics([&new], &options))
-        .unwrap()
-    {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err(e) => panic!("create {topic}: {e:?}"),
-        }
-    }
+    crate::common::clients::create_topic(&up.bootstrap(), topic, partitions, replicas);
 }
 
 /// The leader of partition 0 of `topic` and the high watermark of every partition, as the

@@ -121,21 +121,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Creates `topic` on the cluster itself (one partition, three replicas).
 fn create_upstream_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(3));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in runtime()
-        .block_on(admin.create_topics([&new], &options))
-        .unwrap()
-    {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err(e) => panic!("create {topic}: {e:?}"),
-        }
-    }
+    common::clients::create_topic(bootstrap, topic, 1, 3);
 }
 
 fn producer(bootstrap: &str) -> FutureProducer {
