@@ -241,7 +241,10 @@ impl UpstreamTopic {
             Some(
                 e @ (ResponseError::TopicAuthorizationFailed
                 | ResponseError::ClusterAuthorizationFailed),
-            ) => Err(Failure::retry(format!("Produce: {e:?}"))),
+            ) => Err(Failure::retry(format!(
+                "Produce: {e:?}: grant the gateway's upstream account Write on `{AUDIT_TOPIC}`, \
+                 or set `[audit] topic = false` (a Palisade upstream lets no one write it)"
+            ))),
             Some(e) if e.is_retriable() => Err(Failure::retry(format!("Produce: {e:?}"))),
             Some(e) => {
                 // Sequence numbers were spent on a batch never written: the next batch would
