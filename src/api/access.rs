@@ -171,10 +171,19 @@ impl<'a> Access<'a> {
         self.ctx
     }
 
-    /// `action` on the topic `name`, with the tags it has now (none if it does not exist).
+    /// `action` on the topic `name`, with the tags it has now (none if it does not exist) and,
+    /// while a creation of it is in flight, with the tags that creation asked for as well
+    /// ([`crate::topic_tags::creations`]): allowed only when every decision allows.
     pub fn topic(&self, action: Action, name: &str) -> bool {
         let tags = self.topic_tags(name);
         self.topic_tagged(action, name, &tags)
+            && self
+                .point
+                .tags
+                .creations()
+                .asked(name)
+                .iter()
+                .all(|asked| self.topic_tagged(action, name, asked))
     }
 
     /// `action` on the topic `name` as if it carried `tags` (creating a topic, retagging it).
@@ -235,19 +244,28 @@ impl PolicyOracle for PluginAccess {
             tags: &*self.tags,
             audit: &self.audit,
         };
-        let tags = point.topic_tags(question.topic);
-        enforce(
-            point,
-            caller,
-            Asker::Plugin(question.plugin),
-            question.principal,
-            action,
-            Resource::Topic {
-                name: question.topic,
-                tags: &tags,
-            },
-            None,
-        )
+        let decide = |tags: &[String]| {
+            enforce(
+                point,
+                caller,
+                Asker::Plugin(question.plugin),
+                question.principal,
+                action,
+                Resource::Topic {
+                    name: question.topic,
+                    tags,
+                },
+                None,
+            )
+        };
+        // As for requests: under the stored tags and those of any creation in flight.
+        decide(&point.topic_tags(question.topic))
+            && point
+                .tags
+                .creations()
+                .asked(question.topic)
+                .iter()
+                .all(|asked| decide(asked))
     }
 }
 
@@ -340,5 +358,56 @@ mod tests {
                 None
             ));
         }
+    }
+    /// While a creation asking for tags is in flight, a decision on the topic holds under
+    /// those tags too: a `forbid` keyed on them applies before they are stored.
+    #[test]
+    fn a_topic_being_created_is_decided_under_the_tags_it_asked_for_too() {
+        use crate::plugin::oracle::{PolicyOracle, Question};
+        use crate::topic_tags::{TagStore, TopicTags};
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allow-all");
+        let policies = tempfile::tempdir().unwrap();
+        for f in ["allow-all.cedar", "schema.cedarschema"] {
+            std::fs::copy(fixture.join(f), policies.path().join(f)).unwrap();
+        }
+        std::fs::write(
+            policies.path().join("classified.cedar"),
+            "forbid(principal, action == Palisade::Action::\"Read\", resource is Palisade::Topic) \
+             when { resource.tags.contains(\"classified\") };\n",
+        )
+        .unwrap();
+        let authorizer = Arc::new(Authorizer::load(policies.path(), ["admin"]).unwrap());
+        let data = tempfile::tempdir().unwrap();
+        let tags: Arc<dyn TagStore> =
+            Arc::new(crate::topic_tags::file::FileTags::open(data.path()).unwrap());
+        let access = PluginAccess::new(authorizer, tags.clone(), Audit::disabled());
+        let alice = caller("alice", AuthMethod::Mtls);
+        let question = Question {
+            plugin: "reader",
+            principal: "alice",
+            action: "Read",
+            topic: "secrets",
+        };
+        assert!(access.allowed(&question, &alice), "untagged: allowed");
+        let creating = tags
+            .creations()
+            .begin("secrets", &["classified".to_string()]);
+        assert!(
+            !access.allowed(&question, &alice),
+            "decided as untagged while its creation is in flight"
+        );
+        // Another topic is not affected.
+        let other = Question {
+            topic: "orders",
+            ..question
+        };
+        assert!(access.allowed(&other, &alice));
+        // Stored, then the creation ends: the stored tags decide.
+        tags.set("secrets", &TopicTags::parse("classified").unwrap())
+            .unwrap();
+        drop(creating);
+        assert!(!access.allowed(&question, &alice));
+        assert!(tags.creations().asked("secrets").is_empty());
     }
 }

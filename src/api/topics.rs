@@ -131,6 +131,13 @@ pub async fn create(
             Err(invalid) => refused.push(refusal(t.name, invalid)),
         }
     }
+    // Until their tags are stored, the topics being created are decided under those tags too.
+    let creations = broker.topic_tags.creations();
+    let _in_flight: Vec<_> = tags
+        .iter()
+        .filter(|(_, asked)| !asked.as_slice().is_empty())
+        .map(|(name, asked)| creations.begin(&name.0, asked.as_slice()))
+        .collect();
     let validate_only = req.validate_only;
     let asked: Vec<(TopicName, i32)> = forwarded
         .iter()

@@ -33,6 +33,7 @@ pub struct FileTags {
     /// Held across a whole change (copy, write, swap), so changes are written in order and
     /// none is lost.
     writing: Mutex<()>,
+    creations: Arc<super::creations::Creations>,
 }
 
 impl FileTags {
@@ -54,6 +55,7 @@ impl FileTags {
             path,
             tags: RwLock::new(topics),
             writing: Mutex::new(()),
+            creations: Arc::default(),
         })
     }
 
@@ -119,6 +121,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Arc<[String]>>, T
 }
 
 impl TagStore for FileTags {
+    fn creations(&self) -> &Arc<super::creations::Creations> {
+        &self.creations
+    }
+
     fn get(&self, topic: &str) -> Arc<[String]> {
         self.tags
             .read()

@@ -10,15 +10,23 @@ use crate::storage::{LogManager, StorageError};
 
 pub struct LocalTags {
     logs: Arc<LogManager>,
+    creations: Arc<super::creations::Creations>,
 }
 
 impl LocalTags {
     pub fn new(logs: Arc<LogManager>) -> Self {
-        LocalTags { logs }
+        LocalTags {
+            logs,
+            creations: Arc::default(),
+        }
     }
 }
 
 impl TagStore for LocalTags {
+    fn creations(&self) -> &Arc<super::creations::Creations> {
+        &self.creations
+    }
+
     fn get(&self, topic: &str) -> Arc<[String]> {
         self.logs
             .topic(topic)

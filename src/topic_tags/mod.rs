@@ -14,6 +14,7 @@
 //! Tags are written in one form, [`TopicTags::value`] (comma separated, as
 //! [`parse_tags`] reads them), and bounded by [`validate`] whichever store keeps them.
 
+pub mod creations;
 pub mod file;
 pub mod local;
 
@@ -124,6 +125,9 @@ pub trait TagStore: Send + Sync {
     /// Forgets `topic`'s tags: it was deleted, and a topic created later under the same
     /// name must not inherit them.
     fn remove(&self, topic: &str) -> Result<(), TagError>;
+
+    /// The creations in flight, whose asked-for tags decisions must also hold under.
+    fn creations(&self) -> &Arc<creations::Creations>;
 }
 
 /// The written form of tags read from a store (for DescribeConfigs).
