@@ -590,6 +590,8 @@ async fn config_check_logs_in_and_reports_nodes_versions_and_transactions() {
         format!("  node 0 {} rack -: ok", upstream.address(SASL_SSL)),
         "  Produce: v3-v9 (palisade v3-v9)".to_string(),
         "  Metadata: v0-v12 (palisade v0-v12)".to_string(),
+        // Listed with the gateway's transaction APIs, which a Palisade upstream lacks.
+        "  EndTxn: not offered (palisade v0-v4)".to_string(),
         "transactions: not supported by the upstream (missing AddPartitionsToTxn".to_string(),
     ] {
         assert!(out.contains(&expected), "`{expected}` not in\n{out}");

@@ -3,7 +3,7 @@
 
 use kafka_protocol::protocol::VersionRange;
 
-use crate::protocol::apis::APIS;
+use crate::protocol::apis::{APIS, TRANSACTION_APIS};
 use crate::upstream::probe::{probe, ProbeReport};
 use crate::upstream::{ApiVersionRanges, GatewaySection};
 
@@ -77,7 +77,8 @@ fn print_report(section: &GatewaySection, report: &ProbeReport) -> bool {
     }
     if let Some(first) = reachable.first() {
         println!("upstream API versions (every reachable node; Palisade's own range after it):");
-        for api in APIS {
+        // The broker's table, then what the gateway serves in front of transactions.
+        for api in APIS.iter().chain(TRANSACTION_APIS) {
             let theirs = reachable
                 .iter()
                 .try_fold(None::<VersionRange>, |acc, v| {
