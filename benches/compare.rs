@@ -2,7 +2,7 @@
 //! workload, the same run.
 //!
 //! `cargo bench --bench compare -- [--messages N] [--size BYTES] [--rounds R] [--gateway
-//! [--seconds S]]`
+//! [--seconds S] [--plugin none|json-schema|field-encrypt|all]]`
 //!
 //! Starts, as separate processes on loopback, one Apache Kafka 4.4 broker (one KRaft node,
 //! Kafka's defaults; jars from `.ci/kafka/fetch.sh`) and the release `palisade` binary in broker
@@ -33,7 +33,12 @@
 //! p50/p99 at that load. A summary then gives, per step, the throughput ratio gateway/direct,
 //! the latency the gateway adds, and the gateway's CPU in millicores per MB/s moved (the same
 //! number as CPU ms per MB). The gateway's CPU and RSS are its own process's; Kafka's work
-//! behind it is not counted there.
+//! behind it is not counted there. In gateway mode every record is a JSON object of SIZE
+//! bytes (`support/gateway_plugins.rs`). `--plugin` (`none` by default) runs every step once
+//! per case: `json-schema` validates each record at the gateway, `field-encrypt` encrypts two
+//! fields of each on produce and decrypts them for the consumer (whom the policy permits);
+//! `all` is the three cases in turn. The direct side's topics of each case get the same
+//! records, unread.
 //!
 //! A [`servers::Server`] is a bootstrap address, a pid and a name; the workload runs against
 //! any of them, so another kind of server (a gateway in front of Kafka) is one more constructor.
@@ -46,19 +51,53 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/gateway_plugins.rs"]
+mod gateway_plugins;
 #[path = "support/servers/mod.rs"]
 mod servers;
 mod support;
 
+use gateway_plugins::Plugin;
 use servers::{process::Memory, Server};
-use support::{consume, create, produce, produce_paced, t, Args, Row};
+use support::{consume, create_with, produce_paced, produce_with, t, Args, Row};
 
-/// Topics every server gets: 3 partitions, replication factor 1. Server `i`'s are named
-/// `NAME-i`: in gateway mode all servers are one Kafka broker underneath.
+/// Topics every server gets per case: 3 partitions, replication factor 1. Server `i`'s are
+/// named `NAME-i` (`NAME-PLUGIN-i` for a plugin's case): in gateway mode all servers are one
+/// Kafka broker underneath.
 const TOPICS: [&str; 4] = ["warmup", "acks1", "acksall", "paced"];
 
-fn topic(base: &str, server: usize) -> String {
-    format!("{base}-{server}")
+fn topic(base: &str, plugin: Plugin, server: usize) -> String {
+    format!("{base}{}-{server}", plugin.topic_part())
+}
+
+/// The values the producers send: record `i` gets `values[i % len]`.
+struct Payloads(Vec<Vec<u8>>);
+
+impl Payloads {
+    /// Broker mode: SIZE bytes of `x`.
+    fn filler(size: usize) -> Payloads {
+        Payloads(vec![vec![b'x'; size]])
+    }
+
+    /// Gateway mode: 1,000 distinct JSON objects of SIZE bytes that every plugin case accepts.
+    fn json(size: usize) -> Payloads {
+        Payloads(
+            (0..1000)
+                .map(|i| gateway_plugins::value(i, size).into_bytes())
+                .collect(),
+        )
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        &self.0[i % self.0.len()]
+    }
+}
+
+/// One step with what the gateway runs on its topics.
+#[derive(Clone, Copy)]
+struct Case {
+    plugin: Plugin,
+    step: Step,
 }
 
 /// One step of the workload.
@@ -89,16 +128,29 @@ impl Step {
             Step::Paced(rate) => format!("acks=all at {rate} msgs/s"),
         }
     }
+}
+
+impl Case {
+    fn label(self) -> String {
+        match self.plugin {
+            Plugin::None => self.step.label(),
+            p => format!("{}: {}", p.name(), self.step.label()),
+        }
+    }
 
     /// Runs on server number `index`; returns the figures and the records moved.
-    fn run(self, server: &Server, index: usize, a: &Args) -> (Row, usize) {
+    fn run(self, server: &Server, index: usize, a: &Args, values: &Payloads) -> (Row, usize) {
         let name = format!("{} {}", server.name, self.label());
-        let on = |base: &str| topic(base, index);
+        let on = |base: &str| topic(base, self.plugin, index);
         let (bootstrap, size, n) = (server.bootstrap.as_str(), a.size, a.messages);
-        match self {
-            Step::ProduceAcks1 => (produce(&name, &t(bootstrap, &on("acks1")), "1", n, size), n),
+        let value = |i| values.get(i);
+        match self.step {
+            Step::ProduceAcks1 => (
+                produce_with(&name, &t(bootstrap, &on("acks1")), "1", n, size, value),
+                n,
+            ),
             Step::ProduceAcksAll => (
-                produce(&name, &t(bootstrap, &on("acksall")), "all", n, size),
+                produce_with(&name, &t(bootstrap, &on("acksall")), "all", n, size, value),
                 n,
             ),
             Step::Consume => (consume(&name, &t(bootstrap, &on("acksall")), n), n),
@@ -110,6 +162,7 @@ impl Step {
                     rate,
                     a.seconds,
                     size,
+                    value,
                 ),
                 rate as usize * a.seconds as usize,
             ),
@@ -123,9 +176,9 @@ struct Measured {
     cpu_ms_per_mb: f64,
 }
 
-fn measure(step: Step, server: &Server, index: usize, a: &Args) -> Measured {
+fn measure(case: Case, server: &Server, index: usize, a: &Args, values: &Payloads) -> Measured {
     let before = server.cpu_seconds();
-    let (row, records) = step.run(server, index, a);
+    let (row, records) = case.run(server, index, a, values);
     let cpu = server.cpu_seconds() - before;
     let mb = (records * a.size) as f64 / 1e6;
     Measured {
@@ -163,7 +216,7 @@ struct Figure {
     values: Vec<f64>,
 }
 
-fn figures(steps: &[Step], results: &[Results]) -> Vec<Figure> {
+fn figures(cases: &[Case], results: &[Results]) -> Vec<Figure> {
     let mut out = Vec::new();
     let mut push = |name: String, value: &dyn Fn(&Results) -> f64| {
         out.push(Figure {
@@ -171,8 +224,8 @@ fn figures(steps: &[Step], results: &[Results]) -> Vec<Figure> {
             values: results.iter().map(value).collect(),
         });
     };
-    for (i, step) in steps.iter().enumerate() {
-        let label = step.label();
+    for (i, case) in cases.iter().enumerate() {
+        let (label, step) = (case.label(), case.step);
         if !matches!(step, Step::Paced(_)) {
             push(format!("{label}: MB/s"), &|r| r.steps[i].row.mb_per_s);
             push(format!("{label}: msgs/s"), &|r| r.steps[i].row.msgs_per_s);
@@ -219,22 +272,22 @@ fn print_table(servers: &[Server], figures: &[Figure]) {
 
 /// Gateway mode: per step, what the gateway (`results[1]`) costs against direct (`results[0]`),
 /// with the goals of the gateway's design.
-fn print_gateway_summary(steps: &[Step], results: &[Results]) {
+fn print_gateway_summary(cases: &[Case], results: &[Results]) {
     let [direct, gateway] = results else {
         return;
     };
     println!();
     println!(
-        "{:<30} {:>22} {:>16} {:>16} {:>26}",
+        "{:<46} {:>22} {:>16} {:>16} {:>26}",
         "gateway vs direct",
         "throughput gw/direct",
         "added p50 ms",
         "added p99 ms",
         "gateway millicores/(MB/s)"
     );
-    for (i, step) in steps.iter().enumerate() {
+    for (i, case) in cases.iter().enumerate() {
         let (d, g) = (&direct.steps[i], &gateway.steps[i]);
-        let ratio = if matches!(step, Step::Paced(_)) {
+        let ratio = if matches!(case.step, Step::Paced(_)) {
             "(fixed rate)".to_string()
         } else {
             format!("{:.2}", g.row.mb_per_s / d.row.mb_per_s)
@@ -248,8 +301,8 @@ fn print_gateway_summary(steps: &[Step], results: &[Results]) {
             }
         };
         println!(
-            "{:<30} {:>22} {:>16} {:>16} {:>26.2}",
-            step.label(),
+            "{:<46} {:>22} {:>16} {:>16} {:>26.2}",
+            case.label(),
             ratio,
             added(|r| r.p50_ms),
             added(|r| r.p99_ms),
@@ -275,10 +328,27 @@ fn main() {
     };
     let rounds = rounds();
     let gateway = std::env::args().any(|x| x == "--gateway");
+    let plugins = if gateway {
+        Plugin::from_args()
+    } else {
+        vec![Plugin::None]
+    };
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let kafka = servers::kafka::start("kafka", dirs[0].path());
     let (servers, steps): (Vec<Server>, &[Step]) = if gateway {
-        let through = servers::palisade_gateway::start("gateway", dirs[1].path(), &kafka.bootstrap);
+        let extra = gateway_plugins::install(dirs[1].path(), &plugins);
+        let extra: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
+        let through = servers::palisade_gateway::start_with(
+            "gateway",
+            dirs[1].path(),
+            &kafka.bootstrap,
+            &extra,
+            &format!("plugins per case: {}", names.join(", ")),
+        );
         (vec![kafka, through], &Step::GATEWAY)
     } else {
         let servers = vec![
@@ -292,12 +362,24 @@ fn main() {
         ];
         (servers, &Step::ALL)
     };
+    let cases: Vec<Case> = plugins
+        .iter()
+        .flat_map(|&plugin| steps.iter().map(move |&step| Case { plugin, step }))
+        .collect();
+    let values = if gateway {
+        Payloads::json(a.size)
+    } else {
+        Payloads::filler(a.size)
+    };
     let idle: Vec<Memory> = servers.iter().map(Server::memory).collect();
     for (i, s) in servers.iter().enumerate() {
         // Through a gateway the topics are made on the cluster itself.
         let admin = if gateway { &servers[0] } else { s };
-        for base in TOPICS {
-            create(&rt, &admin.bootstrap, &topic(base, i));
+        for plugin in &plugins {
+            for base in TOPICS {
+                let name = topic(base, *plugin, i);
+                create_with(&rt, &admin.bootstrap, &name, plugin.topic_configs());
+            }
         }
     }
 
@@ -313,25 +395,41 @@ fn main() {
         settings(support::PRODUCER_SETTINGS),
         settings(support::CONSUMER_SETTINGS)
     );
+    if gateway {
+        println!(
+            "records: JSON objects (support/gateway_plugins.rs); json-schema: {}",
+            gateway_plugins::SCHEMA.replace('\n', " ")
+        );
+    }
     for s in &servers {
         println!("{}: {} (pid {})", s.name, s.settings, s.pid);
     }
 
     let warm_up = (a.messages / 10).clamp(1, 50_000);
     for (i, s) in servers.iter().enumerate() {
-        let warmup = topic("warmup", i);
-        produce("warm-up", &t(&s.bootstrap, &warmup), "1", warm_up, a.size);
-        consume("warm-up", &t(&s.bootstrap, &warmup), warm_up);
+        for plugin in &plugins {
+            let warmup = topic("warmup", *plugin, i);
+            let value = |n| values.get(n);
+            produce_with(
+                "warm-up",
+                &t(&s.bootstrap, &warmup),
+                "1",
+                warm_up,
+                a.size,
+                value,
+            );
+            consume("warm-up", &t(&s.bootstrap, &warmup), warm_up);
+        }
     }
-    // results[server][step]: one measurement per round.
+    // results[server][case]: one measurement per round.
     let mut results: Vec<Vec<Vec<Measured>>> = servers
         .iter()
-        .map(|_| steps.iter().map(|_| Vec::new()).collect())
+        .map(|_| cases.iter().map(|_| Vec::new()).collect())
         .collect();
     for _ in 0..rounds {
-        for (i, step) in steps.iter().enumerate() {
+        for (i, case) in cases.iter().enumerate() {
             for (index, (s, out)) in servers.iter().zip(results.iter_mut()).enumerate() {
-                let measured = measure(*step, s, index, &a);
+                let measured = measure(*case, s, index, &a, &values);
                 // Progress, so that a run that fails later still shows what it measured.
                 eprintln!(
                     "{}: {:.1} MB/s, server CPU {:.1} ms/MB",
@@ -351,9 +449,9 @@ fn main() {
         })
         .collect();
     println!();
-    print_table(&servers, &figures(steps, &results));
+    print_table(&servers, &figures(&cases, &results));
     if gateway {
-        print_gateway_summary(steps, &results);
+        print_gateway_summary(&cases, &results);
     }
     // Stop the servers before their folders go.
     drop(servers);

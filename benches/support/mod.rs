@@ -134,9 +134,21 @@ pub fn t<'a>(bootstrap: &'a str, topic: &'a str) -> Target<'a> {
 }
 
 pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) -> Row {
+    let payload = vec![b'x'; size];
+    produce_with(name, t, acks, n, size, |_| &payload[..])
+}
+
+/// [`produce`] with record `i`'s value `payload(i)` (about `size` bytes).
+pub fn produce_with<'a>(
+    name: &str,
+    t: &Target<'_>,
+    acks: &str,
+    n: usize,
+    size: usize,
+    payload: impl Fn(usize) -> &'a [u8],
+) -> Row {
     let ctx = Latencies::default();
     let p = producer(t.bootstrap, t.client, acks, ctx.clone());
-    let payload = vec![b'x'; size];
     send_all(
         name,
         &p,
@@ -144,7 +156,7 @@ pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) ->
         t.topic,
         n,
         size,
-        |_| &payload[..],
+        payload,
         Duration::from_secs(120),
     )
 }
@@ -152,18 +164,18 @@ pub fn produce(name: &str, t: &Target<'_>, acks: &str, n: usize, size: usize) ->
 /// Sends records of `size` bytes over 3 partitions at `rate` per second for `seconds` (each
 /// record is sent when its time comes; a late sender catches up at once), waits for every
 /// delivery, and reports the delivery latencies: the latency a client sees at that load, not
-/// under a backlog of its own making.
-pub fn produce_paced(
+/// under a backlog of its own making. Record `i`'s value is `payload(i)`.
+pub fn produce_paced<'a>(
     name: &str,
     t: &Target<'_>,
     acks: &str,
     rate: u32,
     seconds: u64,
     size: usize,
+    payload: impl Fn(usize) -> &'a [u8],
 ) -> Row {
     let ctx = Latencies::default();
     let p = producer(t.bootstrap, t.client, acks, ctx.clone());
-    let payload = vec![b'x'; size];
     let n = rate as usize * seconds as usize;
     let start = Instant::now();
     for i in 0..n {
@@ -173,7 +185,7 @@ pub fn produce_paced(
         }
         let record = BaseRecord::<(), _, _>::with_opaque_to(t.topic, Box::new(Instant::now()))
             .partition((i % 3) as i32)
-            .payload(&payload[..]);
+            .payload(payload(i));
         if let Err((e, _)) = p.send(record) {
             panic!("{name}: send failed at a paced rate: {e}");
         }
@@ -293,9 +305,22 @@ pub fn consume(name: &str, t: &Target<'_>, n: usize) -> Row {
 }
 
 pub fn create(rt: &tokio::runtime::Runtime, bootstrap: &str, topic: &str) {
+    create_with(rt, bootstrap, topic, &[]);
+}
+
+/// [`create`] with topic `configs`.
+pub fn create_with(
+    rt: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: &str,
+    configs: &[(&str, &str)],
+) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<_> = client_config(bootstrap, &[]).create().unwrap();
-    let t = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
+    let mut t = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        t = t.set(key, value);
+    }
     for r in rt
         .block_on(admin.create_topics([&t], &AdminOptions::new()))
         .unwrap()
