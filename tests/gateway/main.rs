@@ -18,6 +18,7 @@
 mod common;
 
 mod clients;
+mod encrypt;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
