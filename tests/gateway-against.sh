@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the gateway's tests (tests/gateway/: main.rs, and clients.rs with the Python
-# clients and kcat) against any Kafka cluster: a Palisade gateway is started in front of it and
+# Runs the gateway's tests (tests/gateway/: rdkafka, the Python clients and kcat, field-encrypt)
+# against any Kafka cluster: a Palisade gateway is started in front of it and
 # real clients go through the gateway and directly to the cluster.
 #
 #   tests/gateway-against.sh HOST:PORT[,HOST:PORT...]
