@@ -12,7 +12,7 @@
 # against the cluster the tests start themselves, so they are skipped here.
 set -euo pipefail
 if [ $# -ne 1 ]; then
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
