@@ -43,6 +43,8 @@ pub fn args() -> Args {
 pub struct Latencies {
     pub acked: Arc<AtomicUsize>,
     pub errors: Arc<AtomicUsize>,
+    /// The first delivery error, for the failure message.
+    pub first_error: Arc<Mutex<Option<String>>>,
     pub micros: Arc<Mutex<Vec<u64>>>,
 }
 
@@ -58,6 +60,12 @@ impl ProducerContext for Latencies {
             self.acked.fetch_add(1, Ordering::Relaxed);
         } else {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            if let Err((e, _)) = result {
+                self.first_error
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| e.to_string());
+            }
         }
     }
 }
@@ -201,7 +209,8 @@ pub fn produce_paced<'a>(
     assert_eq!(
         ctx.errors.load(Ordering::Relaxed),
         0,
-        "{name}: delivery errors"
+        "{name}: delivery errors, the first: {:?}",
+        ctx.first_error.lock().unwrap()
     );
     let mut lat = ctx.micros.lock().unwrap().clone();
     lat.sort_unstable();
@@ -252,7 +261,8 @@ pub fn send_all<'a>(
     assert_eq!(
         ctx.errors.load(Ordering::Relaxed),
         0,
-        "{name}: delivery errors"
+        "{name}: delivery errors, the first: {:?}",
+        ctx.first_error.lock().unwrap()
     );
     let mut lat = ctx.micros.lock().unwrap().clone();
     lat.sort_unstable();
