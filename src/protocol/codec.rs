@@ -74,6 +74,19 @@ pub fn decode_request(
     })
 }
 
+/// Room for an encoded response with its prefix and header. A Fetch is sized exactly: its
+/// record bytes are most of it, megabytes at a time, and a buffer grown by doubling would
+/// allocate and copy them several times over. Anything else starts small.
+fn capacity_for(response: &ResponseKind, version: i16) -> usize {
+    const HEADER: usize = 64;
+    match response {
+        ResponseKind::Fetch(fetch) => fetch
+            .compute_size(version)
+            .map_or(HEADER, |body| body.saturating_add(HEADER)),
+        _ => HEADER,
+    }
+}
+
 /// Encodes a response with its size prefix and header.
 pub fn encode_response(
     api_key: ApiKey,
@@ -86,7 +99,7 @@ pub fn encode_response(
         version,
         message: e.to_string(),
     };
-    let mut buf = BytesMut::with_capacity(64);
+    let mut buf = BytesMut::with_capacity(capacity_for(response, version));
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header

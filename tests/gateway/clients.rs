@@ -398,8 +398,16 @@ fn python_clients_log_in_with_scram_over_tls_at_the_gateway_which_reaches_the_up
         python_scenario(&all)
     };
 
+    // Failed logins in the gateway's audit trail.
+    let refusals = || {
+        crate::audit_events(&gw_data)
+            .iter()
+            .filter(|e| e["event_type"] == "authentication" && e["result"] == "failure")
+            .count()
+    };
     for client in ["confluent", "kafka-python"] {
-        // A wrong password: refused at the gateway, no metadata.
+        // A wrong password: refused at the gateway (its audit trail says so), no metadata.
+        let before = refusals();
         let refused = scenario(
             &[
                 "login",
@@ -411,13 +419,20 @@ fn python_clients_log_in_with_scram_over_tls_at_the_gateway_which_reaches_the_up
             "not-carols-password",
         );
         assert!(refused.get("brokers").is_none(), "{client}: {refused}");
-        let errors = strings(&refused["client_errors"]);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("AUTHENTICATION") || e.contains("Authentication")),
-            "{client}: {refused}"
-        );
+        wait_for(LIMIT, || (refusals() > before).then_some(()))
+            .unwrap_or_else(|| panic!("{client}: the gateway audited no refused login: {refused}"));
+        // confluent-kafka reports the refusal to the application. kafka-python only logs it,
+        // and under the gateway's per-address login throttle (grown by the attempts before)
+        // not always before its bootstrap gives up, so its report is not required.
+        if client == "confluent" {
+            let errors = strings(&refused["client_errors"]);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("AUTHENTICATION") || e.contains("Authentication")),
+                "{client}: {refused}"
+            );
+        }
 
         // The right one: metadata naming the gateway's nodes only...
         let admitted = scenario(&["login", "--client", client], "carol-password");
