@@ -198,29 +198,7 @@ pub fn produce_paced<'a>(
             panic!("{name}: send failed at a paced rate: {e}");
         }
     }
-    let flush = Duration::from_secs(60);
-    if let Err(e) = p.flush(flush) {
-        panic!(
-            "{name}: {} of {n} records not delivered within {flush:?}: {e}",
-            p.in_flight_count()
-        );
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    assert_eq!(
-        ctx.errors.load(Ordering::Relaxed),
-        0,
-        "{name}: delivery errors, the first: {:?}",
-        ctx.first_error.lock().unwrap()
-    );
-    let mut lat = ctx.micros.lock().unwrap().clone();
-    lat.sort_unstable();
-    Row {
-        name: name.to_string(),
-        msgs_per_s: n as f64 / elapsed,
-        mb_per_s: (n * size) as f64 / elapsed / 1e6,
-        p50_ms: percentile(&lat, 0.5),
-        p99_ms: percentile(&lat, 0.99),
-    }
+    delivered(name, &p, &ctx, n, size, start, Duration::from_secs(60))
 }
 
 /// Sends `n` records of `payload(i)` (about `size` bytes) over 3 partitions with `p`, waits
@@ -251,6 +229,21 @@ pub fn send_all<'a>(
             }
         }
     }
+    delivered(name, p, ctx, n, size, start, flush)
+}
+
+/// Waits up to `flush` for every one of the `n` records `p` sent since `start` (about `size`
+/// bytes each) to be delivered, fails on any delivery error, and reports throughput and the
+/// delivery latencies `ctx` recorded.
+fn delivered(
+    name: &str,
+    p: &ThreadedProducer<Latencies>,
+    ctx: &Latencies,
+    n: usize,
+    size: usize,
+    start: Instant,
+    flush: Duration,
+) -> Row {
     if let Err(e) = p.flush(flush) {
         panic!(
             "{name}: {} of {n} records not delivered within {flush:?}: {e}",
