@@ -13,6 +13,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use common::clients::runtime;
 use common::kafka_cluster::KafkaCluster;
 use common::wait::wait_for;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -27,13 +28,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 /// How long anything in these tests may take on a busy two-core machine.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()

@@ -13,6 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::clients::runtime;
 use common::gateway_harness::{forbid_writes, policies_with, Gateway};
 use common::kafka_cluster::metadata_brokers;
 use common::tansu::Tansu;
@@ -261,13 +262,6 @@ async fn api_versions(bootstrap: &str) -> std::collections::BTreeMap<i16, (i16, 
         .iter()
         .map(|a| (a.api_key, (a.min_version, a.max_version)))
         .collect()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Creates `topic` (one partition) on `bootstrap`.

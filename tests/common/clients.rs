@@ -26,11 +26,7 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, replicas: i32
         .unwrap();
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
     let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for result in runtime
+    for result in runtime()
         .block_on(admin.create_topics([&new], &options))
         .unwrap()
     {
@@ -39,4 +35,12 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, replicas: i32
             Err(e) => panic!("create {topic}: {e:?}"),
         }
     }
+}
+
+/// A current-thread runtime to await an rdkafka future from a synchronous test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -10,12 +10,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::common::clients::runtime;
 use crate::common::gateway_harness::{
     forbid_writes, policies_with, python_scenario, strings, Gateway,
 };
 use crate::common::wait::wait_for;
 use crate::common::{BackgroundBroker, Raw};
-use crate::{audited_writers, kcat, runtime, scram_users, unique, upstream, Upstream, LIMIT};
+use crate::{audited_writers, kcat, scram_users, unique, upstream, Upstream, LIMIT};
 use kafka_protocol::messages::{ApiKey, FetchResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use rdkafka::config::ClientConfig;

@@ -7,13 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::clients::runtime;
 use crate::common::gateway_harness::Gateway;
 use crate::common::plugins::install;
 use crate::common::wait::wait_for;
 use crate::common::{self, BackgroundBroker};
 use crate::{
-    audit_events, create_upstream_topic, runtime, scram_users, unique, upstream, upstream_end,
-    Upstream, LIMIT,
+    audit_events, create_upstream_topic, scram_users, unique, upstream, upstream_end, Upstream,
+    LIMIT,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -25,6 +25,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
+use common::clients::runtime;
 use common::gateway_harness::Gateway;
 use common::kafka_cluster::KafkaCluster;
 use common::plugins::install;
@@ -111,13 +112,6 @@ fn gateway_with_node_ports(
     // Node ids 0..=15 get ports: the clusters these tests meet number their nodes from 0 or 1.
     let gw = Gateway::start(&upstream.bootstrap(), 0, dir, extra);
     (gw.broker, gw.port_base)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Creates `topic` on the cluster itself (one partition, three replicas).
